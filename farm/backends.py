@@ -1,0 +1,101 @@
+"""Backend plugins as the coordinator sees them.
+
+Backends register under the ``engine_farm.backends`` entry-point group. The
+entry point names a small *config* class (a dataclass of build knobs, every
+knob optional = "the backend's default") that imports nothing heavy. The
+device-side implementation is named by ``implementation`` and imported only
+by a worker that runs the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, ClassVar
+
+from farm.errors import MissingDependencyError, SpecError
+
+GROUP = "engine_farm.backends"
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Base of every backend's build configuration (data, as in Polygraphy)."""
+
+    name: ClassVar[str] = ""
+    implementation: ClassVar[str] = ""  # "module:Class" of the device-side backend
+    distribution: ClassVar[str | None] = None  # PyPI distribution whose version is the backend's
+    requires: ClassVar[tuple[str, ...]] = ()  # importable modules a worker needs (any one of each tuple item
+    # may be "a|b" meaning either a or b)
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    device_kinds: ClassVar[tuple[str, ...]] = ("cpu",)  # where the backend can measure
+    build_anywhere: ClassVar[bool] = False  # builds are device-independent (CPU-only AOT)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, where: str = "build") -> "BackendConfig":
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise SpecError(f"spec field '{where}': unknown knob '{unknown[0]}' for backend {cls.name} (allowed: {allowed})")
+        return cls(**data)
+
+    def resolved(self) -> dict[str, Any]:
+        """Knobs the user set; absent ones mean the backend's default."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=GROUP)}
+
+
+def backend_names() -> list[str]:
+    return sorted(_entry_points())
+
+
+def backend_config(name: str) -> type[BackendConfig]:
+    entry = _entry_points().get(name)
+    if entry is None:
+        allowed = ", ".join(backend_names()) or "none installed"
+        raise SpecError(f"unknown backend {name!r} (allowed: {allowed})")
+    return entry.load()
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_requirements(name: str) -> list[str]:
+    """Requirements of ``name`` not importable here (without importing them)."""
+    missing = []
+    for requirement in backend_config(name).requires:
+        options = requirement.split("|")
+        if not any(_importable(module) for module in options):
+            missing.append(" or ".join(options))
+    return missing
+
+
+def require_local(name: str) -> None:
+    missing = missing_requirements(name)
+    if missing:
+        raise MissingDependencyError(
+            f"backend {name!r} needs the Python package {missing[0]}, which is not installed here"
+        )
+
+
+def backend_version(name: str) -> str:
+    dist = backend_config(name).distribution
+    if not dist:
+        return "unknown"
+    for candidate in dist.split("|"):
+        try:
+            return metadata.version(candidate)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"

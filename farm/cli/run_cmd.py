@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import sys
+
+import click
+
+from farm.backends import require_local
+from farm.cli.local_workers import LocalWorkers, register_local_devices, wait_for_sweep
+from farm.cli.options import spec_from_cli, spec_options
+from farm.cli.output import table, to_json
+from farm.devices import hostname
+from farm.reports import job_rows
+from farm.service import submit, validate
+
+
+def progress_printer():
+    tty = sys.stderr.isatty()
+
+    def show(status: dict) -> None:
+        done, total = status["finished"], status["total"]
+        width = 30
+        filled = int(width * done / total) if total else width
+        running = status["counts"].get("running", 0)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs finished, {running} running"
+        if tty:
+            click.echo("\r" + line, nl=done == total, err=True)
+        else:
+            click.echo(line, err=True)
+
+    return show
+
+
+@click.command("run")
+@spec_options
+@click.option("--force", is_flag=True, help="Rebuild and re-measure even if identical jobs finished before.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def run_cmd(force, fmt, **spec_args):
+    """Run a sweep here, start to finish: submit it, start local workers
+    (one per device), show progress, and print the comparison table.
+
+    SPEC_FILE is a YAML sweep spec (see 'farm spec schema'), or give
+    --model and the other flags instead.
+    """
+    spec = spec_from_cli(**spec_args)
+    for backend in spec.backends:
+        require_local(backend)
+    validate(spec)
+    register_local_devices()
+    submission = submit(spec, force=force, host=hostname())
+    click.echo(f"sweep {submission.sweep_id} ({spec.name}): {submission.jobs} jobs, {submission.reused} reused, "
+               f"{submission.unsupported} unsupported, {submission.queued} to run", err=True)
+    for skipped in submission.skipped:
+        click.echo(f"skipped: {skipped}", err=True)
+    if submission.queued:
+        classes = {row["device_class"] for row in job_rows(submission.sweep_id)}
+        selector = "all" if any(c.startswith("gpu.") for c in classes) else "cpu"
+        with LocalWorkers(selector) as workers:
+            wait_for_sweep(submission.sweep_id, workers, progress_printer())
+    rows = job_rows(submission.sweep_id)
+    click.echo(to_json(rows) if fmt == "json" else table(rows))

@@ -1,0 +1,38 @@
+"""Will an artifact run on a device? Engines record where they run
+(``build_info['runs_on']``: compute capabilities and the runtime library's
+version); other artifacts (ONNX models) run anywhere their backend does."""
+
+from __future__ import annotations
+
+
+def _cc_tuple(text: str) -> tuple[int, int]:
+    major, _, minor = str(text).partition(".")
+    return int(major), int(minor or 0)
+
+
+def incompatibility(build_info: dict, device: dict) -> str | None:
+    """None if the artifact runs on ``device`` (a devices-table row as dict),
+    else a one-line reason that says what would run."""
+    runs_on = build_info.get("runs_on") or {}
+    capabilities = runs_on.get("compute_capabilities")
+    if capabilities and device.get("kind") == "gpu":
+        cc = device.get("compute_capability")
+        allowed = [str(c) for c in capabilities]
+        newer_ok = runs_on.get("newer_compute_capabilities", False)
+        fits = cc in allowed or (newer_ok and cc and _cc_tuple(cc) >= max(map(_cc_tuple, allowed)))
+        if cc and not fits:
+            return (f"the engine runs on compute capability {', '.join(allowed)}, but {device.get('name')} "
+                    f"has {cc}; build it for {device.get('device_class')} (a sweep with devices: "
+                    f"[{device.get('device_class')}])")
+    if capabilities and device.get("kind") == "cpu" and runs_on.get("gpu_only", True):
+        return f"the engine needs a GPU of compute capability {', '.join(map(str, capabilities))}; this is a CPU"
+    library, version = runs_on.get("library"), runs_on.get("library_version")
+    have = (device.get("versions") or {}).get(library) if library else None
+    if library and version and have and not _same_major_minor(have, version) and not runs_on.get("version_compatible"):
+        return (f"the engine was built with {library} {version}, the device has {library} {have}; "
+                f"rebuild with {library} {have} or install {library} {version}")
+    return None
+
+
+def _same_major_minor(a: str, b: str) -> bool:
+    return str(a).split(".")[:2] == str(b).split(".")[:2]

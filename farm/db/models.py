@@ -1,0 +1,146 @@
+"""The results database (SQLAlchemy 2). The job table is the source of
+truth for the farm; the queue only delivers job ids.
+
+Job statuses: pending -> queued -> running -> done | failed | unsupported,
+or cancelled. A job reused from an earlier identical job is ``done`` with
+``result_job_id`` pointing at the job that holds the measurement.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String,
+                        Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JOB_STATES = ("pending", "queued", "running", "done", "failed", "unsupported", "cancelled")
+FINAL_STATES = ("done", "failed", "unsupported", "cancelled")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Model(Base):
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    inputs: Mapped[list] = mapped_column(JSON)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    spec: Mapped[dict] = mapped_column(JSON)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    model: Mapped[Model] = relationship()
+    jobs: Mapped[list["Job"]] = relationship(back_populates="sweep", order_by="Job.seq")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    backend: Mapped[str] = mapped_column(String(64))
+    backend_version: Mapped[str] = mapped_column(String(64))
+    precision: Mapped[str] = mapped_column(String(16))
+    batch_size: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(128))
+    device_class: Mapped[str] = mapped_column(String(128), index=True)
+    config: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), nullable=True)
+    result_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    sweep: Mapped[Sweep] = relationship(back_populates="jobs")
+    device: Mapped["Device | None"] = relationship()
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # cpu | gpu
+    name: Mapped[str] = mapped_column(String(255))
+    device_class: Mapped[str] = mapped_column(String(128), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    compute_capability: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    cpu_model: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    driver_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    versions: Mapped[dict] = mapped_column(JSON, default=dict)
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    current_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_heartbeat: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))  # engine | onnx | metadata | timing-cache | ...
+    media_type: Mapped[str] = mapped_column(String(128), default="application/octet-stream")
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Measurement(Base):
+    """One attempt's result. Raw samples are kept next to the statistics."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", name="uq_measurement_job_attempt"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), nullable=True)
+    measured: Mapped[bool] = mapped_column(Boolean, default=True)
+    unsupported_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    samples_ms: Mapped[list] = mapped_column(JSON, default=list)
+    count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    mean_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p50_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p90_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p95_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p99_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stdev_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cv: Mapped[float | None] = mapped_column(Float, nullable=True)
+    throughput: Mapped[float | None] = mapped_column(Float, nullable=True)  # samples/s
+    e2e_p50_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    e2e_p99_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    build_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    artifact_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_abs_error: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rel_l2_error: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cosine: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accuracy_pass: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    accuracy: Mapped[dict] = mapped_column(JSON, default=dict)  # per output + tolerances
+    telemetry: Mapped[dict] = mapped_column(JSON, default=dict)
+    flags: Mapped[list] = mapped_column(JSON, default=list)
+    environment: Mapped[dict] = mapped_column(JSON, default=dict)
+    build_info: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,159 @@
+"""Check a spec's shapes against the model and expand it into jobs.
+
+A job is one (model, backend, precision, batch size, profile, device class).
+Its key hashes everything that changes the result, so a finished job is
+never built or measured twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from farm.errors import SpecError
+from farm.model_info import InputInfo, ModelInfo
+from farm.spec import Profile, ShapeRange, SweepSpec
+
+DEFAULT_PROFILE = Profile("default", {})
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    backend: str
+    backend_version: str
+    precision: str
+    batch_size: int
+    profile_name: str
+    shapes: dict[str, dict]  # input -> {min, opt, max} with the job's batch applied
+    device_class: str
+    config: dict  # the full resolved configuration the key hashes
+
+    @property
+    def key(self) -> str:
+        return job_key(self.config)
+
+
+def job_key(config: dict) -> str:
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _batched(info: InputInfo) -> bool:
+    return info.rank > 0 and not info.is_fixed(0)
+
+
+def _check_profile_input(info: InputInfo, shape: ShapeRange, where: str) -> None:
+    if len(shape.min) != info.rank:
+        raise SpecError(
+            f"spec field '{where}': rank {len(shape.min)} does not match model input "
+            f"'{info.name}' of rank {info.rank} (dims {_dims_text(info)})"
+        )
+    for axis, dim in enumerate(info.dims):
+        if not info.is_fixed(axis) or (axis == 0 and _batched(info)):
+            continue
+        got = {shape.min[axis], shape.opt[axis], shape.max[axis]}
+        if got != {dim}:
+            raise SpecError(
+                f"spec field '{where}': dimension {axis} is fixed to {dim} in the model "
+                f"(dims {_dims_text(info)}), profile gives {sorted(got)}"
+            )
+
+
+def _dims_text(info: InputInfo) -> str:
+    return "[" + ", ".join(str(d) if d is not None else "?" for d in info.dims) + "]"
+
+
+def check_profiles(spec: SweepSpec, model: ModelInfo) -> tuple[Profile, ...]:
+    """Validate every profile against the model; return the profiles to use."""
+    names = ", ".join(i.name for i in model.inputs)
+    profiles = spec.profiles or (DEFAULT_PROFILE,)
+    for index, profile in enumerate(profiles):
+        for input_name, shape in profile.inputs.items():
+            info = model.input(input_name)
+            where = f"profiles[{index}].inputs.{input_name}"
+            if info is None:
+                raise SpecError(f"spec field '{where}': the model has no input '{input_name}' (inputs: {names})")
+            _check_profile_input(info, shape, where)
+        for info in model.inputs:
+            dynamic = [a for a in range(info.rank) if not info.is_fixed(a) and not (a == 0)]
+            if info.name not in profile.inputs and dynamic:
+                label = f"profile '{profile.name}'" if spec.profiles else "the spec (no profiles given)"
+                raise SpecError(
+                    f"{label} gives no shape for model input '{info.name}', whose dims "
+                    f"{_dims_text(info)} are dynamic beyond the batch axis; add it to the profile"
+                )
+    return profiles
+
+
+def shapes_for(model: ModelInfo, profile: Profile, batch: int) -> dict[str, dict] | None:
+    """Shapes of every input for this batch size, or None if the batch is
+    outside the profile's batch range (that pair is not a job)."""
+    shapes = {}
+    for info in model.inputs:
+        if info.name in profile.inputs:
+            shape = profile.inputs[info.name]
+            if _batched(info):
+                if not shape.min[0] <= batch <= shape.max[0]:
+                    return None
+                shape = shape.with_batch(batch)
+        else:
+            dims = tuple(d if isinstance(d, int) and d > 0 else batch for d in info.dims)
+            shape = ShapeRange(dims, dims, dims)
+        if info.rank and info.is_fixed(0) and info.dims[0] != batch and _batch_axis_model(model):
+            return None
+        shapes[info.name] = shape.to_json()
+    return shapes
+
+
+def _batch_axis_model(model: ModelInfo) -> bool:
+    """A model with every input's batch fixed can only run that batch."""
+    return not any(_batched(i) for i in model.inputs)
+
+
+def expand(
+    spec: SweepSpec,
+    model: ModelInfo,
+    device_classes: list[str],
+    backend_versions: dict[str, str],
+) -> list[JobPlan]:
+    profiles = check_profiles(spec, model)
+    pairs = []
+    for batch in spec.batch_sizes:
+        fitting = [(p, s) for p in profiles if (s := shapes_for(model, p, batch)) is not None]
+        if not fitting:
+            raise SpecError(f"spec field 'batch_sizes': batch size {batch} fits no profile ({_ranges(model, profiles)})")
+        pairs.extend((batch, p, s) for p, s in fitting)
+    plans = []
+    for device_class in device_classes:
+        for backend in spec.backends:
+            for precision in spec.precisions:
+                for batch, profile, shapes in pairs:
+                    config = {
+                        "model_sha256": model.sha256,
+                        "backend": backend,
+                        "backend_version": backend_versions.get(backend, "unknown"),
+                        "precision": precision,
+                        "batch_size": batch,
+                        "profile": {"name": profile.name, "inputs": shapes},
+                        "build": spec.build.get(backend, {}),
+                        "measure": asdict(spec.measure),
+                        "accuracy": asdict(spec.accuracy),
+                        "calibration": spec.calibration,
+                        "device_class": device_class,
+                    }
+                    plans.append(JobPlan(backend, config["backend_version"], precision, batch,
+                                         profile.name, shapes, device_class, config))
+    return plans
+
+
+def _ranges(model: ModelInfo, profiles) -> str:
+    parts = []
+    for profile in profiles:
+        batched = [s for n, s in profile.inputs.items() if (i := model.input(n)) and _batched(i)]
+        if batched:
+            parts.append(f"'{profile.name}' allows batch {batched[0].min[0]}..{batched[0].max[0]}")
+        elif _batch_axis_model(model):
+            fixed = model.inputs[0].dims[0] if model.inputs and model.inputs[0].rank else 1
+            parts.append(f"the model's batch is fixed to {fixed}")
+    return "; ".join(parts) or "no batch range"

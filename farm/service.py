@@ -1,0 +1,195 @@
+"""The library API behind the CLI: submit, inspect and cancel sweeps.
+
+Everything the CLI does is a call here; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from farm.backends import backend_config, backend_version
+from farm.db import FINAL_STATES, Device, Job, Model, Sweep, session_scope, utcnow
+from farm.devices import resolve_device_classes
+from farm.errors import NotFoundError, SpecError
+from farm.expand import JobPlan, expand
+from farm.model_info import ModelInfo, read_model
+from farm.spec import SweepSpec
+from farm.store import open_store
+
+HEARTBEAT_STALE = timedelta(seconds=60)
+
+
+@dataclass
+class Submission:
+    sweep_id: str
+    jobs: int
+    reused: int
+    queued: int
+    unsupported: int
+    skipped: list[str] = field(default_factory=list)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def validate(spec: SweepSpec) -> ModelInfo:
+    """Everything that can be checked before touching the database."""
+    model = read_model(spec.model)
+    for index, name in enumerate(spec.backends):
+        backend_config(name).from_dict(spec.build.get(name), where=f"build.{name}")
+        if spec.backends.count(name) > 1:
+            raise SpecError(f"spec field 'backends[{index}]': {name!r} listed twice")
+    unknown = sorted(set(spec.build) - set(spec.backends))
+    if unknown:
+        raise SpecError(f"spec field 'build.{unknown[0]}': not one of the sweep's backends ({', '.join(spec.backends)})")
+    return model
+
+
+def _compatible(plans: list[JobPlan]) -> tuple[list[JobPlan], list[str]]:
+    """Drop (backend, device kind) pairs the backend cannot measure on."""
+    kept, skipped = [], set()
+    for plan in plans:
+        kinds = backend_config(plan.backend).device_kinds
+        if plan.device_class.split(".", 1)[0] in kinds:
+            kept.append(plan)
+        else:
+            skipped.add(f"{plan.backend} on {plan.device_class} ({plan.backend} runs on {', '.join(kinds)})")
+    return kept, sorted(skipped)
+
+
+def _upsert_model(session, model: ModelInfo) -> Model:
+    row = session.scalar(select(Model).where(Model.sha256 == model.sha256))
+    if row is None:
+        key = open_store().put_file(model.path)
+        row = Model(sha256=model.sha256, name=model.path.name, path=str(model.path),
+                    size_bytes=model.size_bytes, inputs=[i.to_json() for i in model.inputs], artifact_sha256=key)
+        session.add(row)
+        session.flush()
+    elif not open_store().exists(row.artifact_sha256):
+        open_store().put_file(model.path)  # a new store (e.g. moved to S3): upload again
+    return row
+
+
+def _finished_twin(session, key: str) -> Job | None:
+    return session.scalar(
+        select(Job).where(Job.key == key, Job.status == "done", Job.result_job_id.is_(None))
+        .order_by(Job.finished_at.desc()).limit(1)
+    )
+
+
+def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueue: bool = True) -> Submission:
+    model = validate(spec)
+    with session_scope() as session:
+        classes = resolve_device_classes(spec.devices, session, host=host)
+        versions = {name: backend_version(name) for name in spec.backends}
+        plans, skipped = _compatible(expand(spec, model, classes, versions))
+        if not plans:
+            raise SpecError("the sweep has no runnable job: " + "; ".join(skipped))
+        model_row = _upsert_model(session, model)
+        sweep = Sweep(id=new_id(), name=spec.name, model_id=model_row.id, spec=spec.to_json())
+        session.add(sweep)
+        counts = Counter()
+        for seq, plan in enumerate(plans):
+            job = _new_job(session, sweep.id, seq, plan, force)
+            counts[job.status] += 1
+            session.add(job)
+        sweep_id = sweep.id
+    queued = enqueue_pending(sweep_id) if enqueue else 0
+    return Submission(sweep_id, len(plans), counts["done"], queued, counts["unsupported"], skipped)
+
+
+def _new_job(session, sweep_id: str, seq: int, plan: JobPlan, force: bool) -> Job:
+    job = Job(id=new_id(), sweep_id=sweep_id, seq=seq, key=plan.key, backend=plan.backend,
+              backend_version=plan.backend_version, precision=plan.precision, batch_size=plan.batch_size,
+              profile=plan.profile_name, device_class=plan.device_class, config=plan.config, status="pending",
+              attempts=0)
+    supported = backend_config(plan.backend).precisions
+    twin = None if force else _finished_twin(session, plan.key)
+    if plan.precision not in supported:
+        job.status, job.finished_at = "unsupported", utcnow()
+        job.error = f"{plan.backend} cannot build {plan.precision}; it supports {', '.join(supported)}"
+    elif twin is not None:
+        job.status, job.result_job_id, job.finished_at = "done", twin.id, utcnow()
+        job.artifact_sha256, job.device_id, job.worker = twin.artifact_sha256, twin.device_id, twin.worker
+    return job
+
+
+def enqueue_pending(sweep_id: str | None = None, statuses=("pending",)) -> int:
+    """Mark jobs queued (committed first, so a crash never loses one), then
+    send their messages. Returns how many were sent."""
+    from farm.queue import enqueue, make_app
+
+    with session_scope() as session:
+        query = select(Job).where(Job.status.in_(statuses))
+        if sweep_id:
+            query = query.where(Job.sweep_id == sweep_id)
+        jobs = [(j.id, j.device_class) for j in session.scalars(query.order_by(Job.seq))]
+        if jobs:
+            session.execute(update(Job).where(Job.id.in_([j for j, _ in jobs]))
+                            .values(status="queued", queued_at=utcnow()))
+    if jobs:
+        app = make_app()
+        with app.connection_for_write() as connection:
+            for job_id, device_class in jobs:
+                app.send_task("engine_farm.run_job", args=[job_id], kwargs={"device_class": device_class},
+                              connection=connection)
+    return len(jobs)
+
+
+def get_sweep(session, sweep_id: str) -> Sweep:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise NotFoundError(f"no sweep with id {sweep_id!r} (see 'farm sweep list')")
+    return sweep
+
+
+def sweep_status(sweep_id: str) -> dict:
+    with session_scope() as session:
+        sweep = get_sweep(session, sweep_id)
+        counts = Counter(job.status for job in sweep.jobs)
+        live = live_classes(session)
+        waiting = sorted({j.device_class for j in sweep.jobs if j.status in ("pending", "queued")
+                          and j.device_class not in live})
+        total = len(sweep.jobs)
+        finished = sum(counts[s] for s in FINAL_STATES)
+        return {"sweep_id": sweep.id, "name": sweep.name, "model": sweep.model.name,
+                "state": _sweep_state(counts, total, sweep.cancelled), "total": total, "finished": finished,
+                "counts": dict(counts), "waiting_for_device_classes": waiting,
+                "created_at": sweep.created_at.isoformat(timespec="seconds")}
+
+
+def _sweep_state(counts: Counter, total: int, cancelled: bool) -> str:
+    if cancelled:
+        return "cancelled"
+    finished = sum(counts[s] for s in FINAL_STATES)
+    if finished == total:
+        return "finished"
+    return "running" if counts["running"] or finished else "queued"
+
+
+def live_classes(session) -> set[str]:
+    cutoff = utcnow() - HEARTBEAT_STALE
+    rows = session.execute(select(Device.device_class).where(Device.last_heartbeat >= cutoff))
+    return {cls for (cls,) in rows}
+
+
+def list_sweeps() -> list[dict]:
+    with session_scope() as session:
+        ids = list(session.scalars(select(Sweep.id).order_by(Sweep.created_at)))
+    return [sweep_status(sweep_id) for sweep_id in ids]
+
+
+def cancel_sweep(sweep_id: str) -> int:
+    """Cancel jobs not yet running; running ones finish (their result is kept)."""
+    with session_scope() as session:
+        sweep = get_sweep(session, sweep_id)
+        sweep.cancelled = True
+        result = session.execute(update(Job).where(Job.sweep_id == sweep_id, Job.status.in_(("pending", "queued")))
+                                 .values(status="cancelled", finished_at=utcnow()))
+        return result.rowcount

@@ -1,0 +1,246 @@
+"""Sweep specs: load from YAML or CLI flags, validate, and resolve.
+
+Validation messages name the field (``spec field 'precisions[1]': ...``) and
+the allowed values. Shapes are checked against the model's inputs here, at
+submit time, so nothing is queued that cannot run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from farm.errors import SpecError
+from farm.spec_schema import PRECISIONS, SPEC_SCHEMA
+
+TOP_LEVEL_KEYS = tuple(SPEC_SCHEMA["properties"])
+
+
+@dataclass(frozen=True)
+class ShapeRange:
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+    def with_batch(self, batch: int) -> "ShapeRange":
+        def put(shape: tuple[int, ...]) -> tuple[int, ...]:
+            return (batch,) + tuple(shape[1:])
+        return ShapeRange(put(self.min), put(self.opt), put(self.max))
+
+    def to_json(self) -> dict:
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    inputs: dict[str, ShapeRange]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "inputs": {k: v.to_json() for k, v in self.inputs.items()}}
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """trtexec defaults: 200 ms warm-up, at least 3 s and 10 iterations.
+    ``None`` knobs mean "the backend's default"."""
+
+    warmup_ms: float = 200.0
+    duration_ms: float = 3000.0
+    iterations: int = 10
+    cuda_graph: bool | None = None
+    end_to_end: bool | None = None
+    l2_flush: bool | None = None
+    sync: str | None = None
+    max_cv: float = 0.025
+    max_remeasure: int = 2
+
+
+@dataclass(frozen=True)
+class AccuracyConfig:
+    """``None`` tolerances mean the per-precision defaults (farm.accuracy)."""
+
+    reference: str = "onnxruntime"
+    max_rel_error: float | None = None
+    max_abs_error: float | None = None
+    min_cosine: float | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    model: Path
+    backends: tuple[str, ...] = ("onnxruntime",)
+    precisions: tuple[str, ...] = ("fp32",)
+    batch_sizes: tuple[int, ...] = (1,)
+    profiles: tuple[Profile, ...] = ()
+    devices: tuple[str, ...] = ("any",)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    accuracy: AccuracyConfig = field(default_factory=AccuracyConfig)
+    calibration: dict[str, int] = field(default_factory=lambda: {"samples": 8, "seed": 0})
+    build: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timeouts: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["model"] = str(self.model)
+        data["profiles"] = [p.to_json() for p in self.profiles]
+        for key in ("backends", "precisions", "batch_sizes", "devices"):
+            data[key] = list(data[key])
+        return data
+
+
+def _field_path(parts) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "spec"
+
+
+def _schema_error_message(error) -> str:
+    where = _field_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(error.schema.get("properties", {})) or "none"
+        place = "spec" if where == "spec" else f"spec field '{where}'"
+        return f"unknown key '{extra[0]}' in {place} (allowed: {allowed})"
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"spec field '{where}': {error.instance!r} is not allowed (allowed: {allowed})"
+    if error.validator == "required":
+        return f"spec field '{where}': {error.message}"
+    return f"spec field '{where}': {error.message}"
+
+
+def _check_schema(raw: dict) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(SPEC_SCHEMA)
+    errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        raise SpecError(_schema_error_message(errors[0]))
+
+
+def _resolve_model_path(model: str, base_dir: Path | None) -> Path:
+    path = Path(model).expanduser()
+    if path.is_absolute() or base_dir is None:
+        return path
+    beside_spec = base_dir / path
+    # Relative paths are read beside the spec file first (like docker-compose),
+    # then from the working directory.
+    return beside_spec if beside_spec.exists() or not path.exists() else path
+
+
+def _as_tuple(value, default) -> tuple:
+    if value is None:
+        return default
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def _parse_profiles(raw: list[dict]) -> tuple[Profile, ...]:
+    profiles, seen = [], set()
+    for index, item in enumerate(raw):
+        if item["name"] in seen:
+            raise SpecError(f"spec field 'profiles[{index}].name': duplicate profile name {item['name']!r}")
+        seen.add(item["name"])
+        inputs = {}
+        for input_name, rng in item["inputs"].items():
+            where = f"profiles[{index}].inputs.{input_name}"
+            shape = ShapeRange(tuple(rng["min"]), tuple(rng["opt"]), tuple(rng["max"]))
+            _check_range(shape, where)
+            inputs[input_name] = shape
+        profiles.append(Profile(item["name"], inputs))
+    return tuple(profiles)
+
+
+def _check_range(shape: ShapeRange, where: str) -> None:
+    if not len(shape.min) == len(shape.opt) == len(shape.max):
+        raise SpecError(f"spec field '{where}': min, opt and max must have the same rank")
+    for axis, (lo, mid, hi) in enumerate(zip(shape.min, shape.opt, shape.max)):
+        if lo <= 0:
+            raise SpecError(f"spec field '{where}': dimension {axis} must be > 0 (got {lo})")
+        if not lo <= mid <= hi:
+            raise SpecError(
+                f"spec field '{where}': dimension {axis} needs min <= opt <= max (got {lo}, {mid}, {hi})"
+            )
+
+
+def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
+    """Validate a spec mapping (already parsed from YAML/JSON) into a SweepSpec."""
+    if not isinstance(raw, dict):
+        raise SpecError("a sweep spec must be a mapping of keys to values")
+    _check_schema(raw)
+    for index, batch in enumerate(raw.get("batch_sizes", [])):
+        if batch <= 0:
+            raise SpecError(f"spec field 'batch_sizes[{index}]': batch size must be > 0 (got {batch})")
+    model = _resolve_model_path(raw["model"], base_dir)
+    measure = MeasureConfig(**raw.get("measure", {}))
+    accuracy = AccuracyConfig(**raw.get("accuracy", {}))
+    calibration = {"samples": 8, "seed": 0, **raw.get("calibration", {})}
+    devices = raw.get("devices", "any")
+    return SweepSpec(
+        name=raw.get("name") or model.stem,
+        model=model,
+        backends=_dedupe(_as_tuple(raw.get("backends"), ("onnxruntime",))),
+        precisions=_dedupe(_as_tuple(raw.get("precisions"), ("fp32",))),
+        batch_sizes=_dedupe(_as_tuple(raw.get("batch_sizes"), (1,))),
+        profiles=_parse_profiles(raw.get("profiles", [])),
+        devices=_as_tuple(devices, ("any",)),
+        measure=measure,
+        accuracy=accuracy,
+        calibration=calibration,
+        build=dict(raw.get("build", {})),
+        timeouts=dict(raw.get("timeouts", {})),
+    )
+
+
+def _dedupe(values: tuple) -> tuple:
+    return tuple(dict.fromkeys(values))
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SpecError(f"spec file {path} is not valid YAML{where}") from None
+    return parse_spec(raw, base_dir=path.parent)
+
+
+def parse_shape(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.lower().split("x")]
+    except ValueError:
+        raise SpecError(f"bad shape {text!r}: write dimensions like 1x3x224x224") from None
+
+
+def parse_profile_flag(text: str) -> dict:
+    """``NAME:input=MIN/OPT/MAX[;input2=...]`` (shapes as 1x3x224x224)."""
+    name, sep, body = text.partition(":")
+    if not sep or not body:
+        raise SpecError(f"bad --profile {text!r}: write NAME:input=MIN/OPT/MAX, shapes like 1x3x224x224")
+    inputs = {}
+    for part in body.split(";"):
+        input_name, eq, shapes = part.partition("=")
+        triple = shapes.split("/")
+        if not eq or len(triple) != 3:
+            raise SpecError(f"bad --profile {text!r}: each input needs input=MIN/OPT/MAX")
+        lo, mid, hi = (parse_shape(s) for s in triple)
+        inputs[input_name.strip()] = {"min": lo, "opt": mid, "max": hi}
+    return {"name": name.strip(), "inputs": inputs}
+
+
+def known_precisions() -> tuple[str, ...]:
+    return PRECISIONS

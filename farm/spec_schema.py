@@ -1,0 +1,93 @@
+"""The JSON Schema of a sweep spec (published as ``farm spec schema``).
+
+Structure is checked here; meaning (shapes against the model, backend names
+from the installed plugins) is checked in ``farm.spec``.
+"""
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
+
+_dims = {"type": "array", "items": {"type": "integer"}, "minItems": 1}
+_shape_range = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["min", "opt", "max"],
+    "properties": {"min": _dims, "opt": _dims, "max": _dims},
+}
+_profile = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "inputs"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
+        "inputs": {"type": "object", "additionalProperties": _shape_range},
+    },
+}
+_measure = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "warmup_ms": {"type": "number", "minimum": 0},
+        "duration_ms": {"type": "number", "minimum": 0},
+        "iterations": {"type": "integer", "minimum": 1},
+        "cuda_graph": {"type": "boolean"},
+        "end_to_end": {"type": "boolean"},
+        "l2_flush": {"type": "boolean"},
+        "sync": {"enum": ["spin", "blocking"]},
+        "max_cv": {"type": "number", "exclusiveMinimum": 0},
+        "max_remeasure": {"type": "integer", "minimum": 0},
+    },
+}
+_accuracy = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "reference": {"enum": ["onnxruntime"]},
+        "max_rel_error": {"type": "number", "minimum": 0},
+        "max_abs_error": {"type": "number", "minimum": 0},
+        "min_cosine": {"type": "number", "minimum": -1, "maximum": 1},
+        "enabled": {"type": "boolean"},
+    },
+}
+_names = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+
+SPEC_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://engine-farm.dev/schemas/sweep-spec.json",
+    "title": "Engine Farm sweep spec",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["model"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "model": {"type": "string", "minLength": 1},
+        "backends": _names,
+        "precisions": {"type": "array", "items": {"enum": list(PRECISIONS)}, "minItems": 1},
+        "batch_sizes": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+        "profiles": {"type": "array", "items": _profile},
+        "devices": {"oneOf": [{"type": "string"}, _names]},
+        "measure": _measure,
+        "accuracy": _accuracy,
+        "calibration": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "samples": {"type": "integer", "minimum": 1},
+                "seed": {"type": "integer", "minimum": 0},
+            },
+        },
+        "build": {
+            "description": "Per-backend build knobs: {backend: {knob: value}}. "
+            "An absent knob means the backend's default.",
+            "type": "object",
+            "additionalProperties": {"type": "object"},
+        },
+        "timeouts": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "build_s": {"type": "number", "exclusiveMinimum": 0},
+                "measure_s": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+    },
+}

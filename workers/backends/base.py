@@ -1,0 +1,94 @@
+"""The interface every backend implements.
+
+A worker calls ``build`` once per job, then ``load`` the artifact into a
+``Runner`` that can ``infer`` (for accuracy checks) and ``measure`` (timing).
+Raise ``farm.errors.BackendUnsupported`` when the job cannot be done here
+(precision the backend lacks, runtime refusing this GPU): the job then ends
+``unsupported`` with that reason and the worker carries on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.backends import BackendConfig
+from farm.model_info import ModelInfo
+from farm.spec import MeasureConfig
+
+
+@dataclass
+class DeviceContext:
+    kind: str  # "cpu" | "gpu"
+    name: str
+    device_class: str
+    index: int | None = None  # CUDA ordinal inside this (pinned) process
+    compute_capability: str | None = None
+    uuid: str | None = None
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    precision: str
+    batch_size: int
+    shapes: dict[str, dict]  # input -> {min, opt, max}, job batch applied
+    model_path: Path
+    model: ModelInfo
+    measure: MeasureConfig
+    calibration: dict[str, int]
+    device: DeviceContext
+    workdir: Path
+    store: Any  # farm.store.ArtifactStore, for caches shared across jobs
+
+    @property
+    def run_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: tuple(rng["opt"]) for name, rng in self.shapes.items()}
+
+
+@dataclass
+class BuildResult:
+    artifact: Path  # the main artifact (engine, optimised model, compiled cache)
+    build_s: float
+    info: dict[str, Any] = field(default_factory=dict)  # resolved config + metadata, stored with the job
+    extra_artifacts: dict[str, Path] = field(default_factory=dict)  # kind -> file (metadata json, ...)
+    media_type: str = "application/octet-stream"
+
+
+@dataclass
+class TimingResult:
+    samples_ms: list[float]  # per-iteration latency (GPU compute time on GPUs)
+    e2e_samples_ms: list[float] = field(default_factory=list)  # with host<->device copies
+    telemetry: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    memory_mb: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # how it was timed
+
+
+class Runner(ABC):
+    @abstractmethod
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    @abstractmethod
+    def measure(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> TimingResult: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class Backend(ABC):
+    def __init__(self, config: BackendConfig):
+        self.config = config
+
+    @abstractmethod
+    def version(self) -> str: ...
+
+    @abstractmethod
+    def build(self, ctx: JobContext) -> BuildResult: ...
+
+    @abstractmethod
+    def load(self, artifact: Path, ctx: JobContext) -> Runner: ...

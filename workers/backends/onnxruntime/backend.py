@@ -1,0 +1,96 @@
+"""ONNX Runtime (CPU) backend.
+
+Build = apply the precision (fp32 as is; int8 by static Q/DQ quantization
+with calibration inputs), optimise at the highest graph level and save the
+optimised model as the artifact. Measure = host-clock timing of ``run``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from farm.errors import BackendUnsupported
+from farm.spec import MeasureConfig
+from workers.backends.base import Backend, BuildResult, JobContext, Runner, TimingResult
+from workers.inputs import calibration_batches
+from workers.timing.host import time_host
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+           "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+class OnnxRuntimeBackend(Backend):
+    def version(self) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+    def _session_options(self, optimized_path: Path | None = None):
+        import onnxruntime as ort
+
+        cfg = self.config
+        options = ort.SessionOptions()
+        level = _LEVELS.get(cfg.graph_optimization_level or "all")
+        if level is None:
+            raise BackendUnsupported(f"unknown graph_optimization_level {cfg.graph_optimization_level!r}")
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        if cfg.intra_op_num_threads is not None:
+            options.intra_op_num_threads = cfg.intra_op_num_threads
+        if cfg.inter_op_num_threads is not None:
+            options.inter_op_num_threads = cfg.inter_op_num_threads
+        if cfg.execution_mode == "parallel":
+            options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+        if optimized_path is not None:
+            options.optimized_model_filepath = str(optimized_path)
+        return options
+
+    def build(self, ctx: JobContext) -> BuildResult:
+        import onnxruntime as ort
+
+        if ctx.precision not in self.config.precisions:
+            raise BackendUnsupported(
+                f"onnxruntime (CPU) cannot run {ctx.precision}; it supports {', '.join(self.config.precisions)}"
+            )
+        start = time.perf_counter()
+        source = ctx.model_path
+        info: dict = {"build": self.config.resolved(), "graph_optimization_level": self.config.graph_optimization_level or "all"}
+        if ctx.precision == "int8":
+            from workers.precision.int8 import quantize_int8
+
+            samples = int(ctx.calibration.get("samples", 8))
+            feeds = calibration_batches(ctx.model, ctx.run_shapes, samples, int(ctx.calibration.get("seed", 0)))
+            source = quantize_int8(ctx.model_path, ctx.workdir / "model.int8.onnx", feeds,
+                                   per_channel=self.config.per_channel is not False)
+            info["quantization"] = {"format": "QDQ", "calibration": "MinMax", "samples": samples}
+        optimized = ctx.workdir / "model.optimized.onnx"
+        # Creating the session runs the optimiser and writes the optimised graph.
+        ort.InferenceSession(str(source), self._session_options(optimized), providers=["CPUExecutionProvider"])
+        return BuildResult(artifact=optimized, build_s=time.perf_counter() - start, info=info,
+                           media_type="application/onnx")
+
+    def load(self, artifact: Path, ctx: JobContext) -> Runner:
+        import onnxruntime as ort
+
+        options = self._session_options()
+        # The artifact is already optimised; don't redo the work at load time.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
+        return OnnxRuntimeRunner(session, ctx.batch_size)
+
+
+class OnnxRuntimeRunner(Runner):
+    def __init__(self, session, batch_size: int):
+        self.session = session
+        self.batch_size = batch_size
+        self.output_names = [o.name for o in session.get_outputs()]
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, values))
+
+    def measure(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> TimingResult:
+        samples = time_host(lambda: self.session.run(self.output_names, feeds), config)
+        return TimingResult(samples_ms=samples, settings={"clock": "host perf_counter", "sync": "blocking"})

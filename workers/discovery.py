@@ -1,0 +1,105 @@
+"""Find the devices of this host: the CPU always, NVIDIA GPUs through NVML
+(pynvml) when a driver is present. NVML needs no CUDA context, so the
+launcher can discover GPUs without claiming one."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+
+from farm.devices import cpu_class, cpu_model, gpu_class, hostname
+from farm.errors import UserError
+
+
+@dataclass
+class DiscoveredDevice:
+    uuid: str
+    kind: str
+    name: str
+    device_class: str
+    host: str
+    index: int | None = None
+    compute_capability: str | None = None
+    cpu_model: str | None = None
+    memory_mb: int | None = None
+    driver_version: str | None = None
+    versions: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def cpu_device() -> DiscoveredDevice:
+    instance = os.environ.get("FARM_WORKER_INSTANCE")
+    host = hostname()
+    uuid = f"cpu-{host}" + (f"-{instance}" if instance else "")
+    total = None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+    except (ValueError, OSError):
+        pass
+    return DiscoveredDevice(uuid=uuid, kind="cpu", name=cpu_model(), device_class=cpu_class(), host=host,
+                            cpu_model=cpu_model(), memory_mb=total,
+                            versions={"arch": platform.machine(), "cores": os.cpu_count()})
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def gpu_devices() -> list[DiscoveredDevice]:
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return []  # no driver, no GPUs
+    try:
+        driver = _text(pynvml.nvmlSystemGetDriverVersion())
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion_v2()
+        devices = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            name = _text(pynvml.nvmlDeviceGetName(handle))
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle).total // (1 << 20)
+            devices.append(DiscoveredDevice(
+                uuid=_text(pynvml.nvmlDeviceGetUUID(handle)), kind="gpu", name=name,
+                device_class=gpu_class(name), host=hostname(), index=index,
+                compute_capability=f"{major}.{minor}", memory_mb=int(memory), driver_version=driver,
+                versions={"cuda_driver": f"{cuda // 1000}.{(cuda % 1000) // 10}"},
+            ))
+        return devices
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def discover() -> list[DiscoveredDevice]:
+    return [cpu_device(), *gpu_devices()]
+
+
+def select_devices(devices: list[DiscoveredDevice], selector: str) -> list[DiscoveredDevice]:
+    """``all`` | ``cpu`` | ``gpu`` | GPU indices ``0,1`` | GPU UUIDs (comma-separated)."""
+    selector = selector.strip()
+    gpus = [d for d in devices if d.kind == "gpu"]
+    if selector == "all":
+        return devices
+    if selector == "cpu":
+        return [d for d in devices if d.kind == "cpu"]
+    if selector == "gpu":
+        if not gpus:
+            raise UserError("no NVIDIA GPU found on this host (NVML reports none)")
+        return gpus
+    chosen = []
+    for part in filter(None, (p.strip() for p in selector.split(","))):
+        match = [d for d in gpus if part == str(d.index) or part == d.uuid]
+        if part == "cpu":
+            match = [d for d in devices if d.kind == "cpu"]
+        if not match:
+            known = ", ".join(["cpu"] + [f"{d.index} ({d.uuid})" for d in gpus])
+            raise UserError(f"--device {part!r} matches no device on this host (devices: {known})")
+        chosen.extend(m for m in match if m not in chosen)
+    return chosen

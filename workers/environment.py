@@ -1,0 +1,34 @@
+"""The environment a measurement was taken in, captured automatically."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from importlib import metadata
+
+_PACKAGES = ("numpy", "onnx", "onnxruntime", "torch", "tensorrt", "tensorrt-rtx-cu13-bindings",
+             "cuda-python", "cuda-bindings", "nvidia-ml-py", "triton", "engine-farm")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def capture() -> dict:
+    return {
+        "host": socket.gethostname(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "packages": package_versions(),
+    }

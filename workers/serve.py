@@ -1,0 +1,54 @@
+"""One worker process for one device: register it, heartbeat, and consume
+that device class's queue with a solo pool (one job at a time, in this
+process, on this device)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from farm.errors import UserError
+from workers import runtime_state
+from workers.backends.base import DeviceContext
+from workers.discovery import discover
+from workers.registry import Heartbeat, register
+
+
+def worker_name(device, host: str) -> str:
+    tag = "cpu" if device.kind == "cpu" else f"gpu{device.index}"
+    instance = os.environ.get("FARM_WORKER_INSTANCE")
+    return f"farm-{tag}{'-' + instance if instance else ''}-{os.getpid()}@{host}"
+
+
+def _quiet_onnxruntime() -> None:
+    # ONNX Runtime logs every unused initializer at WARNING; keep errors only.
+    try:
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(3)
+    except ImportError:
+        pass
+
+
+def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ()) -> None:
+    device = next((d for d in discover() if d.uuid == uuid), None)
+    if device is None:
+        raise UserError(f"device {uuid} is not on this host")
+    name = worker_name(device, device.host)
+    device_id = register(device, worker=name)
+    context = DeviceContext(kind=device.kind, name=device.name, device_class=device.device_class,
+                            index=0 if device.kind == "gpu" else None,
+                            compute_capability=device.compute_capability, uuid=device.uuid)
+    runtime_state.set_current(runtime_state.WorkerState(worker=name, device_id=device_id, device=context))
+    heartbeat = Heartbeat(device_id, name, interval=float(os.environ.get("FARM_HEARTBEAT_S", "10")))
+    heartbeat.start()
+    logging.basicConfig(level=loglevel)
+    _quiet_onnxruntime()
+    from workers.tasks import app
+
+    queues = ",".join((device.device_class, *extra_queues))
+    try:
+        app.worker_main(["worker", "--pool=solo", f"--queues={queues}", f"--hostname={name}",
+                         f"--loglevel={loglevel}", "--without-mingle", "--without-gossip", "--task-events"])
+    finally:
+        heartbeat.stop()
