@@ -84,10 +84,12 @@ class SweepSpec:
     calibration: dict[str, int] = field(default_factory=lambda: {"samples": 8, "seed": 0})
     build: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
+    data: Path | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["model"] = str(self.model)
+        data["data"] = str(self.data) if self.data else None
         data["profiles"] = [p.to_json() for p in self.profiles]
         for key in ("backends", "precisions", "batch_sizes", "devices"):
             data[key] = list(data[key])
@@ -112,7 +114,9 @@ def _schema_error_message(error) -> str:
         allowed = ", ".join(map(str, error.validator_value))
         return f"spec field '{where}': {error.instance!r} is not allowed (allowed: {allowed})"
     if error.validator == "required":
-        return f"spec field '{where}': {error.message}"
+        missing = next((k for k in error.validator_value if k not in error.instance), "?")
+        place = "spec" if where == "spec" else f"spec field '{where}'"
+        return f"{place} is missing the required key '{missing}'"
     return f"spec field '{where}': {error.message}"
 
 
@@ -195,6 +199,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
         calibration=calibration,
         build=dict(raw.get("build", {})),
         timeouts=dict(raw.get("timeouts", {})),
+        data=_resolve_model_path(raw["data"], base_dir) if raw.get("data") else None,
     )
 
 

@@ -60,6 +60,12 @@ SPEC_SCHEMA = {
     "properties": {
         "name": {"type": "string", "minLength": 1},
         "model": {"type": "string", "minLength": 1},
+        "data": {
+            "description": "An .npz file of input samples, one array per model input (first axis = "
+            "samples). Used for the accuracy check, timing and int8 calibration instead of random data.",
+            "type": "string",
+            "minLength": 1,
+        },
         "backends": _names,
         "precisions": {"type": "array", "items": {"enum": list(PRECISIONS)}, "minItems": 1},
         "batch_sizes": {"type": "array", "items": {"type": "integer"}, "minItems": 1},

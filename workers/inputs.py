@@ -33,7 +33,43 @@ def make_feeds(model: ModelInfo, shapes: dict[str, tuple[int, ...]], seed: int =
     return feeds
 
 
-def calibration_batches(model: ModelInfo, shapes: dict[str, tuple[int, ...]], samples: int, seed: int):
-    """``samples`` feeds with different seeds (distinct from the measurement seed)."""
+def calibration_batches(model: ModelInfo, shapes: dict[str, tuple[int, ...]], samples: int, seed: int,
+                        data: dict[str, np.ndarray] | None = None):
+    """``samples`` feeds for calibration: from the user's data (batches
+    taken after the first one, which is the measurement/accuracy batch) or
+    synthetic with seeds distinct from the measurement seed."""
     for index in range(samples):
-        yield make_feeds(model, shapes, seed=seed + 1000 + index)
+        if data is not None:
+            yield feeds_from_data(model, data, shapes, offset=(index + 1) * _batch(shapes))
+        else:
+            yield make_feeds(model, shapes, seed=seed + 1000 + index)
+
+
+def _batch(shapes: dict[str, tuple[int, ...]]) -> int:
+    return next((s[0] for s in shapes.values() if len(s)), 1)
+
+
+def load_data(path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def feeds_from_data(model: ModelInfo, data: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                    offset: int = 0) -> dict[str, np.ndarray]:
+    """Rows ``offset .. offset+batch`` of each input's samples (cycling when
+    the file holds fewer), cast to the model's input type. The non-batch
+    dimensions were checked against the job's shapes at submit time."""
+    feeds = {}
+    for info in model.inputs:
+        samples = data[info.name]
+        shape = tuple(shapes[info.name])
+        if not shape:
+            feeds[info.name] = samples.astype(info.dtype)
+            continue
+        rows = [(offset + i) % samples.shape[0] for i in range(shape[0])]
+        feeds[info.name] = np.ascontiguousarray(samples[rows]).astype(_numpy_dtype(info.dtype))
+    return feeds
+
+
+def _numpy_dtype(dtype: str):
+    return np.float32 if dtype == "bfloat16" else dtype

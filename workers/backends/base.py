@@ -44,10 +44,27 @@ class JobContext:
     device: DeviceContext
     workdir: Path
     store: Any  # farm.store.ArtifactStore, for caches shared across jobs
+    data: dict[str, np.ndarray] | None = None  # the user's input samples (spec ``data``), if any
 
     @property
     def run_shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: tuple(rng["opt"]) for name, rng in self.shapes.items()}
+
+    def measurement_feeds(self) -> dict[str, np.ndarray]:
+        """The inputs used for timing and the accuracy check."""
+        from workers.inputs import feeds_from_data, make_feeds
+
+        if self.data is not None:
+            return feeds_from_data(self.model, self.data, self.run_shapes)
+        return make_feeds(self.model, self.run_shapes, seed=0)
+
+    def calibration_feeds(self):
+        """Calibration inputs for quantization (spec ``calibration``)."""
+        from workers.inputs import calibration_batches
+
+        samples = int(self.calibration.get("samples", 8))
+        seed = int(self.calibration.get("seed", 0))
+        return calibration_batches(self.model, self.run_shapes, samples, seed, data=self.data)
 
 
 @dataclass

@@ -1,8 +1,11 @@
-"""Post-training static int8 quantization with ONNX Runtime's tools.
+"""Post-training static quantization (int8, and fp8 E4M3) with ONNX
+Runtime's tools.
 
 Q/DQ format (QuantizeLinear/DequantizeLinear pairs) is what both ONNX
 Runtime and TensorRT's explicit quantization consume. Calibration uses
 synthetic inputs drawn like the measurement inputs but with other seeds.
+fp8 scales come from the activations' spread (ONNX Runtime's float8 path
+needs the Distribution calibrator; MinMax gives it no standard deviation).
 """
 
 from __future__ import annotations
@@ -26,20 +29,42 @@ class _FeedsReader:
         pass
 
 
-def quantize_int8(model_path: Path, out_path: Path, calibration_feeds, per_channel: bool = True) -> Path:
+# TensorRT's explicit quantization takes symmetric Q/DQ only (zero point 0)
+# and no int32 bias DequantizeLinear: it quantizes biases itself.
+TENSORRT_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+
+
+def quantize_int8(model_path: Path, out_path: Path, calibration_feeds, per_channel: bool = True,
+                  tensorrt: bool = False) -> Path:
     """Quantize with per-channel weights where the graph allows it; some
     graphs (Conv+BatchNorm fused by pre-processing) give per-channel
-    Q/DQ nodes ONNX Runtime rejects, and then per-tensor weights are used."""
-    feeds = list(calibration_feeds)
+    Q/DQ nodes ONNX Runtime rejects, and then per-tensor weights are used.
+    ``tensorrt``: Q/DQ in the form TensorRT's parser accepts."""
+    options = TENSORRT_OPTIONS if tensorrt else {}
+    return _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "int8", per_channel, options)
+
+
+def quantize_fp8(model_path: Path, out_path: Path, calibration_feeds, per_channel: bool = True) -> Path:
+    """FP8 (E4M3FN) Q/DQ for TensorRT (ONNX Runtime's CPU provider has no
+    fp8 kernels; the engine builder is the consumer)."""
+    return _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "fp8", per_channel,
+                                   TENSORRT_OPTIONS)
+
+
+def _quantize_with_fallback(model_path: Path, out_path: Path, feeds: list, kind: str, per_channel: bool,
+                            options: dict) -> Path:
+    check_loads = kind == "int8"  # ONNX Runtime's CPU provider has no fp8 kernels
     if per_channel:
         try:
-            _quantize(model_path, out_path, feeds, per_channel=True)
-            _check_loads(out_path)
+            _quantize(model_path, out_path, feeds, per_channel=True, kind=kind, options=options)
+            if check_loads:
+                _check_loads(out_path)
             return out_path
         except Exception:
             out_path.unlink(missing_ok=True)
-    _quantize(model_path, out_path, feeds, per_channel=False)
-    _check_loads(out_path)
+    _quantize(model_path, out_path, feeds, per_channel=False, kind=kind, options=options)
+    if check_loads:
+        _check_loads(out_path)
     return out_path
 
 
@@ -49,11 +74,15 @@ def _check_loads(path: Path) -> None:
     ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def _quantize(model_path: Path, out_path: Path, feeds, per_channel: bool) -> None:
+def _quantize(model_path: Path, out_path: Path, feeds, per_channel: bool, kind: str = "int8",
+              options: dict | None = None) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    model_path = _with_min_opset(model_path, out_path.with_suffix(".opset.onnx"))
+    qtype = QuantType.QFLOAT8E4M3FN if kind == "fp8" else QuantType.QInt8
+    method = CalibrationMethod.Distribution if kind == "fp8" else CalibrationMethod.MinMax
+    converted = out_path.with_suffix(".opset.onnx")
+    model_path = _with_min_opset(model_path, converted)
     prepared = out_path.with_suffix(".pre.onnx")
     try:
         quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
@@ -67,14 +96,21 @@ def _quantize(model_path: Path, out_path: Path, feeds, per_channel: bool) -> Non
         str(out_path),
         _FeedsReader(feeds),
         quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
+        activation_type=qtype,
+        weight_type=qtype,
         per_channel=per_channel,
-        calibrate_method=CalibrationMethod.MinMax,
+        calibrate_method=method,
+        op_types_to_quantize=list(QUANTIZED_OPS),
+        extra_options=dict(options or {}),
     )
     prepared.unlink(missing_ok=True)
+    converted.unlink(missing_ok=True)
 
 
+# Q/DQ only at the inputs of the compute-heavy ops, as TensorRT's explicit
+# quantization recipes do: quantizing every elementwise op adds error (on
+# PP-OCR's detector, rel. L2 0.77 vs 0.76) and Q/DQ overhead for no speed.
+QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 MIN_QDQ_OPSET = 13  # per-channel DequantizeLinear (its ``axis``) needs opset 13
 
 

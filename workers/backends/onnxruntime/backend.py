@@ -15,7 +15,6 @@ import numpy as np
 from farm.errors import BackendUnsupported
 from farm.spec import MeasureConfig
 from workers.backends.base import Backend, BuildResult, JobContext, Runner, TimingResult
-from workers.inputs import calibration_batches
 from workers.timing.host import time_host
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -60,11 +59,11 @@ class OnnxRuntimeBackend(Backend):
         if ctx.precision == "int8":
             from workers.precision.int8 import quantize_int8
 
-            samples = int(ctx.calibration.get("samples", 8))
-            feeds = calibration_batches(ctx.model, ctx.run_shapes, samples, int(ctx.calibration.get("seed", 0)))
-            source = quantize_int8(ctx.model_path, ctx.workdir / "model.int8.onnx", feeds,
+            source = quantize_int8(ctx.model_path, ctx.workdir / "model.int8.onnx", ctx.calibration_feeds(),
                                    per_channel=self.config.per_channel is not False)
-            info["quantization"] = {"format": "QDQ", "calibration": "MinMax", "samples": samples}
+            info["quantization"] = {"format": "QDQ", "calibration": "MinMax",
+                                    "samples": int(ctx.calibration.get("samples", 8)),
+                                    "data": "user" if ctx.data is not None else "synthetic"}
         optimized = ctx.workdir / "model.optimized.onnx"
         # Creating the session runs the optimiser and writes the optimised graph.
         ort.InferenceSession(str(source), self._session_options(optimized), providers=["CPUExecutionProvider"])

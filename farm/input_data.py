@@ -1,0 +1,50 @@
+"""The user's input samples (spec ``data``: an .npz file, one array per
+model input, first axis = samples), checked at submit time against the
+model and every job's shapes."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from farm.errors import SpecError
+from farm.model_info import ModelInfo
+
+
+def read_data(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """input name -> (shape, dtype) of the samples in ``path``."""
+    if not Path(path).is_file():
+        raise SpecError(f"spec field 'data': file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: (tuple(archive[name].shape), str(archive[name].dtype)) for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile):
+        raise SpecError(f"spec field 'data': {path} is not an .npz file of arrays (numpy.savez)") from None
+
+
+def check_data(model: ModelInfo, data: dict[str, tuple[tuple[int, ...], str]],
+               job_shapes: list[dict[str, dict]]) -> None:
+    for info in model.inputs:
+        if info.name not in data:
+            have = ", ".join(sorted(data)) or "none"
+            raise SpecError(f"spec field 'data': no array for model input '{info.name}' (arrays: {have})")
+        shape, dtype = data[info.name]
+        if _kind(dtype) != _kind(info.dtype):
+            raise SpecError(f"spec field 'data': array '{info.name}' is {dtype}, the model input is {info.dtype}")
+        for shapes in job_shapes:
+            opt = tuple(shapes[info.name]["opt"])
+            if len(shape) != len(opt) or (len(opt) and shape[1:] != opt[1:]) or (not opt and shape):
+                raise SpecError(
+                    f"spec field 'data': array '{info.name}' has samples of shape {list(shape[1:])}, "
+                    f"a job needs {list(opt[1:])} (shape {list(opt)}); give samples of the profile's opt shape"
+                )
+
+
+def _kind(dtype: str) -> str:
+    if dtype == "bool":
+        return "bool"
+    if dtype.startswith(("int", "uint")):
+        return "int"
+    return "float"

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+
+from farm.errors import SpecError
+from farm.expand import expand, job_key
+from farm.model_info import read_model
+from farm.spec import parse_spec
+from tests.onnx_models import make_cnn, make_token_model
+
+PROFILE = {"name": "p64", "inputs": {"images": {"min": [1, 3, 32, 32], "opt": [4, 3, 64, 64], "max": [8, 3, 64, 64]}}}
+
+
+def plans_for(model_path, **overrides):
+    raw = {"model": str(model_path), "precisions": ["fp32", "int8"], "batch_sizes": [1, 8], "profiles": [PROFILE]}
+    raw.update(overrides)
+    return expand(parse_spec(raw), read_model(model_path), ["cpu.x86_64.test"], {"onnxruntime": "1.0"})
+
+
+def test_one_job_per_combination_with_the_batch_applied(tiny_cnn):
+    plans = plans_for(tiny_cnn)
+    assert [(p.precision, p.batch_size) for p in plans] == [("fp32", 1), ("fp32", 8), ("int8", 1), ("int8", 8)]
+    assert plans[1].shapes == {"images": {"min": [8, 3, 32, 32], "opt": [8, 3, 64, 64], "max": [8, 3, 64, 64]}}
+
+
+def test_keys_are_stable_and_change_with_any_setting(tiny_cnn):
+    first, second = plans_for(tiny_cnn), plans_for(tiny_cnn)
+    assert [p.key for p in first] == [p.key for p in second]
+    assert len({p.key for p in first}) == 4
+    slower = plans_for(tiny_cnn, measure={"duration_ms": 10})
+    assert {p.key for p in slower}.isdisjoint({p.key for p in first})
+    assert job_key({"a": 1, "b": 2}) == job_key({"b": 2, "a": 1})
+
+
+def test_key_covers_model_hash_backend_version_and_device(tiny_cnn, tmp_path):
+    other = make_cnn(tmp_path / "other.onnx", seed=1)
+    base = plans_for(tiny_cnn)[0].config
+    assert plans_for(other)[0].config["model_sha256"] != base["model_sha256"]
+    spec = parse_spec({"model": str(tiny_cnn), "profiles": [PROFILE]})
+    newer = expand(spec, read_model(tiny_cnn), ["cpu.x86_64.test"], {"onnxruntime": "2.0"})[0]
+    gpu = expand(spec, read_model(tiny_cnn), ["gpu.nvidia-l4"], {"onnxruntime": "1.0"})[0]
+    assert len({newer.key, gpu.key, plans_for(tiny_cnn)[0].key}) == 3
+
+
+def test_batch_outside_every_profile_is_an_error(tiny_cnn):
+    with pytest.raises(SpecError, match=r"batch size 16 fits no profile \('p64' allows batch 1..8\)"):
+        plans_for(tiny_cnn, batch_sizes=[1, 16])
+
+
+def test_profile_shapes_are_checked_against_the_model(tiny_cnn, tmp_path):
+    wrong_rank = {"name": "p", "inputs": {"images": {"min": [1, 3, 32], "opt": [1, 3, 32], "max": [1, 3, 32]}}}
+    with pytest.raises(SpecError, match=r"rank 3 does not match model input 'images' of rank 4"):
+        plans_for(tiny_cnn, profiles=[wrong_rank], batch_sizes=[1])
+    fixed = make_cnn(tmp_path / "fixed.onnx", dynamic_hw=False)
+    bad = {"name": "p", "inputs": {"images": {"min": [1, 3, 64, 64], "opt": [1, 3, 64, 64], "max": [1, 3, 64, 64]}}}
+    with pytest.raises(SpecError, match=r"dimension 2 is fixed to 32 in the model \(dims \[batch, 3, 32, 32\]\), "
+                                        r"profile gives \[64\]"):
+        plans_for(fixed, profiles=[bad], batch_sizes=[1])
+    unknown = {"name": "p", "inputs": {"pixels": PROFILE["inputs"]["images"]}}
+    with pytest.raises(SpecError, match=r"the model has no input 'pixels' \(inputs: images\)"):
+        plans_for(tiny_cnn, profiles=[unknown], batch_sizes=[1])
+
+
+def test_dynamic_dims_need_a_profile_but_batch_alone_does_not(tiny_cnn, tmp_path):
+    with pytest.raises(SpecError, match=r"no profiles given\) gives no shape for model input 'images'"):
+        plans_for(tiny_cnn, profiles=[])
+    fixed_hw = make_cnn(tmp_path / "fixed.onnx", dynamic_hw=False)
+    plans = plans_for(fixed_hw, profiles=[], batch_sizes=[2])
+    assert plans[0].shapes["images"]["opt"] == [2, 3, 32, 32] and plans[0].profile_name == "default"
+
+
+def test_fixed_batch_models_run_only_their_batch(tmp_path):
+    fixed = make_cnn(tmp_path / "b1.onnx", dynamic_hw=False, fixed_batch=1)
+    assert len(plans_for(fixed, profiles=[], batch_sizes=[1])) == 2
+    with pytest.raises(SpecError, match="batch size 4 fits no profile"):
+        plans_for(fixed, profiles=[], batch_sizes=[4])
+
+
+def test_integer_inputs_keep_their_type(tmp_path):
+    model = read_model(make_token_model(tmp_path / "tok.onnx"))
+    assert model.inputs[0].dtype == "int64" and model.inputs[0].dims == ("batch", "sequence")
