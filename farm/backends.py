@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any, ClassVar
 
 from farm.errors import MissingDependencyError, SpecError
@@ -48,8 +50,21 @@ class BackendConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+def _extra_entry_points() -> dict[str, metadata.EntryPoint]:
+    """FARM_EXTRA_BACKENDS="name=module:ConfigClass,...": backends that are
+    importable but not installed as a distribution (tests, local plugins
+    under development). The coordinator and every worker need the same value."""
+    extra = {}
+    for item in filter(None, (p.strip() for p in os.environ.get("FARM_EXTRA_BACKENDS", "").split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise SpecError(f"FARM_EXTRA_BACKENDS entry {item!r} is not name=module:ConfigClass")
+        extra[name.strip()] = metadata.EntryPoint(name.strip(), target.strip(), GROUP)
+    return extra
+
+
 def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=GROUP)}
+    return {**{ep.name: ep for ep in metadata.entry_points(group=GROUP)}, **_extra_entry_points()}
 
 
 def backend_names() -> list[str]:
@@ -66,9 +81,20 @@ def backend_config(name: str) -> type[BackendConfig]:
 
 def _importable(module: str) -> bool:
     try:
-        return importlib.util.find_spec(module) is not None
+        spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         return False
+    if spec is None:
+        return False
+    if spec.origin is None and spec.submodule_search_locations is not None:
+        # A namespace package: real only if it holds code. Type-stub
+        # packages such as tensorrt-stubs install a bare tensorrt/__init__.pyi.
+        return any(_holds_code(Path(p)) for p in spec.submodule_search_locations)
+    return True
+
+
+def _holds_code(directory: Path) -> bool:
+    return any(p.is_dir() or p.suffix in (".py", ".so", ".pyd") for p in directory.iterdir())
 
 
 def missing_requirements(name: str) -> list[str]:

@@ -28,10 +28,21 @@ def incompatibility(build_info: dict, device: dict) -> str | None:
         return f"the engine needs a GPU of compute capability {', '.join(map(str, capabilities))}; this is a CPU"
     library, version = runs_on.get("library"), runs_on.get("library_version")
     have = (device.get("versions") or {}).get(library) if library else None
-    if library and version and have and not _same_major_minor(have, version) and not runs_on.get("version_compatible"):
+    if library and version and have and not _versions_match(have, version, runs_on):
         return (f"the engine was built with {library} {version}, the device has {library} {have}; "
                 f"rebuild with {library} {have} or install {library} {version}")
     return None
+
+
+def _versions_match(have: str, built: str, runs_on: dict) -> bool:
+    """TensorRT engines load only in the version that built them
+    (``version_match: exact``) unless built version-compatible; others
+    need the same major.minor."""
+    if runs_on.get("version_compatible"):
+        return True
+    if runs_on.get("version_match") == "exact":
+        return str(have) == str(built)
+    return _same_major_minor(have, built)
 
 
 def _same_major_minor(a: str, b: str) -> bool:

@@ -47,8 +47,41 @@ def quantize_int8(model_path: Path, out_path: Path, calibration_feeds, per_chann
 def quantize_fp8(model_path: Path, out_path: Path, calibration_feeds, per_channel: bool = True) -> Path:
     """FP8 (E4M3FN) Q/DQ for TensorRT (ONNX Runtime's CPU provider has no
     fp8 kernels; the engine builder is the consumer)."""
-    return _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "fp8", per_channel,
-                                   TENSORRT_OPTIONS)
+    _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "fp8", per_channel, TENSORRT_OPTIONS)
+    return _fix_zero_scales(out_path)
+
+
+def _fix_zero_scales(path: Path) -> Path:
+    """fp8 weight scales come from each channel's spread, so an all-zero
+    channel gets scale 0 (and NaN codes), which TensorRT rejects ("Scale
+    coefficients must all be positive"). Such a channel is exactly zero:
+    scale 1 with zero codes represents it."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {init.name: init for init in model.graph.initializer}
+    changed = False
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits or node.input[1] not in inits:
+            continue
+        scale = numpy_helper.to_array(inits[node.input[1]])
+        bad = ~(np.isfinite(scale) & (scale > 0))
+        if not bad.any():
+            continue
+        codes = numpy_helper.to_array(inits[node.input[0]]).copy()
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1) if scale.ndim else None
+        if axis is None:
+            codes[...] = 0
+        else:
+            codes[(slice(None),) * axis + (bad,)] = 0
+        inits[node.input[0]].CopyFrom(numpy_helper.from_array(codes, node.input[0]))
+        inits[node.input[1]].CopyFrom(numpy_helper.from_array(np.where(bad, 1, scale).astype(scale.dtype),
+                                                              node.input[1]))
+        changed = True
+    if changed:
+        onnx.save(model, str(path))
+    return path
 
 
 def _quantize_with_fallback(model_path: Path, out_path: Path, feeds: list, kind: str, per_channel: bool,

@@ -1,0 +1,49 @@
+"""Where an engine runs, as recorded for ``farm fetch`` (farm.compat)."""
+
+from __future__ import annotations
+
+from farm.compat import incompatibility
+from workers.backends.base import DeviceContext
+from workers.backends.tensorrt_family.capabilities import TENSORRT, TENSORRT_RTX
+from workers.backends.tensorrt_family.metadata import runs_on
+
+H100 = DeviceContext(kind="gpu", name="NVIDIA H100", device_class="gpu.nvidia-h100", index=0,
+                     compute_capability="9.0")
+CPU = DeviceContext(kind="cpu", name="cpu", device_class="cpu.x86_64.test")
+
+
+def device(kind, cc=None, name="dev", versions=None):
+    return {"kind": kind, "compute_capability": cc, "name": name, "device_class": f"{kind}.{name}",
+            "versions": versions or {}}
+
+
+def test_full_tensorrt_engine_runs_on_the_build_gpus_capability():
+    info = {"runs_on": runs_on(TENSORRT, {"hardware_compatibility_level": "none"}, H100, "10.13.0.35")}
+    assert info["runs_on"]["compute_capabilities"] == ["9.0"]
+    assert incompatibility(info, device("gpu", "9.0")) is None
+    assert "runs on compute capability 9.0, but L4 has 8.9" in incompatibility(info, device("gpu", "8.9", "L4"))
+    assert "needs a GPU" in incompatibility(info, device("cpu"))
+
+
+def test_ampere_plus_runs_on_newer_gpus():
+    info = {"runs_on": runs_on(TENSORRT, {"hardware_compatibility_level": "ampere_plus"}, H100, "10.13.0.35")}
+    assert incompatibility(info, device("gpu", "12.0")) is None
+    assert incompatibility(info, device("gpu", "7.5", "T4")) is not None
+
+
+def test_rtx_engine_built_on_a_cpu_runs_on_its_targets():
+    info = {"runs_on": runs_on(TENSORRT_RTX, {"compute_capabilities": ["8.6", "12.0"]}, CPU, "1.7.1.116")}
+    assert incompatibility(info, device("gpu", "8.6", "RTX A6000")) is None
+    assert "but H100 has 9.0" in incompatibility(info, device("gpu", "9.0", "H100"))
+    current = runs_on(TENSORRT_RTX, {"compute_capabilities": ["current"]}, H100, "1.7.1.116")
+    assert current["compute_capabilities"] == ["9.0"]
+
+
+def test_version_match_exact_for_tensorrt_major_minor_for_rtx():
+    trt = {"runs_on": runs_on(TENSORRT, {}, H100, "10.13.0.35")}
+    assert incompatibility(trt, device("gpu", "9.0", versions={"tensorrt": "10.13.0.35"})) is None
+    assert "built with tensorrt 10.13.0.35" in incompatibility(
+        trt, device("gpu", "9.0", versions={"tensorrt": "10.13.3.9"}))
+    rtx = {"runs_on": runs_on(TENSORRT_RTX, {}, CPU, "1.7.1.116")}
+    assert incompatibility(rtx, device("gpu", "8.9", versions={"tensorrt-rtx": "1.7.2.3"})) is None
+    assert incompatibility(rtx, device("gpu", "8.9", versions={"tensorrt-rtx": "1.8.0.1"})) is not None

@@ -1,0 +1,77 @@
+"""Artifacts found by a name rather than by content: derived models per
+(model, precision, calibration) and timing caches per (GPU, versions).
+
+The store is content-addressed, so the name -> sha256 mapping lives in the
+artifacts table (``meta['index_key']``) that every worker shares; a local
+copy under FARM_HOME/cache/<kind>/ spares the download on the next job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from farm.config import settings
+
+
+def index_key(parts: dict) -> str:
+    """Stable key of a JSON-able description (sorted keys, no spaces)."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def local_path(kind: str, key: str, suffix: str) -> Path:
+    return settings().home / "cache" / kind / f"{key}{suffix}"
+
+
+def lookup(kind: str, key: str) -> str | None:
+    """sha256 of the newest artifact published under (kind, key), if any."""
+    from sqlalchemy import select
+
+    from farm.db import Artifact, session_scope
+
+    with session_scope() as session:
+        rows = session.scalars(select(Artifact).where(Artifact.kind == kind).order_by(Artifact.created_at.desc()))
+        for row in rows:
+            if (row.meta or {}).get("index_key") == key:
+                return row.sha256
+    return None
+
+
+def publish(store, kind: str, key: str, path: Path, meta: dict, media_type: str) -> str:
+    """Put ``path`` in the store and record it under (kind, key)."""
+    from farm.db import Artifact, session_scope
+
+    sha = store.put_file(path)
+    with session_scope() as session:
+        if session.get(Artifact, sha) is None:
+            session.add(Artifact(sha256=sha, size_bytes=path.stat().st_size, kind=kind, media_type=media_type,
+                                 meta={**meta, "index_key": key}))
+    return sha
+
+
+def fetch(store, kind: str, key: str, suffix: str) -> Path | None:
+    """The local copy of (kind, key), downloading it if another worker
+    published it; None if nobody has."""
+    target = local_path(kind, key, suffix)
+    if target.exists():
+        return target
+    sha = lookup(kind, key)
+    if sha is None or not store.exists(sha):
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return store.get_file(sha, target)
+
+
+def write_local(kind: str, key: str, suffix: str, data: bytes) -> Path:
+    """Atomically replace the local copy (readers never see half a file)."""
+    target = local_path(kind, key, suffix)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,1 @@
+"""NVIDIA TensorRT (full): builds and measures on the GPU it runs on."""

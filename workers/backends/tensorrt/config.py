@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from farm.errors import SpecError
+from workers.backends.tensorrt_family.config import TensorRTFamilyConfig
+
+HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_compute_capability")
+
+
+@dataclass(frozen=True)
+class TensorRTConfig(TensorRTFamilyConfig):
+    """TensorRT: the builder times kernels on the GPU, so jobs run on GPU
+    workers only and an engine runs on GPUs like the one that built it
+    (unless ``hardware_compatibility_level`` widens that). Knobs left
+    ``None`` use TensorRT's defaults."""
+
+    name = "tensorrt"
+    implementation = "workers.backends.tensorrt.backend:TensorRTBackend"
+    distribution = "tensorrt|tensorrt-cu12|tensorrt-cu13"
+    requires = ("tensorrt",)
+    precisions = ("fp32", "fp16", "bf16", "int8", "fp8")
+    device_kinds = ("gpu",)
+    build_anywhere = False
+
+    hardware_compatibility_level: str | None = None  # none | ampere_plus | same_compute_capability
+    timing_cache: bool | None = None  # keep a shared timing cache per GPU model and version (default True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        level = self.hardware_compatibility_level
+        if level is not None and level not in HARDWARE_COMPATIBILITY:
+            raise SpecError(f"spec field 'build.tensorrt.hardware_compatibility_level': {level!r} is not allowed "
+                            f"(allowed: {', '.join(HARDWARE_COMPATIBILITY)})")

@@ -1,0 +1,2 @@
+"""NVIDIA TensorRT for RTX: ahead-of-time builds on any machine, kernels
+compiled for the GPU when the engine loads."""

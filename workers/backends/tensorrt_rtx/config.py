@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from farm.errors import SpecError
+from workers.backends.tensorrt_family.capabilities import RTX_FP8, RTX_RUNTIME, RTX_TARGETS
+from workers.backends.tensorrt_family.config import TensorRTFamilyConfig
+
+
+@dataclass(frozen=True)
+class TensorRTRTXConfig(TensorRTFamilyConfig):
+    """TensorRT-RTX. Its builder needs no GPU, so jobs also run on CPU
+    workers (``device_kinds`` includes "cpu"): there a job builds the
+    engine, stores it with its metadata, and ends ``unsupported`` because
+    measurement needs a GPU of compute capability 8.0, 8.6, 8.9 or 12.x.
+    That is how CI exercises real RTX builds on CPU-only machines; on a
+    supported GPU the same job is built, checked and measured.
+    Knobs left ``None`` use TensorRT-RTX's defaults."""
+
+    name = "tensorrt-rtx"
+    implementation = "workers.backends.tensorrt_rtx.backend:TensorRTRTXBackend"
+    distribution = "tensorrt-rtx-cu13-bindings|tensorrt-rtx|tensorrt_rtx"
+    requires = ("tensorrt_rtx|tensorrt_rtx_bindings",)
+    precisions = ("fp32", "fp16", "bf16", "int8", "fp8")
+    device_kinds = ("gpu", "cpu")
+    build_anywhere = True
+
+    # Targets like ["8.6", "8.9", "12.0"] or ["current"] (the build GPU);
+    # default: every capability the runtime supports (8.0, 8.6, 8.9, 12.0,
+    # 12.1), for fp8 those with fp8 kernels (8.9, 12.0, 12.1).
+    compute_capabilities: tuple[str, ...] | list[str] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        targets = self.compute_capabilities
+        if targets is None:
+            return
+        allowed = [*RTX_TARGETS, "current"]
+        if isinstance(targets, str) or not targets:
+            raise SpecError("spec field 'build.tensorrt-rtx.compute_capabilities': give a non-empty list "
+                            f"such as [\"8.6\", \"12.0\"] (allowed: {', '.join(allowed)})")
+        for index, target in enumerate(targets):
+            if str(target).lower() not in allowed:
+                raise SpecError(f"spec field 'build.tensorrt-rtx.compute_capabilities[{index}]': {target!r} is "
+                                f"not allowed (allowed: {', '.join(allowed)})")
+        object.__setattr__(self, "compute_capabilities", tuple(str(t).lower() for t in targets))
+
+    def targets(self, precision: str | None = None) -> tuple[str, ...]:
+        if self.compute_capabilities:
+            return tuple(self.compute_capabilities)
+        return RTX_FP8 if precision == "fp8" else RTX_RUNTIME

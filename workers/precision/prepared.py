@@ -1,0 +1,101 @@
+"""The model a strongly typed builder consumes for a precision, made once
+and reused across batch sizes, profiles' batch ranges and devices.
+
+Key: (source model sha256, precision, transform options, calibration
+settings, calibration shapes, user data). Calibration runs at batch 1 with
+the profile's opt shape for the other axes, so the batch size of a job
+does not change the key. The result is published in the artifact store
+(kind ``onnx-<precision>``) and looked up there by key by every worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from farm.errors import BackendUnsupported
+from workers import artifact_index
+from workers.backends.base import JobContext
+
+TRANSFORM_VERSION = 1  # bump when a transform's output changes
+FLOAT_PRECISIONS = ("fp16", "bf16")
+QDQ_PRECISIONS = ("int8", "fp8")
+
+
+@dataclass
+class PreparedModel:
+    path: Path
+    info: dict = field(default_factory=dict)
+    kind: str | None = None  # artifact kind, None for the unchanged fp32 model
+
+
+def calibration_shapes(ctx: JobContext) -> dict[str, tuple[int, ...]]:
+    """The opt shapes at batch 1 where the model's batch axis is dynamic."""
+    shapes = {}
+    for name, shape in ctx.run_shapes.items():
+        info = ctx.model.input(name)
+        batched = info is not None and info.rank > 0 and not info.is_fixed(0)
+        shapes[name] = (1, *shape[1:]) if batched else tuple(shape)
+    return shapes
+
+
+def _data_digest(ctx: JobContext) -> str | None:
+    data = getattr(ctx, "data", None)
+    if data is None:
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(data):
+        digest.update(name.encode())
+        digest.update(data[name].tobytes())
+    return digest.hexdigest()
+
+
+def describe(ctx: JobContext, precision: str, options: dict) -> dict:
+    parts = {"model_sha256": ctx.model.sha256, "precision": precision, "options": options,
+             "transform_version": TRANSFORM_VERSION}
+    if precision in QDQ_PRECISIONS:
+        parts["calibration"] = {"samples": int(ctx.calibration.get("samples", 8)),
+                                "seed": int(ctx.calibration.get("seed", 0)),
+                                "shapes": {k: list(v) for k, v in calibration_shapes(ctx).items()},
+                                "data_sha256": _data_digest(ctx)}
+    return parts
+
+
+def prepare(ctx: JobContext, precision: str, options: dict | None = None) -> PreparedModel:
+    """The model for ``precision`` (fp32: the source model itself)."""
+    options = dict(options or {})
+    if precision == "fp32":
+        return PreparedModel(ctx.model_path, {"precision": "fp32", "transform": "none"})
+    if precision not in FLOAT_PRECISIONS + QDQ_PRECISIONS:
+        raise BackendUnsupported(f"no model transform for precision {precision}")
+    kind = f"onnx-{precision}"
+    parts = describe(ctx, precision, options)
+    key = artifact_index.index_key(parts)
+    start = time.perf_counter()
+    cached = artifact_index.fetch(ctx.store, kind, key, ".onnx")
+    reused = cached is not None
+    if cached is None:
+        made = _transform(ctx, precision, options, ctx.workdir / f"model.{precision}.onnx")
+        cached = artifact_index.write_local(kind, key, ".onnx", made.read_bytes())
+        artifact_index.publish(ctx.store, kind, key, cached, {"source_model": ctx.model.sha256, **parts},
+                               "application/onnx")
+    info = {**parts, "key": key, "reused": reused, "seconds": round(time.perf_counter() - start, 3)}
+    return PreparedModel(cached, info, kind)
+
+
+def _transform(ctx: JobContext, precision: str, options: dict, out: Path) -> Path:
+    if precision in FLOAT_PRECISIONS:
+        from workers.precision.float16 import convert_float
+
+        return convert_float(ctx.model_path, out, precision, keep_fp32=tuple(options.get("keep_fp32", ())))
+    from workers.inputs import calibration_batches
+    from workers.precision.int8 import quantize_fp8, quantize_int8
+
+    feeds = list(calibration_batches(ctx.model, calibration_shapes(ctx), int(ctx.calibration.get("samples", 8)),
+                                     int(ctx.calibration.get("seed", 0)), data=getattr(ctx, "data", None)))
+    per_channel = options.get("per_channel", True)
+    if precision == "int8":
+        return quantize_int8(ctx.model_path, out, feeds, per_channel=per_channel, tensorrt=True)
+    return quantize_fp8(ctx.model_path, out, feeds, per_channel=per_channel)
