@@ -12,6 +12,13 @@ TABLE_COLUMNS = (
     ("build s", "build_s"), ("rel L2", "rel_l2_error"), ("acc", "accuracy_pass"), ("note", "note"),
 )
 
+BEST_TABLE_COLUMNS = (
+    ("device", "device_class"), ("role", "role"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
+    ("batch", "batch_size"), ("profile", "profile"), ("p50 ms", "latency_p50_ms"),
+    ("p50 CI low", "latency_p50_ci_low_ms"), ("p50 CI high", "latency_p50_ci_high_ms"), ("p99 ms", "latency_p99_ms"),
+    ("thru/s", "throughput"), ("mem MB", "memory_mb"), ("acc", "accuracy_pass"), ("note", "note"),
+)
+
 
 def fmt(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):

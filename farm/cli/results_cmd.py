@@ -5,41 +5,66 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from farm.cli.output import table, to_json
+from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, table, to_json
 from farm.compat import incompatibility
 from farm.db import Device, Job, Measurement, session_scope
 from farm.devices import cpu_class, hostname
 from farm.errors import NotFoundError, UserError
-from farm.reports import BEST_OBJECTIVES, REPORT_FIELDS, best_per_device, job_rows, jobs_frame
+from farm.reports import BEST_FIELDS, BEST_OBJECTIVES, REPORT_FIELDS, Constraints, find_best, load_frame
+from farm.reports.best import LATENCY_STATS
+from farm.reports.compare import COMPARE_FIELDS, CROSS_FIELDS, comparison, cross_device, parse_prices
+from farm.reports.export import to_text, write_parquet
+from farm.reports.html import report_html
+from farm.reports.rows import frame_rows
 from farm.store import open_store
-
-
-def _rows(model, sweep_id) -> list[dict]:
-    if bool(model) == bool(sweep_id):
-        raise UserError("give a MODEL or --sweep ID (one of them)")
-    return job_rows(sweep_id=sweep_id, model=model)
 
 
 @click.command("report")
 @click.argument("sweep_id")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet", "html"]), default="table",
+              show_default=True)
+@click.option("--view", type=click.Choice(["jobs", "compare", "cross-device"]), default="jobs", show_default=True,
+              help="jobs: one row per job; compare: speed-up vs fp32 batch 1 per device; cross-device: each "
+                   "configuration on every device, with cost.")
+@click.option("--price", "prices", multiple=True, metavar="CLASS=PRICE",
+              help="Price per device-hour, e.g. gpu.nvidia-h100=3.5 (repeatable; cross-device view).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
-def report_cmd(sweep_id, fmt, output):
-    """Compare a sweep's configurations: one row per job.
+def report_cmd(sweep_id, fmt, view, prices, output):
+    """Compare a sweep's configurations.
 
-    JSON and CSV carry the documented fields (docs/fields.md), including
-    job_id, status, backend, precision, batch_size, profile, device,
-    latency_p50_ms, latency_p99_ms, throughput, build_s, artifact_sha256,
-    rel_l2_error.
+    Fields are documented in docs/fields.md (stable names): the jobs view
+    carries job_id, status, backend, precision, batch_size, profile,
+    device, latency_p50_ms (with its bootstrap CI), latency_p99_ms,
+    throughput, build_s, artifact_sha256, rel_l2_error and more. --format
+    html writes one self-contained page with plots.
     """
-    rows = job_rows(sweep_id=sweep_id)
-    if fmt == "json":
-        text = to_json(rows)
-    elif fmt == "csv":
-        text = jobs_frame(rows).to_csv(index=False)
+    frame = load_frame(sweep_id=sweep_id)
+    if fmt == "html":
+        best = find_best(sweep_id=sweep_id)
+        _emit(report_html(sweep_id, frame, best), output)
+        return
+    if view == "compare":
+        frame, fields = comparison(frame), COMPARE_FIELDS
+    elif view == "cross-device":
+        frame, fields = cross_device(frame, parse_prices(prices)), CROSS_FIELDS
     else:
-        text = table(rows)
-    _emit(text, output)
+        fields = REPORT_FIELDS
+    if fmt == "parquet":
+        write_parquet(frame, fields, output)
+        click.echo(f"wrote {output}", err=True)
+    elif fmt in ("csv", "json"):
+        _emit(to_text(frame, fields, fmt), output)
+    else:
+        _emit(table(frame_rows(frame, fields), _table_columns(view)), output)
+
+
+def _table_columns(view: str):
+    if view == "compare":
+        return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:11] + (("speed-up", "speedup"), ("e2e p50", "e2e_latency_p50_ms"))
+                + TABLE_COLUMNS[11:])
+    if view == "cross-device":
+        return TABLE_COLUMNS[1:10] + (("$/h", "price_per_hour"), ("$/1M inf", "cost_per_million"))
+    return TABLE_COLUMNS
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -56,36 +81,43 @@ def _constraint_options(func):
         click.option("--sweep", "sweep_id", help="Only this sweep's results."),
         click.option("--device", help="Device class or part of a device name (default: every device)."),
         click.option("--objective", type=click.Choice(BEST_OBJECTIVES), default="latency", show_default=True),
-        click.option("--max-latency-ms", type=float, help="Only configurations with p99 latency at most X ms."),
+        click.option("--max-latency-ms", type=float, help="Only configurations with latency (--latency-stat) at "
+                                                          "most X ms."),
+        click.option("--latency-stat", type=click.Choice(LATENCY_STATS), default="p99", show_default=True,
+                     help="Which latency --max-latency-ms bounds."),
         click.option("--max-rel-error", type=float, help="Only configurations with relative L2 error at most E."),
         click.option("--min-throughput", type=float, help="Only configurations with at least X samples/s."),
+        click.option("--max-memory-mb", type=float, help="Only configurations using at most X MB (unmeasured "
+                                                         "memory does not qualify)."),
     ]):
         func = option(func)
     return func
 
 
+def _best(model, sweep_id, device, **constraints):
+    if bool(model) == bool(sweep_id):
+        raise UserError("give a MODEL or --sweep ID (one of them)")
+    return find_best(sweep_id=sweep_id, model=model, constraints=Constraints(device=device, **constraints))
+
+
 @click.command("best")
 @_constraint_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def best_cmd(model, sweep_id, device, objective, max_latency_ms, max_rel_error, min_throughput, fmt):
-    """The best configuration per device class under the constraints.
+def best_cmd(model, sweep_id, device, fmt, **constraints):
+    """The best configuration per device class under the constraints, and
+    every configuration statistically tied with it.
 
     MODEL is a model file, its name or sha256 prefix (all its sweeps), or
     use --sweep ID. Configurations failing the accuracy gate never win.
+    Ties: 95 % bootstrap intervals of the objective overlap the leader's;
+    among ties the winner has the lower p99, then smaller memory, artifact,
+    build time (docs/fields.md).
     """
-    best = best_per_device(_rows(model, sweep_id), objective, max_latency_ms, max_rel_error, device, min_throughput)
+    best = _best(model, sweep_id, device, **constraints)
     if best.empty:
         raise NotFoundError("no finished configuration meets the constraints")
-    rows = [{k: _plain(v) for k, v in row.items()} for row in best[list(REPORT_FIELDS)].to_dict("records")]
-    click.echo(to_json(rows) if fmt == "json" else table(rows))
-
-
-def _plain(value):
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
+    rows = frame_rows(best, BEST_FIELDS)
+    click.echo(to_json(rows) if fmt == "json" else table(rows, BEST_TABLE_COLUMNS))
 
 
 def _local_classes() -> list[str]:
@@ -108,16 +140,16 @@ def _device_row(device_class: str) -> dict:
 @_constraint_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the artifact.")
-def fetch_cmd(model, sweep_id, device, objective, max_latency_ms, max_rel_error, min_throughput, output):
+def fetch_cmd(model, sweep_id, device, output, **constraints):
     """Write the best artifact for a device to FILE, verified by its sha256.
 
     Without --device: this host's device (its GPU if it has one with
     results, else its CPU). Refuses an engine that would not run there.
     """
-    rows = _rows(model, sweep_id)
     classes = [device] if device else _local_classes()
     for candidate in classes:
-        best = best_per_device(rows, objective, max_latency_ms, max_rel_error, candidate, min_throughput)
+        best = _best(model, sweep_id, candidate, **constraints)
+        best = best[best["role"] == "winner"] if not best.empty else best
         if not best.empty:
             break
     else:

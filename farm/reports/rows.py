@@ -1,52 +1,78 @@
+"""Report rows: one joined query into a DataFrame (never per-row ORM loads).
+
+``REPORT_FIELDS`` is the stable, documented row format (docs/fields.md)
+behind ``farm report`` and the base of ``farm best``'s output. New fields
+are only ever appended.
+"""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import aliased
 
 from farm.db import Device, Job, Measurement, Model, Sweep, session_scope
 from farm.errors import NotFoundError
 from farm.model_info import sha256_file
+from farm.reports.confidence import add_intervals
 
-# Stable, documented field names of one report row (docs/fields.md).
 REPORT_FIELDS = (
     "job_id", "sweep_id", "model", "status", "backend", "backend_version", "precision", "batch_size",
     "profile", "device_class", "device", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms",
     "latency_p95_ms", "latency_p99_ms", "latency_stdev_ms", "latency_cv", "samples", "throughput",
     "e2e_latency_p50_ms", "e2e_latency_p99_ms", "build_s", "artifact_sha256", "artifact_size",
     "memory_mb", "max_abs_error", "rel_l2_error", "cosine", "accuracy_pass", "flags", "reused", "error",
+    # appended in issue 6: bootstrap intervals (farm/reports/confidence.py)
+    "latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "throughput_ci_low", "throughput_ci_high",
 )
+CI_FIELDS = REPORT_FIELDS[-4:]
+# Columns kept internally next to the report fields (ordering, dedupe, ids).
+HIDDEN = ("measurement_id", "job_key", "sweep_created_at", "seq")
 
 
-def _measurement_for(session, job_id: str) -> Measurement | None:
-    return session.scalar(select(Measurement).where(Measurement.job_id == job_id)
-                          .order_by(Measurement.attempt.desc()).limit(1))
+def measurement_columns(m) -> list:
+    """Report columns taken from a measurements row (shared with candidates.py)."""
+    return [
+        m.mean_ms.label("latency_mean_ms"), m.p50_ms.label("latency_p50_ms"), m.p90_ms.label("latency_p90_ms"),
+        m.p95_ms.label("latency_p95_ms"), m.p99_ms.label("latency_p99_ms"), m.stdev_ms.label("latency_stdev_ms"),
+        m.cv.label("latency_cv"), m.count.label("samples"), m.throughput.label("throughput"),
+        m.e2e_p50_ms.label("e2e_latency_p50_ms"), m.e2e_p99_ms.label("e2e_latency_p99_ms"),
+        m.build_s.label("build_s"), m.artifact_size.label("artifact_size"), m.memory_mb.label("memory_mb"),
+        m.max_abs_error.label("max_abs_error"), m.rel_l2_error.label("rel_l2_error"), m.cosine.label("cosine"),
+        m.accuracy_pass.label("accuracy_pass"), m.flags.label("flags"), m.id.label("measurement_id"),
+    ]
 
 
-def _row(session, job: Job, model_name: str) -> dict:
-    source_id = job.result_job_id or job.id
-    m = _measurement_for(session, source_id) if job.status in ("done", "unsupported") else None
-    device = session.get(Device, job.device_id) if job.device_id else None
-    return {
-        "job_id": job.id, "sweep_id": job.sweep_id, "model": model_name, "status": job.status,
-        "backend": job.backend, "backend_version": job.backend_version, "precision": job.precision,
-        "batch_size": job.batch_size, "profile": job.profile, "device_class": job.device_class,
-        "device": device.name if device else None,
-        "latency_mean_ms": m and m.mean_ms, "latency_p50_ms": m and m.p50_ms, "latency_p90_ms": m and m.p90_ms,
-        "latency_p95_ms": m and m.p95_ms, "latency_p99_ms": m and m.p99_ms,
-        "latency_stdev_ms": m and m.stdev_ms, "latency_cv": m and m.cv, "samples": m.count if m else None,
-        "throughput": m and m.throughput, "e2e_latency_p50_ms": m and m.e2e_p50_ms,
-        "e2e_latency_p99_ms": m and m.e2e_p99_ms, "build_s": m and m.build_s,
-        "artifact_sha256": job.artifact_sha256, "artifact_size": m and m.artifact_size,
-        "memory_mb": m and m.memory_mb, "max_abs_error": m and m.max_abs_error,
-        "rel_l2_error": m and m.rel_l2_error, "cosine": m and m.cosine,
-        "accuracy_pass": m.accuracy_pass if m else None, "flags": list(m.flags) if m else [],
-        "reused": job.result_job_id is not None, "error": job.error,
-    }
+def job_columns(j) -> list:
+    return [
+        j.id.label("job_id"), j.sweep_id.label("sweep_id"), j.status.label("status"), j.backend.label("backend"),
+        j.backend_version.label("backend_version"), j.precision.label("precision"),
+        j.batch_size.label("batch_size"), j.profile.label("profile"), j.device_class.label("device_class"),
+        j.artifact_sha256.label("artifact_sha256"), j.error.label("error"), j.key.label("job_key"),
+        j.seq.label("seq"), (j.result_job_id.is_not(None)).label("reused"),
+    ]
 
 
-def _resolve_model(session, model: str) -> Model:
+def _rows_query(with_samples: bool):
+    latest = aliased(Measurement)
+    last_attempt = (select(func.max(latest.attempt)).where(latest.job_id == Measurement.job_id)
+                    .scalar_subquery())
+    # A reused job reports the measurement of the job that holds it.
+    measured = and_(Measurement.job_id == func.coalesce(Job.result_job_id, Job.id),
+                    Measurement.attempt == last_attempt, Job.status.in_(("done", "unsupported")))
+    columns = job_columns(Job) + measurement_columns(Measurement) + [
+        Model.name.label("model"), Device.name.label("device"), Sweep.created_at.label("sweep_created_at")]
+    if with_samples:
+        columns.append(Measurement.samples_ms.label("samples_ms"))
+    return (select(*columns).join(Sweep, Job.sweep_id == Sweep.id).join(Model, Sweep.model_id == Model.id)
+            .outerjoin(Measurement, measured)
+            .outerjoin(Device, Device.id == func.coalesce(Job.device_id, Measurement.device_id))
+            .order_by(Sweep.created_at, Job.seq))
+
+
+def resolve_model(session, model: str) -> Model:
     path = Path(model)
     if path.is_file():
         row = session.scalar(select(Model).where(Model.sha256 == sha256_file(path)))
@@ -58,17 +84,53 @@ def _resolve_model(session, model: str) -> Model:
     return row
 
 
-def job_rows(sweep_id: str | None = None, model: str | None = None) -> list[dict]:
+def check_sweep(session, sweep_id: str) -> None:
+    if session.get(Sweep, sweep_id) is None:
+        raise NotFoundError(f"no sweep with id {sweep_id!r} (see 'farm sweep list')")
+
+
+def load_frame(sweep_id: str | None = None, model: str | None = None) -> pd.DataFrame:
+    """Every job of a sweep (or of a model's sweeps) with its latest
+    measurement and confidence intervals; report fields plus HIDDEN."""
     with session_scope() as session:
-        query = select(Job, Model.name).join(Sweep, Job.sweep_id == Sweep.id).join(Model, Sweep.model_id == Model.id)
+        query = _rows_query(with_samples=True)
         if sweep_id:
-            if session.get(Sweep, sweep_id) is None:
-                raise NotFoundError(f"no sweep with id {sweep_id!r} (see 'farm sweep list')")
+            check_sweep(session, sweep_id)
             query = query.where(Job.sweep_id == sweep_id)
         if model:
-            query = query.where(Sweep.model_id == _resolve_model(session, model).id)
-        rows = session.execute(query.order_by(Sweep.created_at, Job.seq)).all()
-        return [_row(session, job, name) for job, name in rows]
+            query = query.where(Sweep.model_id == resolve_model(session, model).id)
+        result = session.execute(query)
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return finish_frame(frame)
+
+
+def finish_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Normalise types, add intervals from ``samples_ms`` (then dropped)."""
+    samples = [s or [] for s in frame.pop("samples_ms")] if "samples_ms" in frame else [[]] * len(frame)
+    frame["flags"] = [list(f) if isinstance(f, list) else [] for f in frame.get("flags", [])]
+    frame["reused"] = frame["reused"].astype(bool)
+    frame = add_intervals(frame, samples)
+    return frame[list(REPORT_FIELDS) + [c for c in HIDDEN if c in frame]]
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if value is pd.NaT or value is pd.NA:
+        return None
+    return value
+
+
+def frame_rows(frame: pd.DataFrame, fields=REPORT_FIELDS) -> list[dict]:
+    """Plain-Python dicts (NaN -> None) in field order; JSON-safe."""
+    records = frame[list(fields)].astype(object).to_dict("records")
+    return [{k: _plain(v) for k, v in record.items()} for record in records]
+
+
+def job_rows(sweep_id: str | None = None, model: str | None = None) -> list[dict]:
+    return frame_rows(load_frame(sweep_id=sweep_id, model=model))
 
 
 def jobs_frame(rows: list[dict]) -> pd.DataFrame:

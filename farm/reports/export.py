@@ -1,0 +1,35 @@
+"""Writing report frames as csv, json or parquet (docs/fields.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from farm.errors import MissingDependencyError, UserError
+from farm.reports.rows import frame_rows
+
+EXPORT_FORMATS = ("csv", "json", "parquet")
+
+
+def to_text(frame: pd.DataFrame, fields, fmt: str) -> str:
+    """csv or json text with exactly ``fields`` as columns, in order."""
+    if fmt == "json":
+        return json.dumps(frame_rows(frame, fields), indent=2, default=str, allow_nan=False)
+    out = frame[list(fields)].copy()
+    for column in out.columns:  # lists (flags, tied_with) as ';'-joined text
+        if out[column].map(lambda v: isinstance(v, list)).any():
+            out[column] = out[column].map(lambda v: ";".join(map(str, v)) if isinstance(v, list) else v)
+    return out.to_csv(index=False)
+
+
+def write_parquet(frame: pd.DataFrame, fields, path: Path | None) -> None:
+    if path is None:
+        raise UserError("parquet is binary: give -o FILE")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("parquet export needs pyarrow: pip install 'engine-farm[parquet]'") from None
+    out = pd.DataFrame(frame_rows(frame, fields), columns=list(fields))
+    out.to_parquet(path, index=False)

@@ -1,0 +1,1 @@
+from fixtures import farm_home, known  # noqa: F401
