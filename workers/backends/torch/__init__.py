@@ -1,0 +1,1 @@
+"""PyTorch backend: torch.compile (Inductor, max-autotune) on NVIDIA GPUs."""

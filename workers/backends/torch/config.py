@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from farm.backends import BackendConfig
+
+
+@dataclass(frozen=True)
+class TorchConfig(BackendConfig):
+    """torch.compile with Inductor on the worker's GPU. Knobs left ``None``
+    use the farm's defaults, noted per knob."""
+
+    name = "torch"
+    implementation = "workers.backends.torch.backend:TorchBackend"
+    distribution = "torch"
+    requires = ("torch",)
+    precisions = ("fp32", "fp16", "bf16")
+    device_kinds = ("gpu",)
+
+    mode: str | None = None  # torch.compile mode (default "max-autotune"); measure.cuda_graph toggles cudagraphs
+    fullgraph: bool | None = None  # fail instead of graph-breaking (default True: a break hides eager code)
+    tf32: bool | None = None  # TF32 matmul/conv for fp32 (default False: fp32 stays IEEE fp32)
+    # torch._inductor.config overrides for the compile, e.g. {"max_autotune_conv_backends": "ATEN"}
+    # (Triton conv autotuning in fp32 took 130 s for one 1x1 conv on an H200 worker)
+    inductor: dict | None = None

@@ -1,0 +1,51 @@
+"""Turn a job's model file into a ``torch.nn.Module``.
+
+Two forms are read: a torch.export program (``.pt2``, a zip archive written
+by ``torch.export.save``) natively, and ONNX through onnx2torch, best effort
+(workers/backends/torch/onnx_import.py). The farm stores models under their
+hash, so the form is told from the file's content, not its name.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+
+def model_format(path: Path) -> str:
+    """"pt2" for a torch.export archive, else "onnx"."""
+    return "pt2" if zipfile.is_zipfile(path) else "onnx"
+
+
+def load_module(path: Path, shapes: dict[str, tuple[int, ...]]):
+    """Return (module, info saying how it was obtained) for the job's shapes."""
+    if model_format(path) == "pt2":
+        import torch
+
+        return torch.export.load(str(path)).module(), {"source_format": "torch.export (.pt2)"}
+    from workers.backends.torch.onnx_import import onnx_to_module
+
+    return onnx_to_module(path, shapes)
+
+
+def inline_identity_initializers(proto):
+    """Replace ``Identity(initializer)`` nodes by a copy of the initializer.
+
+    torch's ONNX exporter deduplicates equal weights (e.g. the zero biases of
+    folded batch norms) into one initializer plus Identity nodes; onnx2torch
+    expects weights to be initializers and fails on the Identity outputs.
+    """
+    graph = proto.graph
+    weights = {init.name: init for init in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input and node.input[0] in weights:
+            copy = graph.initializer.add()
+            copy.CopyFrom(weights[node.input[0]])
+            copy.name = node.output[0]
+            weights[copy.name] = copy
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return proto
