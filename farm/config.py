@@ -32,3 +32,54 @@ def ensure_home() -> Path:
     home = settings().home
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+# Liveness and retry knobs, read from the environment on every call so tests
+# can run the whole reconcile cycle in seconds. Production defaults: a
+# worker beats every 10 s and is presumed dead after 45 s of silence.
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        from farm.errors import UserError
+
+        raise UserError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        from farm.errors import UserError
+
+        raise UserError(f"{name} must be positive, got {raw}")
+    return value
+
+
+def heartbeat_s() -> float:
+    """FARM_HEARTBEAT_S: seconds between a worker's heartbeats."""
+    return _number("FARM_HEARTBEAT_S", 10.0)
+
+
+def stale_s() -> float:
+    """FARM_STALE_S: a worker silent this long is presumed dead."""
+    return _number("FARM_STALE_S", 45.0)
+
+
+def reconcile_s() -> float:
+    """FARM_RECONCILE_S: seconds between a launcher's reconcile passes."""
+    return _number("FARM_RECONCILE_S", 15.0)
+
+
+def max_attempts() -> int:
+    """FARM_MAX_ATTEMPTS: a job whose worker died this many times is quarantined."""
+    return int(_number("FARM_MAX_ATTEMPTS", 3))
+
+
+def visibility_timeout_s() -> float:
+    """FARM_VISIBILITY_TIMEOUT_S: Redis redelivers an unacknowledged message after this."""
+    return _number("FARM_VISIBILITY_TIMEOUT_S", 6 * 3600.0)
+
+
+def default_timeouts() -> dict[str, float]:
+    """Per-job hard limits when a spec gives no ``timeouts``."""
+    return {"build_s": _number("FARM_BUILD_TIMEOUT_S", 3 * 3600.0),
+            "measure_s": _number("FARM_MEASURE_TIMEOUT_S", 3600.0)}

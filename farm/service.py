@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from sqlalchemy import select, update
 
 from farm.backends import backend_config, backend_version
+from farm.config import stale_s
 from farm.db import FINAL_STATES, Device, Job, Model, Sweep, session_scope, utcnow
 from farm.devices import resolve_device_classes
 from farm.errors import NotFoundError, SpecError
 from farm.expand import JobPlan, expand
+from farm.input_data import check_data, read_data
 from farm.model_info import ModelInfo, read_model
 from farm.spec import SweepSpec
 from farm.store import open_store
-
-HEARTBEAT_STALE = timedelta(seconds=60)
 
 
 @dataclass
@@ -40,7 +40,10 @@ def new_id() -> str:
 
 def validate(spec: SweepSpec) -> ModelInfo:
     """Everything that can be checked before touching the database."""
+    from farm.queue import check_time_limits
+
     model = read_model(spec.model)
+    check_time_limits(spec.timeouts)
     for index, name in enumerate(spec.backends):
         backend_config(name).from_dict(spec.build.get(name), where=f"build.{name}")
         if spec.backends.count(name) > 1:
@@ -61,6 +64,12 @@ def _compatible(plans: list[JobPlan]) -> tuple[list[JobPlan], list[str]]:
         else:
             skipped.add(f"{plan.backend} on {plan.device_class} ({plan.backend} runs on {', '.join(kinds)})")
     return kept, sorted(skipped)
+
+
+def _with_data(plans: list[JobPlan], data_sha256: str) -> list[JobPlan]:
+    """The data file changes accuracy and timing inputs, so it is part of
+    each job's configuration (and key)."""
+    return [replace(plan, config={**plan.config, "data_sha256": data_sha256}) for plan in plans]
 
 
 def _upsert_model(session, model: ModelInfo) -> Model:
@@ -91,6 +100,9 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
         plans, skipped = _compatible(expand(spec, model, classes, versions))
         if not plans:
             raise SpecError("the sweep has no runnable job: " + "; ".join(skipped))
+        if spec.data:
+            check_data(model, read_data(spec.data), [plan.shapes for plan in plans])
+            plans = _with_data(plans, open_store().put_file(spec.data))
         model_row = _upsert_model(session, model)
         sweep = Sweep(id=new_id(), name=spec.name, model_id=model_row.id, spec=spec.to_json())
         session.add(sweep)
@@ -123,7 +135,7 @@ def _new_job(session, sweep_id: str, seq: int, plan: JobPlan, force: bool) -> Jo
 def enqueue_pending(sweep_id: str | None = None, statuses=("pending",)) -> int:
     """Mark jobs queued (committed first, so a crash never loses one), then
     send their messages. Returns how many were sent."""
-    from farm.queue import enqueue, make_app
+    from farm.queue import send_jobs
 
     with session_scope() as session:
         query = select(Job).where(Job.status.in_(statuses))
@@ -133,13 +145,7 @@ def enqueue_pending(sweep_id: str | None = None, statuses=("pending",)) -> int:
         if jobs:
             session.execute(update(Job).where(Job.id.in_([j for j, _ in jobs]))
                             .values(status="queued", queued_at=utcnow()))
-    if jobs:
-        app = make_app()
-        with app.connection_for_write() as connection:
-            for job_id, device_class in jobs:
-                app.send_task("engine_farm.run_job", args=[job_id], kwargs={"device_class": device_class},
-                              connection=connection)
-    return len(jobs)
+    return send_jobs(jobs)
 
 
 def get_sweep(session, sweep_id: str) -> Sweep:
@@ -174,7 +180,7 @@ def _sweep_state(counts: Counter, total: int, cancelled: bool) -> str:
 
 
 def live_classes(session) -> set[str]:
-    cutoff = utcnow() - HEARTBEAT_STALE
+    cutoff = utcnow() - timedelta(seconds=stale_s())
     rows = session.execute(select(Device.device_class).where(Device.last_heartbeat >= cutoff))
     return {cls for (cls,) in rows}
 
@@ -193,3 +199,16 @@ def cancel_sweep(sweep_id: str) -> int:
         result = session.execute(update(Job).where(Job.sweep_id == sweep_id, Job.status.in_(("pending", "queued")))
                                  .values(status="cancelled", finished_at=utcnow()))
         return result.rowcount
+
+
+def resume_sweep(sweep_id: str) -> dict:
+    """Send pending jobs, recover orphaned running ones and re-send queued
+    ones whose message the broker lost (all of them when the broker cannot
+    be looked into). Duplicate deliveries are harmless: a job runs once."""
+    from farm.reconcile import reconcile
+
+    sweep_status(sweep_id)  # unknown ids fail here with a clear error
+    sent = enqueue_pending(sweep_id)
+    report = reconcile(sweep_id, grace_s=0, resend_unknown=True)
+    return {"enqueued": sent, "requeued": report.requeued, "quarantined": report.quarantined,
+            "resent": report.resent}

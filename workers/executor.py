@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from farm.config import settings
+from farm.config import default_timeouts, settings
 from farm.db import Artifact, Job, Measurement, Model, session_scope, utcnow
 from farm.errors import BackendUnsupported, UserError
 from farm.model_info import read_model
@@ -22,26 +22,29 @@ from farm.store import open_store
 from workers import environment
 from workers.backends import load_backend
 from workers.backends.base import BuildResult, DeviceContext, JobContext, Runner, TimingResult
-from workers.inputs import make_feeds
+from workers.inputs import load_data
+from workers.watchdog import Watchdog, guard
 
 log = logging.getLogger(__name__)
-MEASURE_SEED = 0
 CLAIMABLE = ("pending", "queued")
 
 
 def claim(job_id: str, worker: str, device_id: int | None) -> int | None:
     """Move a queued job to running for this worker; returns the attempt
-    number, or None if another worker has it or it is already finished."""
+    number, or None if another worker has it or it is already finished.
+
+    One guarded UPDATE: of two workers racing for one job (a duplicate
+    message), the database lets exactly one match the WHERE clause.
+    """
     with session_scope() as session:
-        result = session.execute(
+        attempt = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
             .values(status="running", attempts=Job.attempts + 1, worker=worker, device_id=device_id,
                     started_at=utcnow(), error=None)
-        )
-        if result.rowcount != 1:
-            return None
-        return session.get(Job, job_id).attempts
+            .returning(Job.attempts)
+        ).scalar_one_or_none()
+        return attempt
 
 
 def _model_file(session, job: Job, store, cache: Path) -> Path:
@@ -53,13 +56,34 @@ def _model_file(session, job: Job, store, cache: Path) -> Path:
     return target
 
 
+def _data_file(key: str | None, store, cache: Path) -> Path | None:
+    """The user's input samples (spec ``data``), fetched once per worker."""
+    if not key:
+        return None
+    target = cache / "data" / f"{key}.npz"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        store.get_file(key, target)
+    return target
+
+
 def _register_artifact(session, store, path: Path, kind: str, media_type: str, meta: dict) -> str:
     key = store.put_file(path)
     if session.get(Artifact, key) is None:
-        session.add(Artifact(sha256=key, size_bytes=path.stat().st_size, kind=kind,
-                             media_type=media_type, meta=meta))
-        session.flush()
+        # Identical bytes from two workers at once (e.g. the same optimised
+        # model for two batch sizes): the first row wins, the other is a no-op.
+        row = {"sha256": key, "size_bytes": path.stat().st_size, "kind": kind, "media_type": media_type,
+               "meta": meta}
+        session.execute(_insert_ignoring_duplicates(session, row))
     return key
+
+
+def _insert_ignoring_duplicates(session, row: dict):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(Artifact).values(**row).on_conflict_do_nothing(index_elements=["sha256"])
 
 
 def _measure_stably(runner: Runner, feeds, config: MeasureConfig) -> tuple[TimingResult, int]:
@@ -90,6 +114,10 @@ def _reference_outputs(model_path: Path, feeds) -> dict:
     return dict(zip(names, session.run(names, feeds)))
 
 
+def _limits(job: Job) -> dict[str, float]:
+    return {**default_timeouts(), **((job.sweep.spec or {}).get("timeouts") or {})}
+
+
 def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | None) -> str:
     """Run the job end to end; returns its final status (or 'skipped')."""
     attempt = claim(job_id, worker, device_id)
@@ -101,16 +129,23 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
     try:
         with session_scope() as session:
             job = session.get(Job, job_id)
-            model_path = _model_file(session, job, store, cache)
-            config = job.config
-        ctx = JobContext(
-            job_id=job_id, precision=config["precision"], batch_size=config["batch_size"],
-            shapes=config["profile"]["inputs"], model_path=model_path, model=read_model(model_path),
-            measure=MeasureConfig(**config["measure"]), calibration=config["calibration"], device=device,
-            workdir=workdir, store=store,
-        )
-        outcome = _run(ctx, config)
-        return _record(job_id, worker, attempt, device_id, store, outcome)
+            limits = _limits(job)
+        # The watchdog ends this process if a phase overruns; it records the
+        # failure first, through the same guarded finish as any other end.
+        with Watchdog(limits, lambda reason: _finish(job_id, worker, attempt, "failed", reason)):
+            with session_scope() as session:
+                job = session.get(Job, job_id)
+                model_path = _model_file(session, job, store, cache)
+                config = job.config
+            data = _data_file(config.get("data_sha256"), store, cache)
+            ctx = JobContext(
+                job_id=job_id, precision=config["precision"], batch_size=config["batch_size"],
+                shapes=config["profile"]["inputs"], model_path=model_path, model=read_model(model_path),
+                measure=MeasureConfig(**config["measure"]), calibration=config["calibration"], device=device,
+                workdir=workdir, store=store, data=load_data(data) if data else None,
+            )
+            outcome = _run(ctx, config)
+            return _record(job_id, worker, attempt, device_id, store, outcome)
     except BackendUnsupported as exc:
         return _finish(job_id, worker, attempt, "unsupported", str(exc))
     except UserError as exc:
@@ -123,11 +158,11 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
 
 
 def _run(ctx: JobContext, config: dict) -> dict:
-    backend = load_backend(config["backend"], config.get("build"))
+    backend = guard(load_backend(config["backend"], config.get("build")))  # per-phase time limits
     built: BuildResult = backend.build(ctx)
     outcome = {"built": built, "version": backend.version(), "timing": None, "accuracy": None,
                "unsupported": None, "remeasured": 0}
-    feeds = make_feeds(ctx.model, ctx.run_shapes, seed=MEASURE_SEED)
+    feeds = ctx.measurement_feeds()
     try:
         runner = backend.load(built.artifact, ctx)
     except BackendUnsupported as exc:

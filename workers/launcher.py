@@ -1,19 +1,30 @@
 """``farm worker start``: one solo-pool worker process per selected device,
 each pinned with CUDA_VISIBLE_DEVICES=<uuid> before anything imports CUDA,
-supervised (a worker that dies is started again)."""
+supervised (a worker that dies is started again).
+
+The launcher also keeps the farm honest: when one of its workers dies it
+hands that worker's running job back at once (farm.reconcile.worker_exited),
+and every FARM_RECONCILE_S it runs a full reconcile pass, which recovers
+jobs of workers on other hosts whose heartbeats went stale and re-sends
+messages the broker lost. Passes are idempotent, so every launcher runs one.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+from farm.config import reconcile_s
+from farm.queue import check_time_limits
 from workers.discovery import DiscoveredDevice, discover, select_devices
-from workers.registry import register
+from workers.registry import release, wait_free, worker_name
 
-RESTART_DELAY_S = 1.0
+log = logging.getLogger("farm.launcher")
 
 
 def child_env(device: DiscoveredDevice) -> dict[str, str]:
@@ -31,39 +42,88 @@ def spawn(device: DiscoveredDevice, loglevel: str) -> subprocess.Popen:
     return subprocess.Popen(command, env=child_env(device))
 
 
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def after_death(device: DiscoveredDevice, pid: int, code: int) -> None:
+    """Hand a dead worker's job back now; a failure here is left to the
+    periodic pass (the heartbeat goes stale anyway)."""
+    from farm.reconcile import worker_exited
+
+    name = worker_name(device, pid)
+    try:
+        release(device.uuid, name)
+        report = worker_exited(name, describe_exit(code))
+        if report.requeued or report.quarantined:
+            log.warning("worker %s %s: requeued %s, quarantined %s", name, describe_exit(code),
+                        report.requeued, report.quarantined)
+    except Exception:
+        log.exception("could not recover the jobs of %s", name)
+
+
+class ReconcileLoop(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(name="farm-reconcile", daemon=True)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from farm.reconcile import reconcile
+
+        while not self.stopped.wait(reconcile_s()):
+            try:
+                report = reconcile()
+                if report:
+                    log.warning("reconcile: requeued %s, quarantined %s, re-sent %s",
+                                report.requeued, report.quarantined, report.resent)
+            except Exception:  # broker or database down: try again next pass
+                log.warning("reconcile pass failed", exc_info=True)
+
+
 def start(selector: str = "all", loglevel: str = "INFO", once: bool = False) -> int:
+    logging.basicConfig(level=loglevel, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    check_time_limits()  # refuse to start rather than let Redis redeliver running jobs
     devices = select_devices(discover(), selector)
     for device in devices:
-        register(device)
+        wait_free(device)
     children = {d.uuid: spawn(d, loglevel) for d in devices}
-    stopping = False
+    stopping = threading.Event()
 
     def stop(signum, _frame):
-        nonlocal stopping
-        stopping = True
+        stopping.set()
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    loop = ReconcileLoop()
+    loop.start()
     by_uuid = {d.uuid: d for d in devices}
-    while True:
-        time.sleep(0.5)
-        if stopping:
-            break
+    restart_delay = float(os.environ.get("FARM_RESTART_DELAY_S", "1"))
+    while not stopping.wait(0.2):
         for uuid, child in list(children.items()):
             code = child.poll()
-            if code is not None and not once:
-                print(f"farm worker for {by_uuid[uuid].name} exited with {code}; restarting", file=sys.stderr)
-                time.sleep(RESTART_DELAY_S)
+            if code is None or once:
+                continue
+            print(f"farm worker for {by_uuid[uuid].name} {describe_exit(code)}; restarting", file=sys.stderr)
+            after_death(by_uuid[uuid], child.pid, code)
+            if not stopping.wait(restart_delay):
                 children[uuid] = spawn(by_uuid[uuid], loglevel)
         if once and all(c.poll() is not None for c in children.values()):
             break
+    loop.stopped.set()
     deadline = time.time() + 30
-    for child in children.values():
+    for uuid, child in children.items():
         try:
             child.wait(timeout=max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()
+            after_death(by_uuid[uuid], child.pid, child.returncode)
     return 0

@@ -1,23 +1,18 @@
-"""One worker process for one device: register it, heartbeat, and consume
-that device class's queue with a solo pool (one job at a time, in this
-process, on this device)."""
+"""One worker process for one device: take its device row, heartbeat, and
+consume that device class's queue with a solo pool (one job at a time, in
+this process, on this device)."""
 
 from __future__ import annotations
 
 import logging
-import os
 
+from farm.config import heartbeat_s
 from farm.errors import UserError
+from farm.queue import check_time_limits
 from workers import runtime_state
 from workers.backends.base import DeviceContext
 from workers.discovery import discover
-from workers.registry import Heartbeat, register
-
-
-def worker_name(device, host: str) -> str:
-    tag = "cpu" if device.kind == "cpu" else f"gpu{device.index}"
-    instance = os.environ.get("FARM_WORKER_INSTANCE")
-    return f"farm-{tag}{'-' + instance if instance else ''}-{os.getpid()}@{host}"
+from workers.registry import Heartbeat, release, take, worker_name
 
 
 def _quiet_onnxruntime() -> None:
@@ -31,16 +26,17 @@ def _quiet_onnxruntime() -> None:
 
 
 def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ()) -> None:
+    check_time_limits()
     device = next((d for d in discover() if d.uuid == uuid), None)
     if device is None:
         raise UserError(f"device {uuid} is not on this host")
-    name = worker_name(device, device.host)
-    device_id = register(device, worker=name)
+    name = worker_name(device)
+    device_id = take(device, name)
     context = DeviceContext(kind=device.kind, name=device.name, device_class=device.device_class,
                             index=0 if device.kind == "gpu" else None,
                             compute_capability=device.compute_capability, uuid=device.uuid)
     runtime_state.set_current(runtime_state.WorkerState(worker=name, device_id=device_id, device=context))
-    heartbeat = Heartbeat(device_id, name, interval=float(os.environ.get("FARM_HEARTBEAT_S", "10")))
+    heartbeat = Heartbeat(device_id, name, interval=heartbeat_s())
     heartbeat.start()
     logging.basicConfig(level=loglevel)
     _quiet_onnxruntime()
@@ -52,3 +48,9 @@ def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ())
                          f"--loglevel={loglevel}", "--without-mingle", "--without-gossip", "--task-events"])
     finally:
         heartbeat.stop()
+        # A clean exit frees the device row at once, so the next worker for
+        # it (e.g. the next 'farm run') need not wait for it to go stale.
+        try:
+            release(device.uuid, name)
+        except Exception:
+            logging.getLogger(__name__).warning("could not release device %s", device.uuid, exc_info=True)

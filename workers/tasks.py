@@ -18,7 +18,10 @@ def run_job(job_id: str, device_class: str | None = None) -> str:
     from workers.registry import beat
 
     state = runtime_state.current()
-    beat(state.device_id, state.worker, current_job=job_id)
+    # current_job is set before the claim, so whoever sees the job running
+    # also sees which worker holds it (farm.reconcile relies on this order).
+    if not beat(state.device_id, state.worker, current_job=job_id):
+        return "displaced"  # another worker holds our device row; the reconciler re-sends the job
     try:
         return execute(job_id, state.worker, state.device, state.device_id)
     finally:

@@ -9,6 +9,7 @@ import click
 from sqlalchemy import select
 
 from farm.cli.output import to_json
+from farm.config import stale_s
 from farm.db import Device, session_scope, upgrade, utcnow
 from farm.spec_schema import SPEC_SCHEMA
 
@@ -38,7 +39,7 @@ def _device_rows() -> list[dict]:
                          "host": d.host, "index": d.index, "compute_capability": d.compute_capability,
                          "memory_mb": d.memory_mb, "driver_version": d.driver_version, "worker": d.worker,
                          "current_job": d.current_job_id, "heartbeat_age_s": age,
-                         "live": age is not None and age < 60})
+                         "live": d.worker is not None and age is not None and age < stale_s()})
         return rows
 
 
@@ -72,8 +73,8 @@ def workers_cmd(fmt):
     if not rows:
         click.echo("no live workers")
     for row in rows:
-        click.echo(f"{row['worker']}  {row['device_class']}  job={row['current_job'] or '-'}  "
-                   f"heartbeat {row['heartbeat_age_s']:.0f}s ago")
+        click.echo(f"{row['worker']}  {row['device_class']}  device={row['uuid']}  "
+                   f"job={row['current_job'] or '-'}  heartbeat {row['heartbeat_age_s']:.1f}s ago")
 
 
 @click.group("db")

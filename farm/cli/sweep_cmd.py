@@ -6,7 +6,7 @@ import click
 
 from farm.cli.options import spec_from_cli, spec_options
 from farm.cli.output import to_json
-from farm.service import cancel_sweep, enqueue_pending, list_sweeps, submit, sweep_status
+from farm.service import cancel_sweep, list_sweeps, resume_sweep, submit, sweep_status
 
 
 @click.group("sweep")
@@ -80,9 +80,13 @@ def cancel_cmd(sweep_id):
 @sweep_group.command("resume")
 @click.argument("sweep_id")
 def resume_cmd(sweep_id):
-    """Re-enqueue a sweep's jobs that are waiting (pending or queued), e.g.
-    after the broker lost its messages. Duplicate deliveries are harmless:
-    a job runs once."""
-    sweep_status(sweep_id)  # unknown ids fail here with a clear error
-    count = enqueue_pending(sweep_id, statuses=("pending", "queued"))
-    click.echo(f"re-enqueued {count} jobs of sweep {sweep_id}")
+    """Re-enqueue what a sweep lost: pending jobs, running jobs whose worker
+    died (quarantined as failed after FARM_MAX_ATTEMPTS deaths) and queued
+    jobs whose message the broker no longer has (e.g. Redis restarted).
+    Workers' launchers do the same every FARM_RECONCILE_S; duplicate
+    deliveries are harmless: a job runs once."""
+    result = resume_sweep(sweep_id)
+    again = len(result["requeued"]) + len(result["resent"])
+    click.echo(f"re-enqueued {result['enqueued'] + again} jobs of sweep {sweep_id} "
+               f"({result['enqueued']} pending, {len(result['requeued'])} orphaned, "
+               f"{len(result['resent'])} lost by the broker); quarantined {len(result['quarantined'])}")

@@ -1,0 +1,111 @@
+"""Artifact store in an S3 bucket (AWS, MinIO, or any S3-compatible server).
+
+``FARM_STORE_URL=s3://bucket/prefix``. The endpoint comes from
+FARM_S3_ENDPOINT_URL or AWS_ENDPOINT_URL (unset: AWS itself); credentials
+and region from the usual AWS variables / config files, through boto3.
+
+Objects live at ``prefix/ab/cdef...`` like the local store. Uploads carry
+the SHA-256 as an S3 checksum, so the server refuses bytes that changed in
+flight; reads are verified against the key by ArtifactStore.get_file.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from farm.errors import UserError
+from farm.store.base import ArtifactStore, check_key, hash_file
+
+
+def _client(endpoint: str | None):
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise UserError("FARM_STORE_URL is s3://... but boto3 is not installed "
+                        "(pip install 'engine-farm[s3]')") from None
+    config = Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
+    return boto3.client("s3", endpoint_url=endpoint, config=config)
+
+
+class S3Store(ArtifactStore):
+    def __init__(self, bucket: str, prefix: str = "", endpoint: str | None = None, client=None):
+        if not bucket:
+            raise UserError("FARM_STORE_URL s3://BUCKET/prefix names no bucket")
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.endpoint = endpoint
+        self.client = client or _client(endpoint)
+
+    @classmethod
+    def from_url(cls, url: str) -> "S3Store":
+        parts = urlsplit(url)
+        endpoint = os.environ.get("FARM_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
+        return cls(parts.netloc, parts.path, endpoint)
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        name = f"{key[:2]}/{key[2:]}"
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def put_file(self, path: Path) -> str:
+        key = hash_file(Path(path))
+        if self.exists(key):
+            return key  # content addressing: same bytes, same object
+        checksum = base64.b64encode(bytes.fromhex(key)).decode()
+        with open(path, "rb") as handle:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=handle,
+                                   ChecksumSHA256=checksum)
+        return key
+
+    def _fetch_to(self, key: str, dest: Path) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(dest))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(f"artifact {key} is not in s3://{self.bucket}/{self.prefix}") from None
+            raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m farm.store.s3 create-bucket``: create FARM_STORE_URL's
+    bucket if it does not exist (a deployment's one-shot init step)."""
+    import argparse
+
+    from farm.config import settings
+
+    parser = argparse.ArgumentParser(prog="python -m farm.store.s3", description=main.__doc__)
+    parser.add_argument("action", choices=["create-bucket"])
+    parser.parse_args(argv)
+    url = settings().store_url
+    if not url.startswith("s3://"):
+        print(f"Error: FARM_STORE_URL is {url!r}, not s3://bucket/prefix")
+        return 1
+    store = S3Store.from_url(url)
+    from botocore.exceptions import ClientError
+
+    try:
+        store.client.head_bucket(Bucket=store.bucket)
+    except ClientError:
+        store.client.create_bucket(Bucket=store.bucket)
+    print(f"bucket {store.bucket} ready")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

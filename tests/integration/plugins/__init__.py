@@ -1,0 +1,1 @@
+"""Test-only backend plugins, registered through FARM_EXTRA_BACKENDS."""

@@ -1,0 +1,120 @@
+"""Guarded status transitions on PostgreSQL: racing claims, a superseded
+worker's late result, one result row per attempt, racing reconcilers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import random
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from farm.db import Device, Job, Measurement, Model, Sweep, session_scope, utcnow
+
+pytestmark = [pytest.mark.postgres]
+
+
+def _seed(url: str, count: int, status: str = "queued") -> list[str]:
+    with session_scope(url) as session:
+        model = Model(sha256="0" * 64, name="m.onnx", path="m.onnx", size_bytes=1, inputs=[])
+        session.add(model)
+        session.flush()
+        session.add(Sweep(id="s1", name="race", model_id=model.id, spec={}))
+        ids = [f"job{i:04d}" for i in range(count)]
+        for seq, job_id in enumerate(ids):
+            session.add(Job(id=job_id, sweep_id="s1", seq=seq, key=job_id, backend="onnxruntime",
+                            backend_version="1", precision="fp32", batch_size=1, profile="p",
+                            device_class="cpu.test", config={}, status=status, attempts=0, queued_at=utcnow()))
+    return ids
+
+
+def _claim_all(url: str, worker: str, ids: list[str], barrier, out) -> None:
+    import os
+
+    os.environ["FARM_DB_URL"] = url
+    from workers.executor import claim
+
+    random.Random(worker).shuffle(ids)
+    barrier.wait()
+    out.put((worker, {job_id: claim(job_id, worker, None) for job_id in ids}))
+
+
+def test_two_workers_racing_claim_each_job_once(pg_url):
+    ids = _seed(pg_url, 200)
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(pg_url, w, list(ids), barrier, out)) for w in ("w1", "w2")]
+    for proc in procs:
+        proc.start()
+    results = dict(out.get(timeout=60) for _ in procs)
+    for proc in procs:
+        proc.join(10)
+    won = {w: {j for j, attempt in claims.items() if attempt is not None} for w, claims in results.items()}
+    assert won["w1"].isdisjoint(won["w2"]) and won["w1"] | won["w2"] == set(ids)
+    assert won["w1"] and won["w2"]  # a real race, not one worker finishing first
+    with session_scope(pg_url) as session:
+        for job in session.query(Job):
+            owner = "w1" if job.id in won["w1"] else "w2"
+            assert (job.status, job.attempts, job.worker) == ("running", 1, owner)
+
+
+def test_superseded_worker_cannot_finish_or_record(pg_url, monkeypatch):
+    from farm.reconcile import Orphan, recover
+    from workers.executor import _finish, claim
+
+    monkeypatch.setenv("FARM_DB_URL", pg_url)
+    [job_id] = _seed(pg_url, 1)
+    assert claim(job_id, "w1", None) == 1
+    assert recover(Orphan(job_id, "w1", 1, "cpu.test", "test: presumed dead")) == "requeued"
+    assert recover(Orphan(job_id, "w1", 1, "cpu.test", "a second reconciler")) is None  # already done
+    assert claim(job_id, "w2", None) == 2
+    _finish(job_id, "w1", 1, "failed", "late news from w1")  # guarded by attempt and worker: no effect
+    with session_scope(pg_url) as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.worker, job.attempts, job.error) == ("running", "w2", 2, None)
+    _finish(job_id, "w2", 2, "done", None)
+    with session_scope(pg_url) as session:
+        assert session.get(Job, job_id).status == "done"
+
+
+def test_one_result_row_per_job_attempt(pg_url):
+    [job_id] = _seed(pg_url, 1)
+    with session_scope(pg_url) as session:
+        session.add(Measurement(job_id=job_id, attempt=1))
+    with pytest.raises(IntegrityError):
+        with session_scope(pg_url) as session:
+            session.add(Measurement(job_id=job_id, attempt=1))
+
+
+def test_alive_worker_is_never_an_orphan_but_a_stale_one_is(pg_url, monkeypatch):
+    from datetime import timedelta
+
+    from farm.reconcile import find_orphans, recover
+    from workers.executor import claim
+
+    monkeypatch.setenv("FARM_DB_URL", pg_url)
+    monkeypatch.setenv("FARM_STALE_S", "5")
+    monkeypatch.setenv("FARM_MAX_ATTEMPTS", "2")
+    ids = _seed(pg_url, 2)
+    with session_scope(pg_url) as session:
+        for n, job_id in enumerate(ids):
+            session.add(Device(id=n + 1, uuid=f"cpu-{n}", kind="cpu", name="cpu", device_class="cpu.test",
+                               host="h", worker=f"w{n}", current_job_id=job_id, last_heartbeat=utcnow(),
+                               versions={}))
+    for n, job_id in enumerate(ids):
+        assert claim(job_id, f"w{n}", n + 1) == 1
+    assert find_orphans() == []
+    with session_scope(pg_url) as session:
+        session.get(Device, 2).last_heartbeat = utcnow() - timedelta(seconds=6)
+    [orphan] = find_orphans()
+    assert orphan.job_id == ids[1] and "stopped heartbeating" in orphan.why
+    assert recover(orphan) == "requeued"
+    assert claim(ids[1], "w1b", 2) == 2
+    with session_scope(pg_url) as session:
+        session.get(Device, 2).worker = "w1c"  # the worker restarted: a new identity
+    [orphan] = find_orphans()
+    assert recover(orphan) == "quarantined"
+    with session_scope(pg_url) as session:
+        job = session.get(Job, ids[1])
+        assert job.status == "failed" and job.error.startswith("quarantined after 2 attempts")
+        assert session.get(Job, ids[0]).status == "running"

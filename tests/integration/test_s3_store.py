@@ -1,0 +1,53 @@
+"""The S3 artifact store against a real moto server on 127.0.0.1, and key
+checks shared by every store."""
+
+from __future__ import annotations
+
+import pytest
+
+from farm.errors import StoreIntegrityError
+from farm.store import LocalStore, open_store
+from farm.store.base import hash_file
+
+
+@pytest.fixture
+def s3_store(s3_env, monkeypatch):
+    for key, value in s3_env.items():
+        monkeypatch.setenv(key, value)
+    return open_store()
+
+
+def test_round_trip_is_content_addressed(s3_store, tmp_path):
+    source = tmp_path / "engine.bin"
+    source.write_bytes(b"\x00engine" * 1000)
+    key = s3_store.put_file(source)
+    assert key == hash_file(source)
+    assert s3_store.exists(key) and s3_store.put_file(source) == key
+    assert s3_store.get_file(key, tmp_path / "copy.bin").read_bytes() == source.read_bytes()
+    assert s3_store.get_bytes(s3_store.put_bytes(b"meta")) == b"meta"
+    listed = s3_store.client.list_objects_v2(Bucket=s3_store.bucket)["Contents"]
+    assert {o["Key"] for o in listed} >= {f"artifacts/{key[:2]}/{key[2:]}"}
+
+
+def test_corrupt_object_is_detected(s3_store, tmp_path):
+    key = s3_store.put_bytes(b"good bytes")
+    s3_store.client.put_object(Bucket=s3_store.bucket, Key=s3_store._key(key), Body=b"evil bytes")
+    with pytest.raises(StoreIntegrityError, match="corrupt"):
+        s3_store.get_file(key, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_object(s3_store, tmp_path):
+    key = "ab" * 32
+    assert not s3_store.exists(key)
+    with pytest.raises(FileNotFoundError):
+        s3_store.get_file(key, tmp_path / "out")
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "AB" * 32, "ab" * 31, "ab" * 32 + "/x", "", "a/../" * 16])
+def test_keys_that_are_not_content_hashes_are_refused(bad, s3_store, tmp_path):
+    for store in (s3_store, LocalStore(tmp_path / "local")):
+        with pytest.raises(ValueError, match="sha256 hex digests"):
+            store.exists(bad)
+        with pytest.raises(ValueError, match="sha256 hex digests"):
+            store.get_file(bad, tmp_path / "out")
