@@ -125,3 +125,17 @@ def backend_version(name: str) -> str:
         except metadata.PackageNotFoundError:
             continue
     return "unknown"
+
+
+def local_backends(device_kind: str) -> list[str]:
+    """Backends a worker on this host can run for a ``device_kind`` device:
+    installed (their packages importable) and able to use that kind."""
+    usable = []
+    for name in backend_names():
+        try:
+            config = backend_config(name)
+        except Exception:  # a broken plugin must not take the worker down
+            continue
+        if device_kind in config.device_kinds and not missing_requirements(name):
+            usable.append(name)
+    return usable

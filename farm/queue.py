@@ -23,16 +23,17 @@ from celery import Celery
 from farm import embedded_broker
 from farm.config import default_timeouts, ensure_home, settings, visibility_timeout_s
 from farm.errors import UserError
+from farm.routing import queue_for  # noqa: F401 - re-exported
 
 RUN_JOB = "engine_farm.run_job"
 _REDIS_SCHEMES = ("redis", "rediss", "sentinel")
 _NO_CHECK = {"none", "cert_none", "optional", "cert_optional"}
 
 
-def route_by_device_class(name, args, kwargs, options, task=None, **kw):
-    """Celery router: run_job messages go to their device class's queue."""
-    if name == RUN_JOB and kwargs and kwargs.get("device_class"):
-        return {"queue": kwargs["device_class"]}
+def route_by_queue(name, args, kwargs, options, task=None, **kw):
+    """Celery router: run_job messages go to the queue their job names."""
+    if name == RUN_JOB and kwargs and kwargs.get("queue"):
+        return {"queue": kwargs["queue"]}
     return None
 
 
@@ -97,7 +98,7 @@ def make_app(broker_url: str | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_routes=(route_by_device_class,),
+        task_routes=(route_by_queue,),
         task_default_queue="farm.default",
         # Celery reads the Redis visibility timeout in three places; set all.
         broker_transport_options=transport,
@@ -125,16 +126,16 @@ def job_of_task(task: str | None) -> str | None:
 
 
 def send_jobs(jobs: list[tuple[str, str]], app: Celery | None = None) -> int:
-    """Send one message per (job id, device class) over one connection."""
+    """Send one message per (job id, queue) over one connection."""
     if not jobs:
         return 0
     app = app or make_app()
     with app.connection_for_write() as connection:
-        for job_id, device_class in jobs:
-            app.send_task(RUN_JOB, args=[job_id], kwargs={"device_class": device_class},
+        for job_id, queue in jobs:
+            app.send_task(RUN_JOB, args=[job_id], kwargs={"queue": queue},
                           task_id=task_id(job_id), connection=connection)
     return len(jobs)
 
 
-def enqueue(app: Celery, job_id: str, device_class: str) -> None:
-    send_jobs([(job_id, device_class)], app)
+def enqueue(app: Celery, job_id: str, queue: str) -> None:
+    send_jobs([(job_id, queue)], app)

@@ -27,6 +27,7 @@ from sqlalchemy import or_, select, update
 
 from farm.config import max_attempts, stale_s
 from farm.db import Device, Job, session_scope, utcnow
+from farm.routing import queue_for
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Orphan:
     job_id: str
     worker: str | None
     attempts: int
-    device_class: str
+    queue: str  # where its message goes (farm.queue.queue_for)
     why: str
 
 
@@ -84,7 +85,7 @@ def find_orphans(sweep_id: str | None = None, worker: str | None = None) -> list
         for job in jobs:
             why = orphan_reason(job, devices.get(job.device_id), cutoff)
             if why:
-                orphans.append(Orphan(job.id, job.worker, job.attempts, job.device_class, why))
+                orphans.append(Orphan(job.id, job.worker, job.attempts, queue_for(job.device_class, job.backend), why))
         return orphans
 
 
@@ -112,13 +113,13 @@ def _lost_candidates(sweep_id: str | None, grace_s: float) -> list[tuple[str, st
     now = utcnow()
     cutoff, live_cutoff = now - timedelta(seconds=grace_s), now - timedelta(seconds=stale_s())
     with session_scope() as session:
-        query = select(Job.id, Job.device_class).where(
+        query = select(Job.id, Job.device_class, Job.backend).where(
             Job.status == "queued", or_(Job.queued_at.is_(None), Job.queued_at <= cutoff))
         if sweep_id:
             query = query.where(Job.sweep_id == sweep_id)
         jobs = list(session.execute(query))
         held = {d.current_job_id for d in session.scalars(select(Device)) if _alive(d, live_cutoff)}
-    return [(job_id, cls) for job_id, cls in jobs if job_id not in held]
+    return [(job_id, queue_for(cls, backend)) for job_id, cls, backend in jobs if job_id not in held]
 
 
 def _mark_resent(job_id: str, grace_s: float) -> bool:
@@ -140,7 +141,7 @@ def lost_messages(sweep_id: str | None = None, grace_s: float | None = None,
     candidates = _lost_candidates(sweep_id, grace_s)
     if not candidates:
         return []
-    ready = ready_jobs({cls for _, cls in candidates})
+    ready = ready_jobs({queue for _, queue in candidates})
     if ready is None and not resend_unknown:
         return []  # a broker we cannot look into keeps its own messages
     lost = [(j, cls) for j, cls in candidates if ready is None or j not in ready]
@@ -157,7 +158,7 @@ def reconcile(sweep_id: str | None = None, grace_s: float | None = None, resend_
         outcome = recover(orphan)
         if outcome == "requeued":
             report.requeued.append(orphan.job_id)
-            to_send.append((orphan.job_id, orphan.device_class))
+            to_send.append((orphan.job_id, orphan.queue))
         elif outcome == "quarantined":
             report.quarantined.append(orphan.job_id)
     resent = lost_messages(sweep_id, grace_s, resend_unknown)
@@ -171,7 +172,7 @@ def reconcile(sweep_id: str | None = None, grace_s: float | None = None, resend_
 def worker_exited(worker: str, how: str) -> Report:
     """The launcher saw ``worker`` exit: recover its running job at once
     instead of waiting for its heartbeat to go stale."""
-    orphans = [Orphan(o.job_id, o.worker, o.attempts, o.device_class, f"its worker {worker} {how}")
+    orphans = [Orphan(o.job_id, o.worker, o.attempts, o.queue, f"its worker {worker} {how}")
                for o in _running_of(worker)]
     return reconcile(orphans=orphans)
 
@@ -179,4 +180,4 @@ def worker_exited(worker: str, how: str) -> Report:
 def _running_of(worker: str) -> list[Orphan]:
     with session_scope() as session:
         jobs = session.scalars(select(Job).where(Job.status == "running", Job.worker == worker))
-        return [Orphan(j.id, j.worker, j.attempts, j.device_class, "") for j in jobs]
+        return [Orphan(j.id, j.worker, j.attempts, queue_for(j.device_class, j.backend), "") for j in jobs]

@@ -135,13 +135,13 @@ def _new_job(session, sweep_id: str, seq: int, plan: JobPlan, force: bool) -> Jo
 def enqueue_pending(sweep_id: str | None = None, statuses=("pending",)) -> int:
     """Mark jobs queued (committed first, so a crash never loses one), then
     send their messages. Returns how many were sent."""
-    from farm.queue import send_jobs
+    from farm.queue import queue_for, send_jobs
 
     with session_scope() as session:
         query = select(Job).where(Job.status.in_(statuses))
         if sweep_id:
             query = query.where(Job.sweep_id == sweep_id)
-        jobs = [(j.id, j.device_class) for j in session.scalars(query.order_by(Job.seq))]
+        jobs = [(j.id, queue_for(j.device_class, j.backend)) for j in session.scalars(query.order_by(Job.seq))]
         if jobs:
             session.execute(update(Job).where(Job.id.in_([j for j, _ in jobs]))
                             .values(status="queued", queued_at=utcnow()))
@@ -159,14 +159,16 @@ def sweep_status(sweep_id: str) -> dict:
     with session_scope() as session:
         sweep = get_sweep(session, sweep_id)
         counts = Counter(job.status for job in sweep.jobs)
-        live = live_classes(session)
-        waiting = sorted({j.device_class for j in sweep.jobs if j.status in ("pending", "queued")
-                          and j.device_class not in live})
+        live = live_queues(session)
+        waiting = sorted({(j.device_class, j.backend) for j in sweep.jobs if j.status in ("pending", "queued")
+                          and (j.device_class, j.backend) not in live})
         total = len(sweep.jobs)
         finished = sum(counts[s] for s in FINAL_STATES)
         return {"sweep_id": sweep.id, "name": sweep.name, "model": sweep.model.name,
                 "state": _sweep_state(counts, total, sweep.cancelled), "total": total, "finished": finished,
-                "counts": dict(counts), "waiting_for_device_classes": waiting,
+                "counts": dict(counts),
+                "waiting_for_device_classes": sorted({cls for cls, _ in waiting}),
+                "waiting_for": [{"device_class": cls, "backend": backend} for cls, backend in waiting],
                 "created_at": sweep.created_at.isoformat(timespec="seconds")}
 
 
@@ -180,9 +182,14 @@ def _sweep_state(counts: Counter, total: int, cancelled: bool) -> str:
 
 
 def live_classes(session) -> set[str]:
+    return {cls for cls, _ in live_queues(session)}
+
+
+def live_queues(session) -> set[tuple[str, str]]:
+    """(device class, backend) pairs some live worker consumes."""
     cutoff = utcnow() - timedelta(seconds=stale_s())
-    rows = session.execute(select(Device.device_class).where(Device.last_heartbeat >= cutoff))
-    return {cls for (cls,) in rows}
+    rows = session.execute(select(Device.device_class, Device.versions).where(Device.last_heartbeat >= cutoff))
+    return {(cls, backend) for cls, versions in rows for backend in (versions or {}).get("backends", [])}
 
 
 def list_sweeps() -> list[dict]:

@@ -8,7 +8,8 @@ import logging
 
 from farm.config import heartbeat_s
 from farm.errors import UserError
-from farm.queue import check_time_limits
+from farm.backends import local_backends
+from farm.queue import check_time_limits, queue_for
 from workers import runtime_state
 from workers.backends.base import DeviceContext
 from workers.discovery import discover
@@ -31,6 +32,8 @@ def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ())
     if device is None:
         raise UserError(f"device {uuid} is not on this host")
     name = worker_name(device)
+    backends = local_backends(device.kind)
+    device.versions = {**device.versions, "backends": backends}  # what `farm sweep status` reads
     device_id = take(device, name)
     context = DeviceContext(kind=device.kind, name=device.name, device_class=device.device_class,
                             index=0 if device.kind == "gpu" else None,
@@ -42,7 +45,7 @@ def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ())
     _quiet_onnxruntime()
     from workers.tasks import app
 
-    queues = ",".join((device.device_class, *extra_queues))
+    queues = ",".join([queue_for(device.device_class, backend) for backend in backends] + list(extra_queues))
     try:
         app.worker_main(["worker", "--pool=solo", f"--queues={queues}", f"--hostname={name}",
                          f"--loglevel={loglevel}", "--without-mingle", "--without-gossip", "--task-events"])

@@ -13,7 +13,7 @@ app = make_app()
 
 
 @app.task(name=RUN_JOB)
-def run_job(job_id: str, device_class: str | None = None) -> str:
+def run_job(job_id: str, queue: str | None = None) -> str:
     from workers.executor import execute
     from workers.registry import beat
 

@@ -49,9 +49,9 @@ def status_cmd(sweep_id, watch, fmt):
             click.echo(to_json(status))
         else:
             click.echo(_status_line(status))
-            for device_class in status["waiting_for_device_classes"]:
-                click.echo(f"waiting: no live worker serves {device_class}; start one with "
-                           f"'farm worker start' on a host that has it")
+            for wait in status["waiting_for"]:
+                click.echo(f"waiting: no live worker serves {wait['device_class']} with backend "
+                           f"{wait['backend']}; start one with 'farm worker start' on a host that has both")
         if not watch or status["finished"] == status["total"]:
             return
         time.sleep(2)

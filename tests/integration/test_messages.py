@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from farm.routing import queue_for
+
 from tests.integration import farmdb
 from tests.integration.conftest import wait_for
 
@@ -52,7 +54,7 @@ def test_pickle_message_is_refused_by_a_real_worker(redis_server, pg_url, tiny_m
     farm.start_worker("a")
     wait_for(lambda: len(farmdb.live_devices()) == 1, 90, what="a live worker")
     marker = tmp_path / "unpickled"
-    _publish_pickle(redis_server.url, cpu_class(), str(marker))
+    _publish_pickle(redis_server.url, queue_for(cpu_class(), "onnxruntime"), str(marker))
     sweep = farm.submit(farm.write_spec(tiny_model, 1))  # queued behind the pickle message
     wait_for(lambda: farmdb.finished(sweep), 60, what="the JSON job")
     assert farmdb.statuses(sweep) == {"done": 1}
@@ -66,7 +68,7 @@ def test_duplicate_messages_run_a_job_once(redis_server, pg_url, tiny_model, far
 
     farm = farm_factory(_env(redis_server, pg_url, tmp_path))
     sweep = farm.submit(farm.write_spec(tiny_model, 4))
-    jobs = [(j.id, j.device_class) for j in farmdb.jobs(sweep)]
+    jobs = [(j.id, queue_for(j.device_class, j.backend)) for j in farmdb.jobs(sweep)]
     send_jobs(jobs + jobs)  # every job now has three messages
     farm.start_worker("a")
     wait_for(lambda: farmdb.finished(sweep), 90, what="the sweep")
@@ -115,7 +117,7 @@ def test_resume_resends_only_what_the_broker_lost(redis_server, pg_url, tiny_mod
     farm = farm_factory(_env(redis_server, pg_url, tmp_path))
     sweep = farm.submit(farm.write_spec(tiny_model, 3))
     ids = {j.id for j in farmdb.jobs(sweep)}
-    assert ready_jobs({cpu_class()}) == ids
+    assert ready_jobs({queue_for(cpu_class(), "onnxruntime")}) == ids
 
     def resume() -> str:
         result = subprocess.run(["farm", "sweep", "resume", sweep], capture_output=True, text=True,
@@ -126,7 +128,7 @@ def test_resume_resends_only_what_the_broker_lost(redis_server, pg_url, tiny_mod
     assert "(0 pending, 0 orphaned, 0 lost by the broker)" in resume()  # nothing lost: no duplicates
     redis.Redis.from_url(redis_server.url).flushall()  # the broker forgets everything
     assert "(0 pending, 0 orphaned, 3 lost by the broker)" in resume()
-    assert ready_jobs({cpu_class()}) == ids
+    assert ready_jobs({queue_for(cpu_class(), "onnxruntime")}) == ids
     farm.start_worker("a")
     wait_for(lambda: farmdb.finished(sweep), 90, what="the resumed sweep")
     assert set(farmdb.measurements_per_job(sweep).values()) == {1}
