@@ -27,7 +27,7 @@ from sqlalchemy import or_, select, update
 
 from farm.config import max_attempts, stale_s
 from farm.db import Device, Job, session_scope, utcnow
-from farm.routing import queue_for
+from farm.routing import job_queue
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Orphan:
     job_id: str
     worker: str | None
     attempts: int
-    queue: str  # where its message goes (farm.queue.queue_for)
+    queue: str  # where its message goes (farm.routing.job_queue)
     why: str
 
 
@@ -85,7 +85,8 @@ def find_orphans(sweep_id: str | None = None, worker: str | None = None) -> list
         for job in jobs:
             why = orphan_reason(job, devices.get(job.device_id), cutoff)
             if why:
-                orphans.append(Orphan(job.id, job.worker, job.attempts, queue_for(job.device_class, job.backend), why))
+                orphans.append(Orphan(job.id, job.worker, job.attempts,
+                                      job_queue(job.device_class, job.backend, job.build is not None), why))
         return orphans
 
 
@@ -113,13 +114,14 @@ def _lost_candidates(sweep_id: str | None, grace_s: float) -> list[tuple[str, st
     now = utcnow()
     cutoff, live_cutoff = now - timedelta(seconds=grace_s), now - timedelta(seconds=stale_s())
     with session_scope() as session:
-        query = select(Job.id, Job.device_class, Job.backend).where(
+        query = select(Job.id, Job.device_class, Job.backend, Job.build).where(
             Job.status == "queued", or_(Job.queued_at.is_(None), Job.queued_at <= cutoff))
         if sweep_id:
             query = query.where(Job.sweep_id == sweep_id)
         jobs = list(session.execute(query))
         held = {d.current_job_id for d in session.scalars(select(Device)) if _alive(d, live_cutoff)}
-    return [(job_id, queue_for(cls, backend)) for job_id, cls, backend in jobs if job_id not in held]
+    return [(job_id, job_queue(cls, backend, build is not None)) for job_id, cls, backend, build in jobs
+            if job_id not in held]
 
 
 def _mark_resent(job_id: str, grace_s: float) -> bool:
@@ -180,4 +182,5 @@ def worker_exited(worker: str, how: str) -> Report:
 def _running_of(worker: str) -> list[Orphan]:
     with session_scope() as session:
         jobs = session.scalars(select(Job).where(Job.status == "running", Job.worker == worker))
-        return [Orphan(j.id, j.worker, j.attempts, queue_for(j.device_class, j.backend), "") for j in jobs]
+        return [Orphan(j.id, j.worker, j.attempts, job_queue(j.device_class, j.backend, j.build is not None), "")
+                for j in jobs]

@@ -20,6 +20,7 @@ from farm.errors import NotFoundError, SpecError
 from farm.expand import JobPlan, expand
 from farm.input_data import check_data, read_data
 from farm.model_info import ModelInfo, read_model
+from farm.routing import builds_elsewhere, job_queue
 from farm.spec import SweepSpec
 from farm.store import open_store
 
@@ -135,13 +136,14 @@ def _new_job(session, sweep_id: str, seq: int, plan: JobPlan, force: bool) -> Jo
 def enqueue_pending(sweep_id: str | None = None, statuses=("pending",)) -> int:
     """Mark jobs queued (committed first, so a crash never loses one), then
     send their messages. Returns how many were sent."""
-    from farm.queue import queue_for, send_jobs
+    from farm.queue import send_jobs
 
     with session_scope() as session:
         query = select(Job).where(Job.status.in_(statuses))
         if sweep_id:
             query = query.where(Job.sweep_id == sweep_id)
-        jobs = [(j.id, queue_for(j.device_class, j.backend)) for j in session.scalars(query.order_by(Job.seq))]
+        jobs = [(j.id, job_queue(j.device_class, j.backend, j.build is not None))
+                for j in session.scalars(query.order_by(Job.seq))]
         if jobs:
             session.execute(update(Job).where(Job.id.in_([j for j, _ in jobs]))
                             .values(status="queued", queued_at=utcnow()))
@@ -159,9 +161,7 @@ def sweep_status(sweep_id: str) -> dict:
     with session_scope() as session:
         sweep = get_sweep(session, sweep_id)
         counts = Counter(job.status for job in sweep.jobs)
-        live = live_queues(session)
-        waiting = sorted({(j.device_class, j.backend) for j in sweep.jobs if j.status in ("pending", "queued")
-                          and (j.device_class, j.backend) not in live})
+        waiting = sorted(_waiting(sweep.jobs, live_queues(session)))
         total = len(sweep.jobs)
         finished = sum(counts[s] for s in FINAL_STATES)
         return {"sweep_id": sweep.id, "name": sweep.name, "model": sweep.model.name,
@@ -179,6 +179,21 @@ def _sweep_state(counts: Counter, total: int, cancelled: bool) -> str:
     if finished == total:
         return "finished"
     return "running" if counts["running"] or finished else "queued"
+
+
+def _waiting(jobs, live: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(device class, backend) pairs that waiting jobs need and no live
+    worker serves; a build any worker may do needs only the backend."""
+    needed = set()
+    for job in jobs:
+        if job.status not in ("pending", "queued"):
+            continue
+        if job.build is None and builds_elsewhere(job.backend, job.device_class):
+            if not any(backend == job.backend for _, backend in live):
+                needed.add(("any device (build)", job.backend))
+        elif (job.device_class, job.backend) not in live:
+            needed.add((job.device_class, job.backend))
+    return needed
 
 
 def live_classes(session) -> set[str]:

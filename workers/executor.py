@@ -22,6 +22,7 @@ from farm.store import open_store
 from workers import environment
 from workers.backends import load_backend
 from workers.backends.base import BuildResult, DeviceContext, JobContext, Runner, TimingResult
+from workers.build_phase import hand_over, is_build_only, prebuilt
 from workers.inputs import load_data
 from workers.watchdog import Watchdog, guard
 
@@ -136,7 +137,8 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
             with session_scope() as session:
                 job = session.get(Job, job_id)
                 model_path = _model_file(session, job, store, cache)
-                config = job.config
+                config, build_only = job.config, is_build_only(job, device)
+                earlier = prebuilt(job.build, store, workdir) if job.build else None
             data = _data_file(config.get("data_sha256"), store, cache)
             ctx = JobContext(
                 job_id=job_id, precision=config["precision"], batch_size=config["batch_size"],
@@ -144,7 +146,9 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
                 measure=MeasureConfig(**config["measure"]), calibration=config["calibration"], device=device,
                 workdir=workdir, store=store, data=load_data(data) if data else None,
             )
-            outcome = _run(ctx, config)
+            if build_only:
+                return _build_and_hand_over(ctx, config, worker, attempt, store)
+            outcome = _run(ctx, config, earlier)
             return _record(job_id, worker, attempt, device_id, store, outcome)
     except BackendUnsupported as exc:
         return _finish(job_id, worker, attempt, "unsupported", str(exc))
@@ -157,9 +161,17 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(ctx: JobContext, config: dict) -> dict:
+def _build_and_hand_over(ctx: JobContext, config: dict, worker: str, attempt: int, store) -> str:
+    backend = guard(load_backend(config["backend"], config.get("build")))
+    built = backend.build(ctx)
+    with session_scope() as session:
+        key, extras = _register_outputs(session, store, ctx.job_id, built, config)
+    return hand_over(ctx.job_id, worker, attempt, built, backend.version(), key, extras)
+
+
+def _run(ctx: JobContext, config: dict, earlier: BuildResult | None = None) -> dict:
     backend = guard(load_backend(config["backend"], config.get("build")))  # per-phase time limits
-    built: BuildResult = backend.build(ctx)
+    built: BuildResult = earlier or backend.build(ctx)
     outcome = {"built": built, "version": backend.version(), "timing": None, "accuracy": None,
                "unsupported": None, "remeasured": 0}
     feeds = ctx.measurement_feeds()
@@ -197,12 +209,7 @@ def _record(job_id: str, worker: str, attempt: int, device_id, store, outcome: d
     status = "unsupported" if outcome["unsupported"] else "done"
     with session_scope() as session:
         job = session.get(Job, job_id)
-        meta = {"job_id": job_id, "backend": job.backend, "precision": job.precision,
-                "device_class": job.device_class, **built.info}
-        key = _register_artifact(session, store, built.artifact, "engine", built.media_type, meta)
-        extras = {kind: _register_artifact(session, store, path, kind, "application/json"
-                                           if path.suffix == ".json" else "application/octet-stream", {"job_id": job_id})
-                  for kind, path in built.extra_artifacts.items()}
+        key, extras = _register_outputs(session, store, job_id, built, job.config)
         session.add(_measurement(job, attempt, device_id, built, timing, outcome, key, extras))
         result = session.execute(
             update(Job).where(Job.id == job_id, Job.status == "running", Job.attempts == attempt,
@@ -216,6 +223,19 @@ def _record(job_id: str, worker: str, attempt: int, device_id, store, outcome: d
             session.rollback()
             return "superseded"
     return status
+
+
+def _register_outputs(session, store, job_id: str, built: BuildResult, config: dict) -> tuple[str, dict]:
+    """Store the engine and its extra artifacts; returns their keys."""
+    meta = {"job_id": job_id, "backend": config["backend"], "precision": config["precision"],
+            "device_class": config["device_class"], **built.info}
+    key = _register_artifact(session, store, built.artifact, "engine", built.media_type, meta)
+    extras = {kind: _register_artifact(session, store, path, kind,
+                                       "application/json" if path.suffix == ".json" else "application/octet-stream",
+                                       {"job_id": job_id})
+              for kind, path in built.extra_artifacts.items()}
+    extras.update(built.info.get("extra_artifacts") or {})  # a build recorded by another worker
+    return key, extras
 
 
 def _measurement(job: Job, attempt: int, device_id, built: BuildResult, timing: TimingResult | None,

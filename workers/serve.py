@@ -8,8 +8,9 @@ import logging
 
 from farm.config import heartbeat_s
 from farm.errors import UserError
-from farm.backends import local_backends
-from farm.queue import check_time_limits, queue_for
+from farm.backends import backend_config, local_backends
+from farm.queue import check_time_limits
+from farm.routing import build_queue, queue_for
 from workers import runtime_state
 from workers.backends.base import DeviceContext
 from workers.discovery import discover
@@ -45,7 +46,10 @@ def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ())
     _quiet_onnxruntime()
     from workers.tasks import app
 
-    queues = ",".join([queue_for(device.device_class, backend) for backend in backends] + list(extra_queues))
+    queues = [queue_for(device.device_class, backend) for backend in backends]
+    # Device-independent builds (TensorRT-RTX) may be done by any worker.
+    queues += [build_queue(b) for b in backends if backend_config(b).build_anywhere]
+    queues = ",".join(queues + list(extra_queues))
     try:
         app.worker_main(["worker", "--pool=solo", f"--queues={queues}", f"--hostname={name}",
                          f"--loglevel={loglevel}", "--without-mingle", "--without-gossip", "--task-events"])

@@ -70,6 +70,9 @@ class Job(Base):
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), nullable=True)
     result_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     artifact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A build done on another worker (device-independent builds, e.g.
+    # TensorRT-RTX), waiting for measurement on the target device class.
+    build: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -11,14 +11,16 @@ from sqlalchemy import create_engine, inspect
 
 from farm.db import upgrade
 
+HEAD = "0002"
 TABLES = {"alembic_version", "artifacts", "devices", "jobs", "measurements", "models", "sweeps"}
 
 
 def test_upgrade_creates_the_schema_on_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 'farm.db'}"
-    assert upgrade(url) == "0001"
+    assert upgrade(url) == HEAD
     assert set(inspect(create_engine(url)).get_table_names()) >= TABLES
-    assert upgrade(url) == "0001"  # idempotent
+    assert "build" in {c["name"] for c in inspect(create_engine(url)).get_columns("jobs")}
+    assert upgrade(url) == HEAD  # idempotent
 
 
 @pytest.mark.postgres

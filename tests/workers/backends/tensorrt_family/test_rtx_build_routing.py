@@ -1,0 +1,58 @@
+"""TensorRT-RTX builds need no GPU, so a job for a GPU device class is built
+by any worker with the backend (here a CPU worker, over the embedded
+broker) and then waits, engine stored, for a worker of its GPU class."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import yaml
+
+from farm.store import open_store
+
+TARGET = "gpu.nvidia-geforce-rtx-4090"
+
+
+def farm(args, env, cwd) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "farm", *args], env=env, cwd=cwd, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def built(home) -> dict | None:
+    with sqlite3.connect(home / "farm.db") as connection:
+        (build,) = connection.execute("select build from jobs").fetchone()
+    return json.loads(build) if build else None
+
+
+def test_cpu_worker_builds_for_a_gpu_class_and_hands_over(rtx, det_model, tmp_path, cli_env, farm_home):
+    spec = {"name": "rtx-routing", "model": str(det_model), "backends": ["tensorrt-rtx"], "precisions": ["fp32"],
+            "batch_sizes": [1], "devices": [TARGET],
+            "profiles": [{"name": "p", "inputs": {"x": {"min": [1, 3, 32, 32], "opt": [1, 3, 64, 64],
+                                                        "max": [1, 3, 64, 64]}}}]}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    sweep_id = farm(["sweep", "submit", "spec.yaml"], cli_env, tmp_path).stdout.strip()
+    worker = subprocess.Popen([sys.executable, "-m", "farm", "worker", "start", "--device", "cpu"], env=cli_env,
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and built(farm_home) is None:
+            time.sleep(0.5)
+        status = farm(["sweep", "status", sweep_id], cli_env, tmp_path).stdout
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=40)
+    assert f"waiting: no live worker serves {TARGET} with backend tensorrt-rtx" in status
+    build = built(farm_home)
+    assert json.loads(farm(["report", sweep_id, "--format", "json"], cli_env, tmp_path).stdout)[0]["status"] == "queued"
+    assert build["worker"].startswith("farm-cpu") and build["build_s"] > 0
+    assert build["info"]["runs_on"]["compute_capabilities"]  # engine metadata travels with the build
+    assert open_store().exists(build["artifact_sha256"])
