@@ -40,10 +40,13 @@ def job_key(config: dict) -> str:
 
 
 def _batched(info: InputInfo) -> bool:
-    return info.rank > 0 and not info.is_fixed(0)
+    # An input of unknown rank takes its shape from the profile, axis 0 as batch.
+    return info.rank is None or (info.rank > 0 and not info.is_fixed(0))
 
 
 def _check_profile_input(info: InputInfo, shape: ShapeRange, where: str) -> None:
+    if info.dims is None:
+        return  # the model declares no shape: the profile's is taken as given
     if len(shape.min) != info.rank:
         raise SpecError(
             f"spec field '{where}': rank {len(shape.min)} does not match model input "
@@ -61,6 +64,8 @@ def _check_profile_input(info: InputInfo, shape: ShapeRange, where: str) -> None
 
 
 def _dims_text(info: InputInfo) -> str:
+    if info.dims is None:
+        return "unknown"
     return "[" + ", ".join(str(d) if d is not None else "?" for d in info.dims) + "]"
 
 
@@ -76,13 +81,13 @@ def check_profiles(spec: SweepSpec, model: ModelInfo) -> tuple[Profile, ...]:
                 raise SpecError(f"spec field '{where}': the model has no input '{input_name}' (inputs: {names})")
             _check_profile_input(info, shape, where)
         for info in model.inputs:
-            dynamic = [a for a in range(info.rank) if not info.is_fixed(a) and not (a == 0)]
+            dynamic = True if info.dims is None else [a for a in range(len(info.dims)) if not info.is_fixed(a) and a]
             if info.name not in profile.inputs and dynamic:
                 label = f"profile '{profile.name}'" if spec.profiles else "the spec (no profiles given)"
-                raise SpecError(
-                    f"{label} gives no shape for model input '{info.name}', whose dims "
-                    f"{_dims_text(info)} are dynamic beyond the batch axis; add it to the profile"
-                )
+                why = ("declares no shape in the model" if info.dims is None
+                       else f"has dims {_dims_text(info)}, dynamic beyond the batch axis")
+                raise SpecError(f"{label} gives no shape for model input '{info.name}', which {why}; "
+                                f"add it to the profile")
     return profiles
 
 

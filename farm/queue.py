@@ -82,6 +82,23 @@ def check_time_limits(timeouts: dict | None = None, url: str | None = None) -> N
             f"must be below the Redis visibility timeout ({visibility:g} s, FARM_VISIBILITY_TIMEOUT_S)")
 
 
+def check_broker(app: Celery | None = None) -> None:
+    """Fail with one line, before anything is written, when the broker is down."""
+    app = app or make_app()
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+    except Exception as exc:  # kombu wraps each transport's own errors differently
+        raise UserError(f"cannot reach the broker at {_safe_url(app.conf.broker_url)}: {exc}") from None
+
+
+def _safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
 def make_app(broker_url: str | None = None) -> Celery:
     current = settings()
     url = broker_url or current.broker_url

@@ -16,7 +16,7 @@ from farm.backends import backend_config, backend_version
 from farm.config import stale_s
 from farm.db import FINAL_STATES, Device, Job, Model, Sweep, session_scope, utcnow
 from farm.devices import resolve_device_classes
-from farm.errors import NotFoundError, SpecError
+from farm.errors import NotFoundError, SpecError, UserError
 from farm.expand import JobPlan, expand
 from farm.input_data import check_data, read_data
 from farm.model_info import ModelInfo, read_model
@@ -95,6 +95,10 @@ def _finished_twin(session, key: str) -> Job | None:
 
 def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueue: bool = True) -> Submission:
     model = validate(spec)
+    if enqueue:
+        from farm.queue import check_broker
+
+        check_broker()
     with session_scope() as session:
         classes = resolve_device_classes(spec.devices, session, host=host)
         versions = {name: backend_version(name) for name in spec.backends}
@@ -145,9 +149,16 @@ def enqueue_pending(sweep_id: str | None = None, statuses=("pending",)) -> int:
         jobs = [(j.id, job_queue(j.device_class, j.backend, j.build is not None))
                 for j in session.scalars(query.order_by(Job.seq))]
         if jobs:
-            session.execute(update(Job).where(Job.id.in_([j for j, _ in jobs]))
-                            .values(status="queued", queued_at=utcnow()))
-    return send_jobs(jobs)
+            # Guarded: a job cancelled (or claimed) since the SELECT keeps its state.
+            marked = set(session.scalars(
+                update(Job).where(Job.id.in_([j for j, _ in jobs]), Job.status.in_(statuses))
+                .values(status="queued", queued_at=utcnow()).returning(Job.id)))
+            jobs = [(job_id, queue) for job_id, queue in jobs if job_id in marked]
+    try:
+        return send_jobs(jobs)
+    except Exception as exc:  # the broker went away after check_broker
+        raise UserError(f"jobs were queued but the broker could not take their messages ({exc}); "
+                        f"run 'farm sweep resume {sweep_id or 'ID'}' once it is back") from None
 
 
 def get_sweep(session, sweep_id: str) -> Sweep:

@@ -38,6 +38,7 @@ def report_cmd(sweep_id, fmt, view, prices, output):
     throughput, build_s, artifact_sha256, rel_l2_error and more. --format
     html writes one self-contained page with plots.
     """
+    _check_output_dir(output)
     frame = load_frame(sweep_id=sweep_id)
     if fmt == "html":
         best = find_best(sweep_id=sweep_id)
@@ -67,6 +68,11 @@ def _table_columns(view: str):
     return TABLE_COLUMNS
 
 
+def _check_output_dir(output: Path | None) -> None:
+    if output is not None and not output.resolve().parent.is_dir():
+        raise UserError(f"directory {output.parent} does not exist")
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output:
         output.write_text(text if text.endswith("\n") else text + "\n")
@@ -75,12 +81,19 @@ def _emit(text: str, output: Path | None) -> None:
         click.echo(text)
 
 
-def _constraint_options(func):
+def _constraint_options(device_help: str):
+    def decorate(func):
+        return _with_constraints(func, device_help)
+    return decorate
+
+
+def _with_constraints(func, device_help: str):
     for option in reversed([
         click.argument("model", required=False),
         click.option("--sweep", "sweep_id", help="Only this sweep's results."),
-        click.option("--device", help="Device class or part of a device name (default: every device)."),
-        click.option("--objective", type=click.Choice(BEST_OBJECTIVES), default="latency", show_default=True),
+        click.option("--device", help=device_help),
+        click.option("--objective", type=click.Choice(BEST_OBJECTIVES), default="latency", show_default=True,
+                     help="latency: lowest p50 latency wins; throughput: most samples/s wins."),
         click.option("--max-latency-ms", type=float, help="Only configurations with latency (--latency-stat) at "
                                                           "most X ms."),
         click.option("--latency-stat", type=click.Choice(LATENCY_STATS), default="p99", show_default=True,
@@ -101,7 +114,7 @@ def _best(model, sweep_id, device, **constraints):
 
 
 @click.command("best")
-@_constraint_options
+@_constraint_options("Device class or part of a device name (default: every device).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def best_cmd(model, sweep_id, device, fmt, **constraints):
     """The best configuration per device class under the constraints, and
@@ -137,7 +150,7 @@ def _device_row(device_class: str) -> dict:
 
 
 @click.command("fetch")
-@_constraint_options
+@_constraint_options("Device class or part of a device name (default: this host's GPU with results, else its CPU).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the artifact.")
 def fetch_cmd(model, sweep_id, device, output, **constraints):

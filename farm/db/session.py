@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from farm.config import settings
+from farm.errors import UserError
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -77,11 +78,38 @@ def engine_for(url: str | None = None) -> Engine:
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _make_engine(url)
+            engine = _connectable(url)
             if url.startswith("sqlite") and _needs_upgrade(engine):
                 upgrade(url)
             _engines[url] = engine
     return engine
+
+
+def _connectable(url: str) -> Engine:
+    """An engine that has connected once: a bad FARM_DB_URL or a database
+    that is down is the user's to fix (one line), not a traceback."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    try:
+        engine = _make_engine(url)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise UserError(f"FARM_DB_URL {_safe(url)!r} is not a usable database URL ({exc})") from None
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise UserError(f"cannot connect to the database at {_safe(url)}: {reason}") from None
+    return engine
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
 
 
 def dispose_engines() -> None:

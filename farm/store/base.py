@@ -49,10 +49,21 @@ class ArtifactStore(ABC):
 
     def get_file(self, key: str, dest: Path) -> Path:
         """Copy the artifact to ``dest`` (atomically) after checking its hash."""
+        import os
+        import tempfile
+
         check_key(key)
         dest = Path(dest)
-        tmp = dest.with_name(f".{dest.name}.partial")
-        self._fetch_to(key, tmp)
+        # A temp name of its own: workers on one host fetch the same model
+        # into one shared cache at the same time.
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            self._fetch_to(key, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         actual = hash_file(tmp)
         if actual != key:
             tmp.unlink(missing_ok=True)

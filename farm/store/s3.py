@@ -31,6 +31,25 @@ def _client(endpoint: str | None):
     return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 
+def _user_errors(method):
+    """Missing credentials or an unreachable endpoint are the user's to fix:
+    one line naming the setting, not a botocore traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        from botocore.exceptions import EndpointConnectionError, NoCredentialsError, PartialCredentialsError
+
+        try:
+            return method(self, *args, **kwargs)
+        except (NoCredentialsError, PartialCredentialsError):
+            raise UserError(f"FARM_STORE_URL is s3://{self.bucket}/{self.prefix} but no AWS credentials were "
+                            f"found (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or an AWS profile)") from None
+        except EndpointConnectionError as exc:
+            raise UserError(f"cannot reach the S3 endpoint for FARM_STORE_URL ({exc})") from None
+    return wrapper
+
+
 class S3Store(ArtifactStore):
     def __init__(self, bucket: str, prefix: str = "", endpoint: str | None = None, client=None):
         if not bucket:
@@ -50,6 +69,7 @@ class S3Store(ArtifactStore):
         name = f"{key[:2]}/{key[2:]}"
         return f"{self.prefix}/{name}" if self.prefix else name
 
+    @_user_errors
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -61,6 +81,7 @@ class S3Store(ArtifactStore):
                 return False
             raise
 
+    @_user_errors
     def put_file(self, path: Path) -> str:
         key = hash_file(Path(path))
         if self.exists(key):
@@ -71,6 +92,7 @@ class S3Store(ArtifactStore):
                                    ChecksumSHA256=checksum)
         return key
 
+    @_user_errors
     def _fetch_to(self, key: str, dest: Path) -> None:
         from botocore.exceptions import ClientError
 

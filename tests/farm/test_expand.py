@@ -62,7 +62,8 @@ def test_profile_shapes_are_checked_against_the_model(tiny_cnn, tmp_path):
 
 
 def test_dynamic_dims_need_a_profile_but_batch_alone_does_not(tiny_cnn, tmp_path):
-    with pytest.raises(SpecError, match=r"no profiles given\) gives no shape for model input 'images'"):
+    with pytest.raises(SpecError, match=r"no profiles given\) gives no shape for model input 'images', which has "
+                                        r"dims \[batch, 3, height, width\], dynamic beyond the batch axis"):
         plans_for(tiny_cnn, profiles=[])
     fixed_hw = make_cnn(tmp_path / "fixed.onnx", dynamic_hw=False)
     plans = plans_for(fixed_hw, profiles=[], batch_sizes=[2])
@@ -79,3 +80,32 @@ def test_fixed_batch_models_run_only_their_batch(tmp_path):
 def test_integer_inputs_keep_their_type(tmp_path):
     model = read_model(make_token_model(tmp_path / "tok.onnx"))
     assert model.inputs[0].dtype == "int64" and model.inputs[0].dims == ("batch", "sequence")
+
+
+def test_models_with_external_data_are_refused_at_submit(tmp_path):
+    import onnx
+
+    from farm.errors import ModelError
+
+    model = onnx.load(str(make_cnn(tmp_path / "one.onnx")))
+    onnx.save(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.bin", size_threshold=0)
+    with pytest.raises(ModelError, match=r"keeps its weights in external data files"):
+        read_model(tmp_path / "ext.onnx")
+
+
+def test_an_input_without_a_declared_shape_takes_the_profiles(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "noshape",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "noshape.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    assert read_model(path).inputs[0].dims is None
+    with pytest.raises(SpecError, match=r"gives no shape for model input 'x', which declares no shape in the model"):
+        expand(parse_spec({"model": str(path)}), read_model(path), ["cpu.test"], {})
+    profile = {"name": "p", "inputs": {"x": {"min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}}}
+    plans = expand(parse_spec({"model": str(path), "profiles": [profile], "batch_sizes": [2]}), read_model(path),
+                   ["cpu.test"], {})
+    assert plans[0].shapes["x"]["opt"] == [2, 3, 8, 8]

@@ -34,3 +34,19 @@ def test_keys_that_are_not_content_hashes_are_refused(tmp_path, key):
         check_key(key)
     with pytest.raises(ValueError):
         LocalStore(tmp_path).exists(key)
+
+
+def test_concurrent_fetches_into_one_cache_file_all_succeed(tmp_path):
+    """Workers on one host fetch the same model into a shared cache at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = LocalStore(tmp_path / "store")
+    data = bytes(range(256)) * (1 << 15)  # 8 MiB
+    key = store.put_bytes(data)
+    dest = tmp_path / "cache.onnx"
+    for _ in range(3):
+        dest.unlink(missing_ok=True)
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: store.get_file(key, dest), range(4)))
+        assert all(r == dest for r in results) and dest.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.onnx", "store"]  # no temp files left

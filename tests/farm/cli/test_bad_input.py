@@ -103,3 +103,34 @@ def test_unreadable_model(tmp_path, cli_env, models_dir):
     model.chmod(0)
     result = farm(["run", "--model", str(model)], cli_env, tmp_path)
     assert result.returncode == 1 and result.stderr.startswith("Error: cannot read model")
+
+
+ENV_CASES = {
+    "garbage db url": ({"FARM_DB_URL": "garbage"}, ["sweep", "list"],
+                       "Error: FARM_DB_URL 'garbage' is not a usable database URL"),
+    "database down": ({"FARM_DB_URL": "postgresql+psycopg://farm:secret@127.0.0.1:1/farm"}, ["sweep", "list"],
+                      "Error: cannot connect to the database at postgresql+psycopg://farm:***@127.0.0.1:1/farm"),
+    "broker down": ({"FARM_BROKER_URL": "redis://:secret@127.0.0.1:1/0"},
+                    ["sweep", "submit", "--model", "models/det.onnx", "--profile", GOOD_PROFILE],
+                    "Error: cannot reach the broker at redis://:***@127.0.0.1:1/0"),
+    "bad dashboard port": ({}, ["dashboard", "--port", "99999"], "Error: Invalid value for '--port'"),
+    "report to a missing directory": ({}, ["report", "@sweep", "-o", "/nonexistent/x.csv"],
+                                      "Error: directory /nonexistent does not exist"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENV_CASES))
+def test_bad_settings_are_one_line_and_change_nothing(name, seeded):
+    cwd, env, home = seeded
+    extra, args, expected = ENV_CASES[name]
+    if "@sweep" in args:
+        import json
+
+        sweep_id = json.loads(farm(["sweep", "list", "--format", "json"], env, cwd).stdout)[0]["sweep_id"]
+        args = [sweep_id if a == "@sweep" else a for a in args]
+    before = snapshot(home)
+    result = farm(args, {**env, **extra}, cwd)
+    assert result.returncode == 1
+    assert result.stderr.startswith(expected), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert snapshot(home) == before
