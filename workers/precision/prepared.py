@@ -36,7 +36,8 @@ def calibration_shapes(ctx: JobContext) -> dict[str, tuple[int, ...]]:
     shapes = {}
     for name, shape in ctx.run_shapes.items():
         info = ctx.model.input(name)
-        batched = info is not None and info.rank > 0 and not info.is_fixed(0)
+        # Unknown rank (the model declares no shape): the profile's axis 0 is the batch.
+        batched = info is not None and len(shape) > 0 and not info.is_fixed(0)
         shapes[name] = (1, *shape[1:]) if batched else tuple(shape)
     return shapes
 
