@@ -45,6 +45,8 @@ def check_data(model: ModelInfo, data: dict[str, tuple[tuple[int, ...], str]],
 def _kind(dtype: str) -> str:
     if dtype == "bool":
         return "bool"
+    if dtype == "string" or dtype.startswith(("<U", ">U", "|S", "<S", "str")):
+        return "string"
     if dtype.startswith(("int", "uint")):
         return "int"
     return "float"

@@ -13,9 +13,13 @@ from farm.store.base import hash_file as sha256_file  # noqa: F401 - one hashing
 # ONNX TensorProto element types -> numpy dtype names (the ones models use).
 ONNX_DTYPES = {
     1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
-    7: "int64", 9: "bool", 10: "float16", 11: "float64", 12: "uint32",
+    7: "int64", 8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32",
     13: "uint64", 16: "bfloat16",
 }
+
+
+# Types the farm can draw synthetic inputs for; others need the spec's ``data``.
+SYNTHETIC_DTYPES = frozenset(ONNX_DTYPES.values()) - {"string"}
 
 
 @dataclass(frozen=True)

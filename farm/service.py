@@ -19,7 +19,7 @@ from farm.devices import resolve_device_classes
 from farm.errors import NotFoundError, SpecError, UserError
 from farm.expand import JobPlan, expand
 from farm.input_data import check_data, read_data
-from farm.model_info import ModelInfo, read_model
+from farm.model_info import SYNTHETIC_DTYPES, ModelInfo, read_model
 from farm.routing import builds_elsewhere, job_queue
 from farm.spec import SweepSpec
 from farm.store import open_store
@@ -45,6 +45,10 @@ def validate(spec: SweepSpec) -> ModelInfo:
 
     model = read_model(spec.model)
     check_time_limits(spec.timeouts)
+    for info in model.inputs:
+        if info.dtype not in SYNTHETIC_DTYPES and spec.data is None:
+            raise SpecError(f"model input '{info.name}' has type {info.dtype}, for which the farm cannot make "
+                            f"synthetic inputs; give real samples with 'data: samples.npz' in the spec")
     for index, name in enumerate(spec.backends):
         backend_config(name).from_dict(spec.build.get(name), where=f"build.{name}")
         if spec.backends.count(name) > 1:

@@ -64,7 +64,7 @@ def feeds_from_data(model: ModelInfo, data: dict[str, np.ndarray], shapes: dict[
         samples = data[info.name]
         shape = tuple(shapes[info.name])
         if not shape:
-            feeds[info.name] = samples.astype(info.dtype)
+            feeds[info.name] = np.asarray(samples).astype(_numpy_dtype(info.dtype))
             continue
         rows = [(offset + i) % samples.shape[0] for i in range(shape[0])]
         feeds[info.name] = np.ascontiguousarray(samples[rows]).astype(_numpy_dtype(info.dtype))
@@ -72,4 +72,5 @@ def feeds_from_data(model: ModelInfo, data: dict[str, np.ndarray], shapes: dict[
 
 
 def _numpy_dtype(dtype: str):
-    return np.float32 if dtype == "bfloat16" else dtype
+    # numpy has no bfloat16 (the backend casts float32); strings stay as given.
+    return {"bfloat16": np.float32, "string": np.str_}.get(dtype, dtype)

@@ -109,3 +109,19 @@ def test_an_input_without_a_declared_shape_takes_the_profiles(tmp_path):
     plans = expand(parse_spec({"model": str(path), "profiles": [profile], "batch_sizes": [2]}), read_model(path),
                    ["cpu.test"], {})
     assert plans[0].shapes["x"]["opt"] == [2, 3, 8, 8]
+
+
+def test_string_inputs_need_real_samples(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from farm.service import validate
+
+    graph = helper.make_graph([helper.make_node("Identity", ["text"], ["out"])], "strings",
+                              [helper.make_tensor_value_info("text", TensorProto.STRING, ["batch"])],
+                              [helper.make_tensor_value_info("out", TensorProto.STRING, ["batch"])])
+    path = tmp_path / "strings.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with pytest.raises(SpecError, match=r"model input 'text' has type string, for which the farm cannot make "
+                                        r"synthetic inputs; give real samples with 'data: samples.npz'"):
+        validate(parse_spec({"model": str(path)}))
