@@ -23,7 +23,6 @@ from celery import Celery
 from farm import embedded_broker
 from farm.config import default_timeouts, ensure_home, settings, visibility_timeout_s
 from farm.errors import UserError
-from farm.routing import queue_for  # noqa: F401 - re-exported
 
 RUN_JOB = "engine_farm.run_job"
 _REDIS_SCHEMES = ("redis", "rediss", "sentinel")
@@ -153,6 +152,3 @@ def send_jobs(jobs: list[tuple[str, str]], app: Celery | None = None) -> int:
                           task_id=task_id(job_id), connection=connection)
     return len(jobs)
 
-
-def enqueue(app: Celery, job_id: str, queue: str) -> None:
-    send_jobs([(job_id, queue)], app)

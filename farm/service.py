@@ -211,10 +211,6 @@ def _waiting(jobs, live: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return needed
 
 
-def live_classes(session) -> set[str]:
-    return {cls for cls, _ in live_queues(session)}
-
-
 def live_queues(session) -> set[tuple[str, str]]:
     """(device class, backend) pairs some live worker consumes."""
     cutoff = utcnow() - timedelta(seconds=stale_s())
