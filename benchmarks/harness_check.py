@@ -1,7 +1,7 @@
 """Check the CUDA-event harness against triton.testing.do_bench on the same
 compiled callable, and its run-to-run spread.
 
-Builds one torch job (torch backend, Inductor max-autotune, cudagraphs)
+Builds one torch job (torch backend, Inductor max-autotune, one CUDA graph)
 from a generated model, then times the compiled call (1) with the farm's
 harness (CUDA events, L2 flushed before each iteration, compute time only)
 and (2) with ``triton.testing.do_bench`` (CUDA events, L2 flushed by zeroing
@@ -44,6 +44,8 @@ def main() -> int:
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--work", type=Path, default=Path("/tmp/farm-gpu-sweep"))
+    parser.add_argument("--inductor", type=json.loads, default=None,
+                        help='torch backend "inductor" overrides as JSON, e.g. \'{"max_autotune_gemm_backends": "ATEN"}\'')
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     import triton
@@ -59,21 +61,18 @@ def main() -> int:
         export_model(args.model, args.work)
     harness_cfg = MeasureConfig(warmup_ms=200, duration_ms=1000, iterations=10, l2_flush=True, end_to_end=False)
     ctx = job_context(model_path, args.precision, args.batch, harness_cfg, Path(tempfile.mkdtemp()))
-    backend = load_backend("torch", {})
+    backend = load_backend("torch", {"inductor": args.inductor} if args.inductor else {})
     built = backend.build(ctx)
     runner = backend.load(built.artifact, ctx)
     feeds = make_feeds(ctx.model, ctx.run_shapes)
-    from workers.backends.torch.backend import _device_inputs
-
-    inputs = _device_inputs(feeds, ctx)
     runs = [runner.measure(feeds, harness_cfg) for _ in range(REPEATS)]
     medians = [statistics.median(r.samples_ms) for r in runs]
-    bench_ms = do_bench(lambda: runner._call(inputs), warmup=200, rep=1000, return_mode="median")
+    bench_ms = do_bench(runner.call, warmup=200, rep=1000, return_mode="median")
     runner.close()
     ours = statistics.median(medians)
     cv = statistics.stdev(medians) / statistics.mean(medians)
     result = {
-        "command": " ".join(sys.argv), "model": args.model, "precision": args.precision, "batch": args.batch,
+        "command": " ".join(sys.argv), "inductor": args.inductor, "model": args.model, "precision": args.precision, "batch": args.batch,
         "build_s": built.build_s, "build_info": built.info,
         "harness": {"settings": runs[0].settings, "medians_ms": medians, "median_of_medians_ms": ours,
                     "run_to_run_cv": cv, "samples_per_run": [len(r.samples_ms) for r in runs],

@@ -66,20 +66,25 @@ def test_graph_end_to_end_flush_and_spin(buffers):
     assert np.median(result.e2e_samples_ms) > 2 * np.median(result.samples_ms)
 
 
+def _torch_job(tiny_cnn, tmp_path, measure: MeasureConfig):
+    from farm.model_info import read_model
+    from workers.backends.base import DeviceContext, JobContext
+
+    shapes = {"images": {"min": [2, 3, 32, 32], "opt": [2, 3, 32, 32], "max": [2, 3, 32, 32]}}
+    return JobContext(job_id="t", precision="fp16", batch_size=2, shapes=shapes, model_path=tiny_cnn,
+                      model=read_model(tiny_cnn), measure=measure, calibration={},
+                      device=DeviceContext(kind="gpu", name="gpu", device_class="gpu.test", index=0),
+                      workdir=tmp_path, store=None)
+
+
 def test_torch_backend_builds_loads_and_measures(tiny_cnn, tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("onnx2torch")
     from farm.backends import backend_config
-    from farm.model_info import read_model
     from workers.backends import load_backend
-    from workers.backends.base import DeviceContext, JobContext
     from workers.inputs import make_feeds
 
-    shapes = {"images": {"min": [2, 3, 32, 32], "opt": [2, 3, 32, 32], "max": [2, 3, 32, 32]}}
-    ctx = JobContext(job_id="t", precision="fp16", batch_size=2, shapes=shapes, model_path=tiny_cnn,
-                     model=read_model(tiny_cnn), measure=MeasureConfig(**QUICK), calibration={},
-                     device=DeviceContext(kind="gpu", name="gpu", device_class="gpu.test", index=0),
-                     workdir=tmp_path, store=None)
+    ctx = _torch_job(tiny_cnn, tmp_path, MeasureConfig(**QUICK))
     backend = load_backend("torch", {"mode": "max-autotune-no-cudagraphs"})
     assert backend_config("torch").name == "torch"
     built = backend.build(ctx)
@@ -92,5 +97,33 @@ def test_torch_backend_builds_loads_and_measures(tiny_cnn, tmp_path):
         timing = runner.measure(feeds, ctx.measure)
         assert len(timing.samples_ms) >= 20 and timing.e2e_samples_ms
         assert timing.settings["compile_mode"] == "max-autotune-no-cudagraphs"
+        assert timing.settings["cuda_graph"] is False
     finally:
         runner.close()
+
+
+def test_torch_graph_replay_reads_new_inputs_and_matches_direct_calls(tiny_cnn, tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx2torch")
+    from workers.backends import load_backend
+    from workers.inputs import make_feeds
+
+    ctx = _torch_job(tiny_cnn, tmp_path, MeasureConfig(cuda_graph=True, **QUICK))
+    backend = load_backend("torch", {"mode": "default"})  # no autotuning: a quick compile
+    runner = backend.load(backend.build(ctx).artifact, ctx)
+    try:
+        assert runner.call.graph is not None, runner.call.graph_error
+        first, second = make_feeds(ctx.model, ctx.run_shapes, seed=1), make_feeds(ctx.model, ctx.run_shapes, seed=2)
+        replayed = [runner.infer(f)["logits"] for f in (first, second)]
+        assert not np.allclose(replayed[0], replayed[1])  # the replay read the new inputs
+        for feeds, got in zip((first, second), replayed):
+            tensors = [torch.from_numpy(feeds["images"]).cuda().half()]
+            with torch.no_grad():
+                direct = runner.call.compiled(*tensors)
+            np.testing.assert_allclose(got, direct.float().cpu().numpy(), rtol=1e-3, atol=1e-3)
+        timing = runner.measure(first, ctx.measure)
+        assert timing.settings["cuda_graph"] is True and timing.settings["cuda_graph_error"] is None
+        assert len(timing.samples_ms) >= 20 and len(timing.e2e_samples_ms) == len(timing.samples_ms)
+    finally:
+        runner.close()
+

@@ -27,7 +27,10 @@ from farm.spec import MeasureConfig
 from workers.backends.base import TimingResult
 from workers.timing.cuda_runtime import CudaError, check, error_name, runtime
 
-QUEUE_DEPTH = 2
+# Iterations in flight. A host woken from a blocking event wait takes tens of
+# microseconds to queue the next launch; with 4 queued, graphs of a few tens
+# of microseconds still run back to back.
+QUEUE_DEPTH = 4
 SYNC_MODES = ("blocking", "spin")
 # Writing twice the L2 capacity evicts it even though replacement is not strict LRU.
 L2_FLUSH_FACTOR = 2

@@ -20,14 +20,16 @@ def test_registered_as_gpu_backend():
 
 
 @pytest.mark.parametrize("mode, graph, expected", [
-    (None, None, ("max-autotune", True)),
+    (None, None, ("max-autotune-no-cudagraphs", True)),
     (None, False, ("max-autotune-no-cudagraphs", False)),
     ("max-autotune-no-cudagraphs", None, ("max-autotune-no-cudagraphs", False)),
-    ("max-autotune-no-cudagraphs", True, ("max-autotune", True)),
-    ("default", True, ("reduce-overhead", True)),
+    ("max-autotune-no-cudagraphs", True, ("max-autotune-no-cudagraphs", True)),
+    ("default", None, ("default", False)),
+    ("default", True, ("default", True)),
+    ("reduce-overhead", None, ("default", True)),
     ("reduce-overhead", False, ("default", False)),
 ])
-def test_cuda_graph_setting_picks_the_compile_mode(mode, graph, expected):
+def test_graphs_are_captured_by_the_runner_never_by_inductor(mode, graph, expected):
     assert resolve_mode(mode, graph) == expected
 
 
