@@ -127,3 +127,21 @@ def test_torch_graph_replay_reads_new_inputs_and_matches_direct_calls(tiny_cnn, 
     finally:
         runner.close()
 
+
+def test_torch_jobs_in_one_worker_do_not_accumulate_gpu_memory(tiny_cnn, tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx2torch")
+    from workers.backends import load_backend
+    from workers.inputs import make_feeds
+
+    ctx = _torch_job(tiny_cnn, tmp_path, MeasureConfig(cuda_graph=True, **QUICK))
+    backend = load_backend("torch", {"mode": "default"})
+    artifact = backend.build(ctx).artifact
+    after_close, footprints = [], []
+    for _ in range(3):  # a worker loads, measures and closes job after job
+        runner = backend.load(artifact, ctx)
+        footprints.append(runner.measure(make_feeds(ctx.model, ctx.run_shapes), ctx.measure).memory_mb)
+        runner.close()
+        after_close.append(torch.cuda.memory_allocated() / 2**20)
+    assert abs(after_close[2] - after_close[1]) < 1.0, after_close
+    assert 0 < footprints[2] < 1.5 * footprints[0] + 1.0, footprints

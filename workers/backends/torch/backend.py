@@ -164,6 +164,7 @@ class TorchBackend(Backend):
 
         settings = self._settings(ctx)
         torch._dynamo.reset()  # drop the build's compiled code: the runner must come from the artifact
+        baseline = torch.cuda.memory_allocated()  # what earlier jobs of this worker still hold
         start = time.perf_counter()
         loaded = torch.compiler.load_cache_artifacts(Path(artifact).read_bytes())
         compiled, inputs, _source = self._compile(ctx, settings)
@@ -172,6 +173,7 @@ class TorchBackend(Backend):
                  "cache_artifacts_loaded": {k: len(v) for k, v in loaded.artifacts.items()} if loaded else {},
                  "compile_mode": settings["mode"]}
         torch.cuda.reset_peak_memory_stats()
+        notes["memory_baseline_mb"] = baseline / 2**20
         return TorchRunner(call, ctx, notes)
 
 
@@ -184,6 +186,23 @@ def _device_inputs(feeds: dict[str, np.ndarray], ctx: JobContext) -> list:
         tensor = torch.from_numpy(np.ascontiguousarray(feeds[info.name])).to("cuda")
         tensors.append(tensor.to(dtype) if tensor.is_floating_point() else tensor)
     return tensors
+
+
+_WARMUP_STREAMS: dict[int, object] = {}
+
+
+def _warmup_stream():
+    """One side stream per device for the whole worker, not one per job.
+    torch keeps a cuBLAS workspace for every (handle, stream) pair it has
+    used, so streams made per job add one each. With a new stream per job a
+    worker's allocated GPU memory grew with every job on an H200 (112 to
+    679 MiB over 18 jobs); these workspaces are the suspected cause."""
+    import torch
+
+    device = torch.cuda.current_device()
+    if device not in _WARMUP_STREAMS:
+        _WARMUP_STREAMS[device] = torch.cuda.Stream()
+    return _WARMUP_STREAMS[device]
 
 
 class StaticCall:
@@ -210,7 +229,7 @@ class StaticCall:
         import torch
 
         # Warm up on a side stream first, as torch.cuda.graph's docs ask.
-        side = torch.cuda.Stream()
+        side = _warmup_stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             self.compiled(*self.inputs)
@@ -295,7 +314,8 @@ class TorchRunner(Runner):
                                cuda_graph_by="torch.cuda.CUDAGraph of the compiled call" if graphed else None,
                                cuda_graph_error=call.graph_error)
         result.settings["device_memory_in_use_mb"] = result.memory_mb
-        result.memory_mb = torch.cuda.max_memory_allocated() / 2**20  # this model's peak, not the whole GPU
+        # This model's peak: the worker's peak less what was allocated before the load.
+        result.memory_mb = torch.cuda.max_memory_allocated() / 2**20 - self.notes["memory_baseline_mb"]
         return result
 
     def close(self) -> None:
