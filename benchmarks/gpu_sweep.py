@@ -136,6 +136,27 @@ def run_sweeps(specs: list[Path], gpus: str, deadline: float, force: bool) -> di
     return {"sweep_ids": sweep_ids, "wall_s": round(wall_s, 1), "states": states, "isolation": isolation(watch, workers)}
 
 
+def telemetry_rows(sweep_ids: list[str]) -> list[dict]:
+    """The NVML telemetry stored with every measurement of the sweeps (from the database)."""
+    from sqlalchemy import select
+
+    from farm.db.models import Job, Measurement
+    from farm.db.session import session_scope
+
+    rows = []
+    with session_scope() as session:
+        query = select(Measurement, Job).join(Job, Job.id == Measurement.job_id).where(Job.sweep_id.in_(sweep_ids))
+        for measurement, job in session.execute(query):
+            t = measurement.telemetry or {}
+            rows.append({"job_id": job.id, "attempt": measurement.attempt, "available": t.get("available"),
+                         "samples": t.get("samples"), "sm_clock_mhz": t.get("sm_clock_mhz"),
+                         "temperature_c": t.get("temperature_c"), "power_w": t.get("power_w"),
+                         "clocks_event_reasons": t.get("clocks_event_reasons"),
+                         "other_processes": t.get("other_processes"), "remeasured": t.get("remeasured"),
+                         "flags": measurement.flags})
+    return rows
+
+
 def best_and_fetch(model: Path, gpu_name: str, work: Path) -> dict:
     text = farm("best", str(model), "--device", gpu_name, "--format", "json", check=False)
     best = json.loads(text) if text.strip() else []
@@ -175,12 +196,14 @@ def main() -> int:
     result = {"command": " ".join(sys.argv), "gpus": args.gpus, "measure": MEASURE, "build": BUILD,
               "devices": devices, **run,
               "reports": {s: json.loads(farm("report", s, "--format", "json")) for s in run["sweep_ids"]},
+              "telemetry": telemetry_rows(run["sweep_ids"]),
               "best": {m: best_and_fetch(args.work / f"{m}.onnx", gpu_name, args.work) for m in models}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps({"wall_s": run["wall_s"], "isolation_ok": run["isolation"]["ok"],
                       "counts": {s: st["counts"] for s, st in run["states"].items()},
-                      "hash_ok": {m: b["hash_ok"] for m, b in result["best"].items()}}))
+                      "hash_ok": {m: b["hash_ok"] for m, b in result["best"].items()},
+                      "telemetry_rows": sum(1 for t in result["telemetry"] if t["available"] and t["samples"])}))
     return 0
 
 
