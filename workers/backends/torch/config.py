@@ -17,7 +17,9 @@ class TorchConfig(BackendConfig):
     precisions = ("fp32", "fp16", "bf16")
     device_kinds = ("gpu",)
 
-    mode: str | None = None  # torch.compile mode (default "max-autotune"); measure.cuda_graph toggles cudagraphs
+    # torch.compile mode (default "max-autotune"). It always compiles without cudagraph trees; the
+    # runner captures one CUDA graph when the mode implies graphs or measure.cuda_graph asks for one.
+    mode: str | None = None
     fullgraph: bool | None = None  # fail instead of graph-breaking (default True: a break hides eager code)
     tf32: bool | None = None  # TF32 matmul/conv for fp32 (default False: fp32 stays IEEE fp32)
     # torch._inductor.config overrides for the compile, e.g. {"max_autotune_conv_backends": "ATEN"}
