@@ -22,6 +22,7 @@ on the host for small batches (MAD CV 10-18 % on an H200).
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from pathlib import Path
 
@@ -164,6 +165,7 @@ class TorchBackend(Backend):
 
         settings = self._settings(ctx)
         torch._dynamo.reset()  # drop the build's compiled code: the runner must come from the artifact
+        gc.collect()  # free what the build left in reference cycles before taking the baseline
         baseline = torch.cuda.memory_allocated()  # what earlier jobs of this worker still hold
         start = time.perf_counter()
         loaded = torch.compiler.load_cache_artifacts(Path(artifact).read_bytes())
