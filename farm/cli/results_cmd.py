@@ -114,7 +114,8 @@ def _best(model, sweep_id, device, **constraints):
 
 
 @click.command("best")
-@_constraint_options("Device class or part of a device name (default: every device).")
+@_constraint_options("Device class or GPU/CPU name: an exact one, else whole words (\"H100\" is every H100 class), "
+                     "else any part (default: every device).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def best_cmd(model, sweep_id, device, fmt, **constraints):
     """The best configuration per device class under the constraints, and
@@ -150,7 +151,8 @@ def _device_row(device_class: str) -> dict:
 
 
 @click.command("fetch")
-@_constraint_options("Device class or part of a device name (default: this host's GPU with results, else its CPU).")
+@_constraint_options("Device class or GPU/CPU name, as for best; it must name one class (default: this "
+                     "host's GPU with results, else its CPU).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the artifact.")
 def fetch_cmd(model, sweep_id, device, output, **constraints):
@@ -167,6 +169,9 @@ def fetch_cmd(model, sweep_id, device, output, **constraints):
             break
     else:
         raise NotFoundError(f"no finished result for {' or '.join(classes)} meets the constraints")
+    if best["device_class"].nunique() > 1:
+        raise UserError(f"--device {device!r} matches several device classes "
+                        f"({', '.join(sorted(best['device_class'].unique()))}); give one of them")
     winner = best.iloc[0]
     _check_runs_there(winner)
     if output.parent and not output.parent.exists():

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from farm.reports.devices import device_classes_matching
 from farm.reports.rows import REPORT_FIELDS, jobs_frame
 
 BEST_OBJECTIVES = ("latency", "throughput")
@@ -56,9 +57,8 @@ def _newest_per_config(frame: pd.DataFrame) -> pd.DataFrame:
 def matches_device(frame: pd.DataFrame, device: str | None) -> pd.Series:
     if not device:
         return pd.Series(True, index=frame.index)
-    needle = device.lower()
-    return (frame["device_class"].str.lower().str.contains(needle, regex=False)
-            | frame["device"].fillna("").str.lower().str.contains(needle, regex=False))
+    pairs = frame[["device_class", "device"]].fillna("").drop_duplicates().itertuples(index=False, name=None)
+    return frame["device_class"].isin(device_classes_matching(pairs, device))
 
 
 def eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:

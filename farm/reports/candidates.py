@@ -32,6 +32,7 @@ from sqlalchemy import bindparam, select, text
 
 from farm.db import Device, Job, Sweep, session_scope
 from farm.reports.best import TIE_WINDOW, Constraints
+from farm.reports.devices import device_classes_matching
 from farm.reports.rows import _rows_query, finish_frame, resolve_model
 
 PROBE_ROWS = 4096
@@ -147,9 +148,9 @@ def _classes(session, sweeps: list[str], device: str | None) -> list[str]:
     classes = session.scalars(select(Job.device_class).where(Job.sweep_id.in_(sweeps)).distinct()).all()
     if not device:
         return list(classes)
-    needle = device.lower()
-    named = set(session.scalars(select(Device.device_class).where(Device.name.ilike(f"%{needle}%"))).all())
-    return [d for d in classes if needle in d.lower() or d in named]
+    names = session.execute(select(Device.device_class, Device.name).where(Device.device_class.in_(classes))).all()
+    chosen = device_classes_matching([(d, None) for d in classes] + [tuple(n) for n in names], device)
+    return [d for d in classes if d in chosen]
 
 
 def model_candidates(model: str, c: Constraints) -> pd.DataFrame:
