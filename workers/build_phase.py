@@ -46,7 +46,10 @@ def hand_over(job_id: str, worker: str, attempt: int, built: BuildResult, versio
         result = session.execute(
             update(Job).where(Job.id == job_id, Job.status == "running", Job.attempts == attempt,
                               Job.worker == worker)
-            .values(status="queued", build=build, queued_at=utcnow(), backend_version=version)
+            # The build attempt ended well: give it back, so that only worker
+            # deaths count towards quarantine (FARM_MAX_ATTEMPTS) for the measurement.
+            .values(status="queued", build=build, queued_at=utcnow(), backend_version=version,
+                    attempts=Job.attempts - 1)
         )
         if result.rowcount != 1:
             return "superseded"

@@ -32,6 +32,11 @@ def built(home) -> dict | None:
     return json.loads(build) if build else None
 
 
+def attempts(home) -> int:
+    with sqlite3.connect(home / "farm.db") as connection:
+        return connection.execute("select attempts from jobs").fetchone()[0]
+
+
 def test_cpu_worker_builds_for_a_gpu_class_and_hands_over(rtx, det_model, tmp_path, cli_env, farm_home):
     spec = {"name": "rtx-routing", "model": str(det_model), "backends": ["tensorrt-rtx"], "precisions": ["fp32"],
             "batch_sizes": [1], "devices": [TARGET],
@@ -54,5 +59,6 @@ def test_cpu_worker_builds_for_a_gpu_class_and_hands_over(rtx, det_model, tmp_pa
     build = built(farm_home)
     assert json.loads(farm(["report", sweep_id, "--format", "json"], cli_env, tmp_path).stdout)[0]["status"] == "queued"
     assert build["worker"].startswith("farm-cpu") and build["build_s"] > 0
+    assert attempts(farm_home) == 0  # the build attempt does not count against the measurement's
     assert build["info"]["runs_on"]["compute_capabilities"]  # engine metadata travels with the build
     assert open_store().exists(build["artifact_sha256"])
