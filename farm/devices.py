@@ -10,6 +10,7 @@ import platform
 import re
 import socket
 from functools import lru_cache
+from typing import Iterable
 
 from sqlalchemy import select
 
@@ -46,6 +47,39 @@ def hostname() -> str:
     return socket.gethostname()
 
 
+# --device and spec selectors: three tiers, the first that matches anything wins.
+# 1. an exact device class or device name (any case);
+# 2. whole words of a class or name: "A10" is the A10 and not the A100, "H100"
+#    is every H100 class (80GB HBM3, NVL, ...);
+# 3. any part of a class or name.
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _has_run(words: list[str], run: list[str]) -> bool:
+    return bool(run) and any(words[i:i + len(run)] == run for i in range(len(words) - len(run) + 1))
+
+
+def device_classes_matching(pairs: Iterable[tuple[str, str | None]], device: str) -> set[str]:
+    """Device classes named by ``device``; ``pairs`` are (device class, device name)."""
+    needle = device.strip().lower()
+    known = [(cls, name.lower() if isinstance(name, str) else "") for cls, name in pairs]
+    run, part = _words(needle), slug(needle)
+    tiers = (
+        lambda cls, name: needle in (cls.lower(), name),
+        lambda cls, name: _has_run(_words(cls), run) or _has_run(_words(name), run),
+        lambda cls, name: bool(part) and (part in slug(cls) or part in slug(name)),
+    )
+    for matches in tiers:
+        chosen = {cls for cls, name in known if matches(cls, name)}
+        if chosen:
+            return chosen
+    return set()
+
+
 def registered_classes(session, host: str | None = None) -> dict[str, str]:
     """device class -> a device name, for devices workers have registered."""
     query = select(Device.device_class, Device.name)
@@ -59,7 +93,8 @@ def resolve_device_classes(selectors, session, host: str | None = None) -> list[
 
     ``any`` (every registered class, or this host's CPU if none), ``cpu``,
     ``gpu``, an exact class (``gpu.nvidia-l4``: allowed before any worker
-    of it exists; its jobs wait for one), or part of a GPU's name (``H100``).
+    of it exists; its jobs wait for one), or a device's name or part of it
+    (``H100``; see device_classes_matching).
     """
     known = registered_classes(session, host)
     resolved: list[str] = []
@@ -75,8 +110,7 @@ def resolve_device_classes(selectors, session, host: str | None = None) -> list[
         elif lowered.startswith(("cpu.", "gpu.")):
             matches = [lowered]
         else:
-            needle = slug(text)
-            matches = sorted(c for c, name in known.items() if needle and (needle in c or needle in slug(name)))
+            matches = sorted(device_classes_matching(known.items(), text))
         if not matches:
             seen = ", ".join(sorted(known)) or "none registered yet"
             raise SpecError(

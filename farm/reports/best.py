@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from farm.reports.devices import device_classes_matching
+from farm.devices import device_classes_matching
 from farm.reports.rows import REPORT_FIELDS, jobs_frame
 
 BEST_OBJECTIVES = ("latency", "throughput")

@@ -32,7 +32,7 @@ from sqlalchemy import bindparam, select, text
 
 from farm.db import Device, Job, Sweep, session_scope
 from farm.reports.best import TIE_WINDOW, Constraints
-from farm.reports.devices import device_classes_matching
+from farm.devices import device_classes_matching
 from farm.reports.rows import _rows_query, finish_frame, resolve_model
 
 PROBE_ROWS = 4096

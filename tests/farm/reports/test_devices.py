@@ -8,7 +8,7 @@ import pytest
 from farm.cli import main
 from farm.db import Device, Job, Measurement, session_scope
 from farm.reports import Constraints, find_best
-from farm.reports.devices import device_classes_matching
+from farm.devices import device_classes_matching
 from seeding import CPU, H100, SWEEP
 
 NVL = "gpu.nvidia-h100-nvl"
