@@ -27,6 +27,7 @@ from sqlalchemy import or_, select, update
 
 from farm.config import max_attempts, stale_s
 from farm.db import Device, Job, session_scope, utcnow
+from farm.db.clock import db_now
 from farm.routing import job_queue
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ def orphan_reason(job: Job, device: Device | None, cutoff: datetime) -> str | No
 
 
 def find_orphans(sweep_id: str | None = None, worker: str | None = None) -> list[Orphan]:
-    cutoff = utcnow() - timedelta(seconds=stale_s())
     with session_scope() as session:
+        cutoff = db_now(session) - timedelta(seconds=stale_s())
         # Jobs first, devices second: a job claimed after this read is not
         # looked at, and a job read as running had its worker's current_job
         # set before the claim, so the later device read cannot miss it.
@@ -111,9 +112,9 @@ def recover(orphan: Orphan, limit: int | None = None) -> str | None:
 
 
 def _lost_candidates(sweep_id: str | None, grace_s: float) -> list[tuple[str, str]]:
-    now = utcnow()
-    cutoff, live_cutoff = now - timedelta(seconds=grace_s), now - timedelta(seconds=stale_s())
+    cutoff = utcnow() - timedelta(seconds=grace_s)
     with session_scope() as session:
+        live_cutoff = db_now(session) - timedelta(seconds=stale_s())
         query = select(Job.id, Job.device_class, Job.backend, Job.build).where(
             Job.status == "queued", or_(Job.queued_at.is_(None), Job.queued_at <= cutoff))
         if sweep_id:

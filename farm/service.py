@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from farm.backends import backend_config, backend_version
 from farm.config import stale_s
 from farm.db import FINAL_STATES, Device, Job, Model, Sweep, session_scope, utcnow
+from farm.db.clock import db_now
 from farm.devices import resolve_device_classes
 from farm.errors import NotFoundError, SpecError, UserError
 from farm.expand import JobPlan, expand
@@ -213,7 +214,7 @@ def _waiting(jobs, live: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 def live_queues(session) -> set[tuple[str, str]]:
     """(device class, backend) pairs some live worker consumes."""
-    cutoff = utcnow() - timedelta(seconds=stale_s())
+    cutoff = db_now(session) - timedelta(seconds=stale_s())
     rows = session.execute(select(Device.device_class, Device.versions).where(Device.last_heartbeat >= cutoff))
     return {(cls, backend) for cls, versions in rows for backend in (versions or {}).get("backends", [])}
 

@@ -19,7 +19,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from farm.config import stale_s
-from farm.db import Device, session_scope, utcnow
+from farm.db import Device, session_scope
+from farm.db.clock import db_now
 from farm.errors import UserError
 from workers.discovery import DiscoveredDevice
 
@@ -53,8 +54,9 @@ def register(device: DiscoveredDevice) -> int:
 
 def _try_take(device: DiscoveredDevice, worker: str) -> int | None:
     device_id = register(device)
-    cutoff = utcnow() - timedelta(seconds=stale_s())
     with session_scope() as session:
+        now = db_now(session)
+        cutoff = now - timedelta(seconds=stale_s())
         row = session.get(Device, device_id)
         holder_alive = row.worker and row.last_heartbeat and row.last_heartbeat >= cutoff
         if holder_alive and row.worker != worker:
@@ -63,7 +65,7 @@ def _try_take(device: DiscoveredDevice, worker: str) -> int | None:
         # once for one row cannot both win.
         same_holder = Device.worker.is_(None) if row.worker is None else Device.worker == row.worker
         taken = session.execute(update(Device).where(Device.id == row.id, same_holder)
-                                .values(worker=worker, current_job_id=None, last_heartbeat=utcnow()))
+                                .values(worker=worker, current_job_id=None, last_heartbeat=now))
         return row.id if taken.rowcount == 1 else None
 
 
@@ -90,8 +92,8 @@ def wait_free(device: DiscoveredDevice) -> None:
 
     def free():
         device_id = register(device)
-        cutoff = utcnow() - timedelta(seconds=stale_s())
         with session_scope() as session:
+            cutoff = db_now(session) - timedelta(seconds=stale_s())
             row = session.get(Device, device_id)
             alive = row.worker and row.last_heartbeat and row.last_heartbeat >= cutoff
             return None if alive else device_id
@@ -108,10 +110,11 @@ def release(device_uuid: str, worker: str) -> None:
 
 def beat(device_id: int, worker: str, current_job: str | None = None, clear_job: bool = False) -> bool:
     """Refresh the heartbeat; False when another worker holds the row."""
-    values = {"last_heartbeat": utcnow()}
+    values = {}
     if current_job is not None or clear_job:
         values["current_job_id"] = current_job
     with session_scope() as session:
+        values["last_heartbeat"] = db_now(session)
         result = session.execute(update(Device).where(Device.id == device_id, Device.worker == worker)
                                  .values(**values))
         return result.rowcount == 1

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from farm.cli.output import to_json
 from farm.config import stale_s
-from farm.db import Device, session_scope, upgrade, utcnow
+from farm.db import Device, session_scope, upgrade
+from farm.db.clock import db_now
 from farm.spec_schema import SPEC_SCHEMA
 
 
@@ -32,9 +33,9 @@ def worker_start(device, loglevel):
 
 def _device_rows() -> list[dict]:
     with session_scope() as session:
-        rows = []
+        rows, now = [], db_now(session)
         for d in session.scalars(select(Device).order_by(Device.host, Device.kind, Device.index)):
-            age = (utcnow() - d.last_heartbeat).total_seconds() if d.last_heartbeat else None
+            age = (now - d.last_heartbeat).total_seconds() if d.last_heartbeat else None
             rows.append({"uuid": d.uuid, "kind": d.kind, "name": d.name, "device_class": d.device_class,
                          "host": d.host, "index": d.index, "compute_capability": d.compute_capability,
                          "memory_mb": d.memory_mb, "driver_version": d.driver_version, "worker": d.worker,
