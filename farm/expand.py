@@ -69,6 +69,21 @@ def _dims_text(info: InputInfo) -> str:
     return "[" + ", ".join(str(d) if d is not None else "?" for d in info.dims) + "]"
 
 
+def _profile_example(info: InputInfo, batches: tuple[int, ...]) -> str:
+    """A --profile value the user can adapt: the sweep's batch range, fixed
+    dims as they are, each other dim 32/64/128 for min/opt/max."""
+    if info.dims is None:
+        return ""
+    low, high = min(batches or (1,)), max(batches or (1,))
+
+    def shape(batch: int, size: int) -> str:
+        dims = [d if info.is_fixed(a) else (batch if a == 0 else size) for a, d in enumerate(info.dims)]
+        return "x".join(str(d) for d in dims)
+
+    example = f"{shape(low, 32)}/{shape(high, 64)}/{shape(high, 128)}"
+    return f", e.g. --profile p:{info.name}={example} (min/opt/max)"
+
+
 def check_profiles(spec: SweepSpec, model: ModelInfo) -> tuple[Profile, ...]:
     """Validate every profile against the model; return the profiles to use."""
     names = ", ".join(i.name for i in model.inputs)
@@ -87,7 +102,7 @@ def check_profiles(spec: SweepSpec, model: ModelInfo) -> tuple[Profile, ...]:
                 why = ("declares no shape in the model" if info.dims is None
                        else f"has dims {_dims_text(info)}, dynamic beyond the batch axis")
                 raise SpecError(f"{label} gives no shape for model input '{info.name}', which {why}; "
-                                f"add it to the profile")
+                                f"add it to the profile{_profile_example(info, spec.batch_sizes)}")
     return profiles
 
 

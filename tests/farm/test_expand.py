@@ -5,7 +5,7 @@ import pytest
 from farm.errors import SpecError
 from farm.expand import expand, job_key
 from farm.model_info import read_model
-from farm.spec import parse_spec
+from farm.spec import parse_profile_flag, parse_spec
 from tests.onnx_models import make_cnn, make_token_model
 
 PROFILE = {"name": "p64", "inputs": {"images": {"min": [1, 3, 32, 32], "opt": [4, 3, 64, 64], "max": [8, 3, 64, 64]}}}
@@ -65,6 +65,12 @@ def test_dynamic_dims_need_a_profile_but_batch_alone_does_not(tiny_cnn, tmp_path
     with pytest.raises(SpecError, match=r"no profiles given\) gives no shape for model input 'images', which has "
                                         r"dims \[batch, 3, height, width\], dynamic beyond the batch axis"):
         plans_for(tiny_cnn, profiles=[])
+    with pytest.raises(SpecError) as refused:
+        plans_for(tiny_cnn, profiles=[], batch_sizes=[2, 4])
+    example = "p:images=2x3x32x32/4x3x64x64/4x3x128x128"
+    assert str(refused.value).endswith(f"add it to the profile, e.g. --profile {example} (min/opt/max)")
+    plans = plans_for(tiny_cnn, profiles=[parse_profile_flag(example)], batch_sizes=[2, 4])  # the example works
+    assert [p.shapes["images"]["opt"] for p in plans[:2]] == [[2, 3, 64, 64], [4, 3, 64, 64]]
     fixed_hw = make_cnn(tmp_path / "fixed.onnx", dynamic_hw=False)
     plans = plans_for(fixed_hw, profiles=[], batch_sizes=[2])
     assert plans[0].shapes["images"]["opt"] == [2, 3, 32, 32] and plans[0].profile_name == "default"
