@@ -69,19 +69,39 @@ def _dims_text(info: InputInfo) -> str:
     return "[" + ", ".join(str(d) if d is not None else "?" for d in info.dims) + "]"
 
 
-def _profile_example(info: InputInfo, batches: tuple[int, ...]) -> str:
-    """A --profile value the user can adapt: the sweep's batch range, fixed
-    dims as they are, each other dim 32/64/128 for min/opt/max."""
+def _example_shapes(info: InputInfo, batches: tuple[int, ...]) -> str | None:
+    """``input=MIN/OPT/MAX`` the user can adapt: the sweep's batch range, fixed
+    dims as they are, each other dim 32/64/128; None without a known rank."""
     if info.dims is None:
-        return ""
+        return None
     low, high = min(batches or (1,)), max(batches or (1,))
 
     def shape(batch: int, size: int) -> str:
         dims = [d if info.is_fixed(a) else (batch if a == 0 else size) for a, d in enumerate(info.dims)]
         return "x".join(str(d) for d in dims)
 
-    example = f"{shape(low, 32)}/{shape(high, 64)}/{shape(high, 128)}"
-    return f", e.g. --profile p:{info.name}={example} (min/opt/max)"
+    return f"{info.name}={shape(low, 32)}/{shape(high, 64)}/{shape(high, 128)}"
+
+
+def _needs_shape(info: InputInfo) -> bool:
+    """Dynamic beyond the batch axis (or of unknown rank): a profile must say its shape."""
+    return info.dims is None or any(not info.is_fixed(a) for a in range(1, len(info.dims)))
+
+
+def _missing_shapes_error(label: str, missing: list[InputInfo], batches: tuple[int, ...]) -> SpecError:
+    """One error naming every input the profile lacks, with one --profile that covers them."""
+    def why(info: InputInfo) -> str:
+        return ("declares no shape in the model" if info.dims is None
+                else f"has dims {_dims_text(info)}, dynamic beyond the batch axis")
+
+    if len(missing) == 1:
+        what = f"model input '{missing[0].name}', which {why(missing[0])}; add it to the profile"
+    else:
+        what = ("model inputs " + ", ".join(f"'{i.name}' (which {why(i)})" for i in missing)
+                + "; add them to the profile")
+    examples = [e for e in (_example_shapes(i, batches) for i in missing) if e]
+    hint = f", e.g. --profile 'p:{';'.join(examples)}' (min/opt/max)" if examples else ""
+    return SpecError(f"{label} gives no shape for {what}{hint}")
 
 
 def check_profiles(spec: SweepSpec, model: ModelInfo) -> tuple[Profile, ...]:
@@ -95,14 +115,10 @@ def check_profiles(spec: SweepSpec, model: ModelInfo) -> tuple[Profile, ...]:
             if info is None:
                 raise SpecError(f"spec field '{where}': the model has no input '{input_name}' (inputs: {names})")
             _check_profile_input(info, shape, where)
-        for info in model.inputs:
-            dynamic = True if info.dims is None else [a for a in range(len(info.dims)) if not info.is_fixed(a) and a]
-            if info.name not in profile.inputs and dynamic:
-                label = f"profile '{profile.name}'" if spec.profiles else "the spec (no profiles given)"
-                why = ("declares no shape in the model" if info.dims is None
-                       else f"has dims {_dims_text(info)}, dynamic beyond the batch axis")
-                raise SpecError(f"{label} gives no shape for model input '{info.name}', which {why}; "
-                                f"add it to the profile{_profile_example(info, spec.batch_sizes)}")
+        missing = [info for info in model.inputs if info.name not in profile.inputs and _needs_shape(info)]
+        if missing:
+            label = f"profile '{profile.name}'" if spec.profiles else "the spec (no profiles given)"
+            raise _missing_shapes_error(label, missing, spec.batch_sizes)
     return profiles
 
 

@@ -68,7 +68,7 @@ def test_dynamic_dims_need_a_profile_but_batch_alone_does_not(tiny_cnn, tmp_path
     with pytest.raises(SpecError) as refused:
         plans_for(tiny_cnn, profiles=[], batch_sizes=[2, 4])
     example = "p:images=2x3x32x32/4x3x64x64/4x3x128x128"
-    assert str(refused.value).endswith(f"add it to the profile, e.g. --profile {example} (min/opt/max)")
+    assert str(refused.value).endswith(f"add it to the profile, e.g. --profile '{example}' (min/opt/max)")
     plans = plans_for(tiny_cnn, profiles=[parse_profile_flag(example)], batch_sizes=[2, 4])  # the example works
     assert [p.shapes["images"]["opt"] for p in plans[:2]] == [[2, 3, 64, 64], [4, 3, 64, 64]]
     fixed_hw = make_cnn(tmp_path / "fixed.onnx", dynamic_hw=False)
@@ -131,3 +131,25 @@ def test_string_inputs_need_real_samples(tmp_path):
     with pytest.raises(SpecError, match=r"model input 'text' has type string, for which the farm cannot make "
                                         r"synthetic inputs; give real samples with 'data: samples.npz'"):
         validate(parse_spec({"model": str(path)}))
+
+
+def test_every_input_missing_from_the_profile_is_named_with_one_example(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in ("ids", "mask")]
+    graph = helper.make_graph([helper.make_node("Add", ["ids", "mask"], ["y"])], "tokens", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, ["batch", "seq"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "tokens.onnx"
+    onnx.save(model, path)
+    with pytest.raises(SpecError) as refused:
+        plans_for(path, profiles=[], batch_sizes=[1, 8], precisions=["fp32"])
+    example = "p:ids=1x32/8x64/8x128;mask=1x32/8x64/8x128"
+    assert str(refused.value) == (
+        "the spec (no profiles given) gives no shape for model inputs 'ids' (which has dims [batch, seq], dynamic "
+        "beyond the batch axis), 'mask' (which has dims [batch, seq], dynamic beyond the batch axis); add them to "
+        f"the profile, e.g. --profile '{example}' (min/opt/max)")
+    plans = plans_for(path, profiles=[parse_profile_flag(example)], batch_sizes=[1, 8], precisions=["fp32"])
+    assert [p.shapes["mask"]["opt"] for p in plans] == [[1, 64], [8, 64]]
