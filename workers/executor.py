@@ -24,7 +24,7 @@ from workers.backends import load_backend
 from workers.backends.base import BuildResult, DeviceContext, JobContext, Runner, TimingResult
 from workers.build_phase import hand_over, is_build_only, prebuilt
 from workers.inputs import load_data
-from workers.legacy_onnx import without_initializer_inputs
+from workers.onnx_quirks import normalized_model
 from workers.watchdog import Watchdog, guard
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _model_file(session, job: Job, store, cache: Path) -> Path:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         store.get_file(model.artifact_sha256, target)
-    return without_initializer_inputs(target)
+    return normalized_model(target)
 
 
 def _data_file(key: str | None, store, cache: Path) -> Path | None:

@@ -19,8 +19,8 @@ from farm.errors import BackendUnsupported
 from workers import artifact_index
 from workers.backends.base import JobContext
 
-# Bump when a transform's output changes. 2: legacy (IR < 4) models lose their
-# initializer inputs first (workers/legacy_onnx.py).
+# Bump when a transform's output changes. 2: models have exporter quirks
+# removed first (workers/onnx_quirks.py).
 TRANSFORM_VERSION = 2
 FLOAT_PRECISIONS = ("fp16", "bf16")
 QDQ_PRECISIONS = ("int8", "fp8")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from farm.errors import BackendUnsupported
 from workers.backends.tensorrt_family.capabilities import RTX_TARGETS, Flavor
 from workers.backends.tensorrt_family.library import last_error, logger_for
+from workers.backends.tensorrt_family.shared_dims import conflicts
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -142,8 +143,8 @@ def build_engine(lib: Any, flavor: Flavor, knobs: Any, onnx_path: Path, shapes: 
     settings = {**resolved_settings(lib, flavor, config), "profiles": profiles}
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise BackendUnsupported(f"{flavor.name} could not build the engine: "
-                                 f"{last_error(logger, 'the builder returned no engine')}")
+        why = "; ".join(conflicts(onnx_path, shapes)) or last_error(logger, "the builder returned no engine")
+        raise BackendUnsupported(f"{flavor.name} could not build the engine: {why}")
     inputs, outputs = io_tensors(network)
     cache_after = bytes(memoryview(config.get_timing_cache().serialize())) if timing_cache is not None else None
     return BuiltEngine(bytes(memoryview(serialized)), settings, inputs, outputs, cache_after)

@@ -111,3 +111,22 @@ def test_rtx_defaults_and_fp8_targets():
     assert default.targets("fp16") == ("8.0", "8.6", "8.9", "12.0", "12.1")
     assert default.targets("fp8") == ("8.9", "12.0", "12.1")  # Ampere has no fp8 kernels
     assert type(default).device_kinds == ("gpu", "cpu") and type(default).build_anywhere
+
+
+def test_axes_sharing_a_name_sized_apart_are_explained(rtx, farm_home, tmp_path):
+    """TensorRT ties axes of one dim_param together; its own error names neither."""
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "side", "side"])]
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, "side", "side"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "square.onnx"
+    onnx.save(model, path)
+    shapes = {"x": {"min": [1, 3, 48, 96], "opt": [1, 3, 48, 192], "max": [1, 3, 48, 192]}}
+    with pytest.raises(BackendUnsupported) as refused:
+        load_backend("tensorrt-rtx").build(job(tmp_path, path, "fp32", shapes))
+    assert str(refused.value) == (
+        "tensorrt-rtx could not build the engine: the model names axes x[2], x[3] all 'side', so TensorRT needs "
+        "them equal, but the profile gives x[2] 48/48/48, x[3] 96/192/192 (min/opt/max)")
+    square = {"x": {"min": [1, 3, 48, 48], "opt": [1, 3, 96, 96], "max": [1, 3, 192, 192]}}
+    assert load_backend("tensorrt-rtx").build(job(tmp_path, path, "fp32", square)).artifact.stat().st_size > 0

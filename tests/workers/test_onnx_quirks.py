@@ -1,4 +1,4 @@
-"""IR < 4 models, whose initializers are graph inputs too, run with real feeds only."""
+"""Exporter quirks removed before any backend reads a model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from farm.model_info import read_model
-from workers.legacy_onnx import without_initializer_inputs
+from workers.onnx_quirks import normalized_model
 
 
 def _legacy_model(path):
@@ -50,13 +50,27 @@ def test_the_copy_has_only_real_inputs_and_survives_ort_optimisation(tmp_path):
     assert [i.name for i in read_model(legacy).inputs] == ["x"]
     with pytest.raises(ValueError, match="__SHAPE"):  # the failure this module exists for
         _optimised_then_run(legacy, tmp_path, x)
-    fixed = without_initializer_inputs(legacy)
+    fixed = normalized_model(legacy)
     assert fixed != legacy and [i.name for i in onnx.load(str(fixed)).graph.input] == ["x"]
     np.testing.assert_allclose(_optimised_then_run(fixed, tmp_path, x), expected, rtol=1e-5, atol=1e-5)
-    assert without_initializer_inputs(legacy) == fixed  # made once
+    assert normalized_model(legacy) == fixed  # made once
 
 
 def test_a_current_model_is_used_as_it_is(tmp_path, tiny_cnn):
-    assert without_initializer_inputs(tiny_cnn) == tiny_cnn
-    assert without_initializer_inputs(tiny_cnn) == tiny_cnn  # decided once: a marker beside it
-    assert not list(tiny_cnn.parent.glob("*.ir4.onnx"))
+    assert normalized_model(tiny_cnn) == tiny_cnn
+    assert normalized_model(tiny_cnn) == tiny_cnn  # decided once: a marker beside it
+    assert not list(tiny_cnn.parent.glob("*.normalized.onnx"))
+
+
+def test_placeholder_dim_names_become_unnamed_axes(tmp_path):
+    """PP-OCR's classifier names both H and W "?"; TensorRT would tie them together."""
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3, "?", "?"])]
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, "?", "?"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "cls.onnx")
+    fixed = onnx.load(str(normalized_model(tmp_path / "cls.onnx")))
+    dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*fixed.graph.input,
+                                                                                      *fixed.graph.output)]
+    assert dims == [[-1, 3, 0, 0], ["n", 3, 0, 0]]  # real names stay
