@@ -76,7 +76,8 @@ def main() -> int:
         "build_s": built.build_s, "build_info": built.info,
         "harness": {"settings": runs[0].settings, "medians_ms": medians, "median_of_medians_ms": ours,
                     "run_to_run_cv": cv, "samples_per_run": [len(r.samples_ms) for r in runs],
-                    "telemetry": runs[0].telemetry, "flags": [r.flags for r in runs]},
+                    "telemetry": runs[0].telemetry, "flags": [r.flags for r in runs],
+                    "telemetry_samples_per_run": [r.telemetry.get("samples") for r in runs]},
         "do_bench": {"median_ms": bench_ms, "triton": triton.__version__,
                      "settings": "triton.testing.do_bench(fn, warmup=200, rep=1000, return_mode='median'): "
                                  "CUDA events per call, L2 cleared by zeroing a 256 MB buffer before each call"},
