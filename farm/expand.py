@@ -118,13 +118,15 @@ def check_profiles(spec: SweepSpec, model: ModelInfo) -> tuple[Profile, ...]:
         missing = [info for info in model.inputs if info.name not in profile.inputs and _needs_shape(info)]
         if missing:
             label = f"profile '{profile.name}'" if spec.profiles else "the spec (no profiles given)"
-            raise _missing_shapes_error(label, missing, spec.batch_sizes)
+            raise _missing_shapes_error(label, missing, spec.batch_sizes or (default_batch(model),))
     return profiles
 
 
 def shapes_for(model: ModelInfo, profile: Profile, batch: int) -> dict[str, dict] | None:
     """Shapes of every input for this batch size, or None if the batch is
     outside the profile's batch range (that pair is not a job)."""
+    if _batch_axis_model(model) and batch != default_batch(model):
+        return None
     shapes = {}
     for info in model.inputs:
         if info.name in profile.inputs:
@@ -136,8 +138,6 @@ def shapes_for(model: ModelInfo, profile: Profile, batch: int) -> dict[str, dict
         else:
             dims = tuple(d if isinstance(d, int) and d > 0 else batch for d in info.dims)
             shape = ShapeRange(dims, dims, dims)
-        if info.rank and info.is_fixed(0) and info.dims[0] != batch and _batch_axis_model(model):
-            return None
         shapes[info.name] = shape.to_json()
     return shapes
 
@@ -145,6 +145,17 @@ def shapes_for(model: ModelInfo, profile: Profile, batch: int) -> dict[str, dict
 def _batch_axis_model(model: ModelInfo) -> bool:
     """A model with every input's batch fixed can only run that batch."""
     return not any(_batched(i) for i in model.inputs)
+
+
+def default_batch(model: ModelInfo) -> int:
+    """The batch a sweep runs when it names none, and the only one a model
+    with no dynamic batch axis runs: its inputs' common leading dim, or 1
+    where they have none in common (a shape tensor beside the data, say,
+    which then run exactly as the model declares them)."""
+    if not _batch_axis_model(model):
+        return 1
+    leading = {i.dims[0] for i in model.inputs if i.rank}
+    return leading.pop() if len(leading) == 1 else 1
 
 
 def expand(
@@ -155,7 +166,7 @@ def expand(
 ) -> list[JobPlan]:
     profiles = check_profiles(spec, model)
     pairs = []
-    for batch in spec.batch_sizes:
+    for batch in spec.batch_sizes or (default_batch(model),):
         fitting = [(p, s) for p in profiles if (s := shapes_for(model, p, batch)) is not None]
         if not fitting:
             raise SpecError(f"spec field 'batch_sizes': batch size {batch} fits no profile ({_ranges(model, profiles)})")
@@ -190,6 +201,5 @@ def _ranges(model: ModelInfo, profiles) -> str:
         if batched:
             parts.append(f"'{profile.name}' allows batch {batched[0].min[0]}..{batched[0].max[0]}")
         elif _batch_axis_model(model):
-            fixed = model.inputs[0].dims[0] if model.inputs and model.inputs[0].rank else 1
-            parts.append(f"the model's batch is fixed to {fixed}")
+            parts.append(f"the model's batch is fixed to {default_batch(model)}")
     return "; ".join(parts) or "no batch range"

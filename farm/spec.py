@@ -76,7 +76,7 @@ class SweepSpec:
     model: Path
     backends: tuple[str, ...] = ("onnxruntime",)
     precisions: tuple[str, ...] = ("fp32",)
-    batch_sizes: tuple[int, ...] = (1,)
+    batch_sizes: tuple[int, ...] = ()  # empty: the model's own batch (expand.default_batch)
     profiles: tuple[Profile, ...] = ()
     devices: tuple[str, ...] = ("any",)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
@@ -191,7 +191,8 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
         model=model,
         backends=_dedupe(_as_tuple(raw.get("backends"), ("onnxruntime",))),
         precisions=_dedupe(_as_tuple(raw.get("precisions"), ("fp32",))),
-        batch_sizes=_dedupe(_as_tuple(raw.get("batch_sizes"), (1,))),
+        # Empty: not given; expand() runs the model's own batch (1 where it can vary).
+        batch_sizes=_dedupe(_as_tuple(raw.get("batch_sizes"), ())),
         profiles=_parse_profiles(raw.get("profiles", [])),
         devices=_as_tuple(devices, ("any",)),
         measure=measure,

@@ -14,6 +14,7 @@ PROFILE = {"name": "p64", "inputs": {"images": {"min": [1, 3, 32, 32], "opt": [4
 def plans_for(model_path, **overrides):
     raw = {"model": str(model_path), "precisions": ["fp32", "int8"], "batch_sizes": [1, 8], "profiles": [PROFILE]}
     raw.update(overrides)
+    raw = {key: value for key, value in raw.items() if value is not None}  # None: leave the key out
     return expand(parse_spec(raw), read_model(model_path), ["cpu.x86_64.test"], {"onnxruntime": "1.0"})
 
 
@@ -153,3 +154,29 @@ def test_every_input_missing_from_the_profile_is_named_with_one_example(tmp_path
         f"the profile, e.g. --profile '{example}' (min/opt/max)")
     plans = plans_for(path, profiles=[parse_profile_flag(example)], batch_sizes=[1, 8], precisions=["fp32"])
     assert [p.shapes["mask"]["opt"] for p in plans] == [[1, 64], [8, 64]]
+
+
+def test_without_batch_sizes_a_sweep_runs_the_models_own_batch(tmp_path, tiny_cnn):
+    fixed = make_cnn(tmp_path / "b4.onnx", dynamic_hw=False, fixed_batch=4)
+    assert [p.batch_size for p in plans_for(fixed, profiles=[], batch_sizes=None, precisions=["fp32"])] == [4]
+    plans = plans_for(tiny_cnn, batch_sizes=None, precisions=["fp32"])  # a dynamic batch: 1
+    assert [(p.batch_size, p.shapes["images"]["opt"][0]) for p in plans] == [(1, 1)]
+    with pytest.raises(SpecError, match=r"batch size 1 fits no profile \(the model's batch is fixed to 4\)"):
+        plans_for(fixed, profiles=[], batch_sizes=[1])
+
+
+def test_a_static_model_whose_inputs_share_no_leading_dim_runs_as_declared(tmp_path):
+    """ONNX's expand test model: data [1, 3, 1] and a shape tensor [2]."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3, 1]),
+              helper.make_tensor_value_info("shape", TensorProto.INT64, [2])]
+    graph = helper.make_graph([helper.make_node("Expand", ["X", "shape"], ["Y"])], "expand", inputs,
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "expand.onnx")
+    (plan,) = plans_for(tmp_path / "expand.onnx", profiles=[], batch_sizes=None, precisions=["fp32"])
+    assert plan.batch_size == 1
+    assert {k: v["opt"] for k, v in plan.shapes.items()} == {"X": [1, 3, 1], "shape": [2]}

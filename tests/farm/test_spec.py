@@ -47,7 +47,8 @@ def test_issue_example_is_accepted_as_written(tmp_path, models_dir):
 def test_defaults_follow_trtexec(tmp_path):
     spec = parse_spec({"model": "m.onnx"})
     assert (spec.measure.warmup_ms, spec.measure.duration_ms, spec.measure.iterations) == (200, 3000, 10)
-    assert spec.backends == ("onnxruntime",) and spec.precisions == ("fp32",) and spec.batch_sizes == (1,)
+    assert spec.backends == ("onnxruntime",) and spec.precisions == ("fp32",)
+    assert spec.batch_sizes == ()  # not given: the model's own batch (tests/farm/test_expand.py)
 
 
 @pytest.mark.parametrize("raw, message", [
