@@ -158,6 +158,13 @@ def default_batch(model: ModelInfo) -> int:
     return leading.pop() if len(leading) == 1 else 1
 
 
+def _default_batches(model: ModelInfo, profiles) -> tuple[int, ...]:
+    """Without batch_sizes: each profile's opt batch, else the model's own batch."""
+    opts = {shape.opt[0] for profile in profiles for name, shape in profile.inputs.items()
+            if (info := model.input(name)) is not None and _batched(info)}
+    return tuple(sorted(opts)) or (default_batch(model),)
+
+
 def expand(
     spec: SweepSpec,
     model: ModelInfo,
@@ -166,7 +173,7 @@ def expand(
 ) -> list[JobPlan]:
     profiles = check_profiles(spec, model)
     pairs = []
-    for batch in spec.batch_sizes or (default_batch(model),):
+    for batch in spec.batch_sizes or _default_batches(model, profiles):
         fitting = [(p, s) for p in profiles if (s := shapes_for(model, p, batch)) is not None]
         if not fitting:
             raise SpecError(f"spec field 'batch_sizes': batch size {batch} fits no profile ({_ranges(model, profiles)})")

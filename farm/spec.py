@@ -76,7 +76,7 @@ class SweepSpec:
     model: Path
     backends: tuple[str, ...] = ("onnxruntime",)
     precisions: tuple[str, ...] = ("fp32",)
-    batch_sizes: tuple[int, ...] = ()  # empty: the model's own batch (expand.default_batch)
+    batch_sizes: tuple[int, ...] = ()  # empty: each profile's opt batch, else the model's own (farm.expand)
     profiles: tuple[Profile, ...] = ()
     devices: tuple[str, ...] = ("any",)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
@@ -191,7 +191,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
         model=model,
         backends=_dedupe(_as_tuple(raw.get("backends"), ("onnxruntime",))),
         precisions=_dedupe(_as_tuple(raw.get("precisions"), ("fp32",))),
-        # Empty: not given; expand() runs the model's own batch (1 where it can vary).
+        # Empty: not given; expand() picks each profile's opt batch, else the model's own.
         batch_sizes=_dedupe(_as_tuple(raw.get("batch_sizes"), ())),
         profiles=_parse_profiles(raw.get("profiles", [])),
         devices=_as_tuple(devices, ("any",)),

@@ -9,6 +9,7 @@ from farm.spec import parse_profile_flag, parse_spec
 from tests.onnx_models import make_cnn, make_token_model
 
 PROFILE = {"name": "p64", "inputs": {"images": {"min": [1, 3, 32, 32], "opt": [4, 3, 64, 64], "max": [8, 3, 64, 64]}}}
+PROFILE_OPT_BATCH = 4
 
 
 def plans_for(model_path, **overrides):
@@ -159,8 +160,11 @@ def test_every_input_missing_from_the_profile_is_named_with_one_example(tmp_path
 def test_without_batch_sizes_a_sweep_runs_the_models_own_batch(tmp_path, tiny_cnn):
     fixed = make_cnn(tmp_path / "b4.onnx", dynamic_hw=False, fixed_batch=4)
     assert [p.batch_size for p in plans_for(fixed, profiles=[], batch_sizes=None, precisions=["fp32"])] == [4]
-    plans = plans_for(tiny_cnn, batch_sizes=None, precisions=["fp32"])  # a dynamic batch: 1
-    assert [(p.batch_size, p.shapes["images"]["opt"][0]) for p in plans] == [(1, 1)]
+    plans = plans_for(tiny_cnn, batch_sizes=None, precisions=["fp32"])  # a dynamic batch: the profile's opt
+    assert [(p.batch_size, p.shapes["images"]["opt"][0]) for p in plans] == [(PROFILE_OPT_BATCH,) * 2]
+    plans = plans_for(make_cnn(tmp_path / "hw.onnx", dynamic_hw=False), profiles=[], batch_sizes=None,
+                      precisions=["fp32"])
+    assert [p.batch_size for p in plans] == [1]  # no profile: batch 1
     with pytest.raises(SpecError, match=r"batch size 1 fits no profile \(the model's batch is fixed to 4\)"):
         plans_for(fixed, profiles=[], batch_sizes=[1])
 
