@@ -37,12 +37,11 @@ class BackendConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str = "build") -> "BackendConfig":
+        """Knobs checked against their declarations (farm.knobs: type, range, allowed values)."""
+        from farm.knobs import check_knobs
+
         data = dict(data or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            allowed = ", ".join(sorted(known)) or "none"
-            raise SpecError(f"spec field '{where}': unknown knob '{unknown[0]}' for backend {cls.name} (allowed: {allowed})")
+        check_knobs(cls, data, where)
         return cls(**data)
 
     def resolved(self) -> dict[str, Any]:

@@ -21,7 +21,11 @@ class Settings:
 
 
 def settings() -> Settings:
-    home = Path(os.environ.get("FARM_HOME", ".farm")).resolve()
+    home = Path(os.environ.get("FARM_HOME") or ".farm").resolve()
+    if home.exists() and not home.is_dir():
+        from farm.errors import UserError
+
+        raise UserError(f"FARM_HOME {home} is not a directory (it names a file)")
     db_url = os.environ.get("FARM_DB_URL") or f"sqlite:///{home / 'farm.db'}"
     broker = os.environ.get("FARM_BROKER_URL") or f"farmsql+sqlite:///{home / 'broker.db'}"
     store = os.environ.get("FARM_STORE_URL") or str(home / "artifacts")
@@ -30,7 +34,12 @@ def settings() -> Settings:
 
 def ensure_home() -> Path:
     home = settings().home
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from farm.errors import UserError
+
+        raise UserError(f"cannot create FARM_HOME {home}: {exc.strerror or exc}") from None
     return home
 
 

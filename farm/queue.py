@@ -23,6 +23,7 @@ from celery import Celery
 from farm import embedded_broker
 from farm.config import default_timeouts, ensure_home, settings, visibility_timeout_s
 from farm.errors import UserError
+from farm.redact import mask
 
 RUN_JOB = "engine_farm.run_job"
 _REDIS_SCHEMES = ("redis", "rediss", "sentinel")
@@ -55,7 +56,10 @@ def ssl_options(url: str) -> dict | None:
     turned off (a farm broker carries job ids to every GPU host)."""
     if scheme(url) != "rediss":
         return None
-    query = {k.lower(): v[-1].lower() for k, v in parse_qs(urlsplit(url).query).items()}
+    try:
+        query = {k.lower(): v[-1].lower() for k, v in parse_qs(urlsplit(url).query).items()}
+    except ValueError as exc:  # e.g. an unclosed '[' of an IPv6 host
+        raise UserError(mask(f"FARM_BROKER_URL {url!r} is not a usable broker URL ({exc})")) from None
     if query.get("ssl_cert_reqs") in _NO_CHECK:
         raise UserError("FARM_BROKER_URL turns certificate checks off (ssl_cert_reqs); "
                         "the farm requires ssl_cert_reqs=required with FARM_BROKER_CA")
@@ -87,15 +91,10 @@ def check_broker(app: Celery | None = None) -> None:
     try:
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+    except UserError:
+        raise
     except Exception as exc:  # kombu wraps each transport's own errors differently
-        raise UserError(f"cannot reach the broker at {_safe_url(app.conf.broker_url)}: {exc}") from None
-
-
-def _safe_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+        raise UserError(mask(f"cannot reach the broker at {app.conf.broker_url}: {exc}")) from None
 
 
 def make_app(broker_url: str | None = None) -> Celery:

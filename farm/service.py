@@ -20,6 +20,7 @@ from farm.devices import resolve_device_classes
 from farm.errors import NotFoundError, SpecError, UserError
 from farm.expand import JobPlan, expand
 from farm.input_data import check_data, read_data
+from farm.limits import check_plans
 from farm.model_info import SYNTHETIC_DTYPES, ModelInfo, read_model
 from farm.routing import builds_elsewhere, job_queue
 from farm.spec import SweepSpec
@@ -110,6 +111,7 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
         plans, skipped = _compatible(expand(spec, model, classes, versions))
         if not plans:
             raise SpecError("the sweep has no runnable job: " + "; ".join(skipped))
+        check_plans(plans, model)  # before the first blob or row is written
         if spec.data:
             check_data(model, read_data(spec.data), [plan.shapes for plan in plans])
             plans = _with_data(plans, open_store().put_file(spec.data))

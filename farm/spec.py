@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from farm.errors import SpecError
+from farm.safe_yaml import first_nul, load_yaml, read_spec_text
 from farm.spec_schema import PRECISIONS, SPEC_SCHEMA
 
 TOP_LEVEL_KEYS = tuple(SPEC_SCHEMA["properties"])
@@ -117,7 +116,31 @@ def _schema_error_message(error) -> str:
         missing = next((k for k in error.validator_value if k not in error.instance), "?")
         place = "spec" if where == "spec" else f"spec field '{where}'"
         return f"{place} is missing the required key '{missing}'"
-    return f"spec field '{where}': {error.message}"
+    return f"spec field '{where}': {_bounded_message(error)}"
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _bounded_message(error) -> str:
+    """jsonschema's message, without quoting a huge value whole."""
+    value, bound = error.instance, error.validator_value
+    if error.validator == "maxLength":
+        return f"{len(value)} characters is too long (at most {bound})"
+    if error.validator == "maxItems":
+        return f"{len(value)} items is too many (at most {bound})"
+    if error.validator == "type":
+        return f"{_short(value)} is not of type {bound!r}"
+    if error.validator == "pattern":
+        return f"{_short(value)} does not match {bound!r}"
+    if error.validator == "maximum":
+        return f"{_short(value)} is greater than the maximum of {bound}"
+    if error.validator == "minimum":
+        return f"{_short(value)} is less than the minimum of {bound}"
+    message = error.message
+    return message if len(message) <= 300 else message[:300] + "..."
 
 
 def _check_schema(raw: dict) -> None:
@@ -177,6 +200,9 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
     """Validate a spec mapping (already parsed from YAML/JSON) into a SweepSpec."""
     if not isinstance(raw, dict):
         raise SpecError("a sweep spec must be a mapping of keys to values")
+    nul = first_nul(raw)
+    if nul:
+        raise SpecError(f"spec field '{nul}': contains a NUL character")
     _check_schema(raw)
     for index, batch in enumerate(raw.get("batch_sizes", [])):
         if batch <= 0:
@@ -210,18 +236,7 @@ def _dedupe(values: tuple) -> tuple:
 
 def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(f"spec file not found: {path}") from None
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(f"spec file {path} is not valid YAML{where}") from None
+    raw = load_yaml(read_spec_text(path), path)
     return parse_spec(raw, base_dir=path.parent)
 
 

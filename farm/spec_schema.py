@@ -5,8 +5,14 @@ from the installed plugins) is checked in ``farm.spec``.
 """
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
+# Bounds the database columns impose (INTEGER, VARCHAR(n)); checked here so
+# a spec the database would refuse never gets as far as a row.
+INT32_MAX = 2**31 - 1
+NAME_CHARS = 255  # sweeps.name
+LABEL_CHARS = 128  # jobs.profile, jobs.device_class
+PATH_CHARS = 4096
 
-_dims = {"type": "array", "items": {"type": "integer"}, "minItems": 1}
+_dims = {"type": "array", "items": {"type": "integer", "maximum": INT32_MAX}, "minItems": 1, "maxItems": 16}
 _shape_range = {
     "type": "object",
     "additionalProperties": False,
@@ -18,8 +24,8 @@ _profile = {
     "additionalProperties": False,
     "required": ["name", "inputs"],
     "properties": {
-        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
-        "inputs": {"type": "object", "additionalProperties": _shape_range},
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$", "maxLength": LABEL_CHARS},
+        "inputs": {"type": "object", "additionalProperties": _shape_range, "propertyNames": {"maxLength": 1024}},
     },
 }
 _measure = {
@@ -28,13 +34,13 @@ _measure = {
     "properties": {
         "warmup_ms": {"type": "number", "minimum": 0},
         "duration_ms": {"type": "number", "minimum": 0},
-        "iterations": {"type": "integer", "minimum": 1},
+        "iterations": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
         "cuda_graph": {"type": "boolean"},
         "end_to_end": {"type": "boolean"},
         "l2_flush": {"type": "boolean"},
         "sync": {"enum": ["spin", "blocking"]},
         "max_cv": {"type": "number", "exclusiveMinimum": 0},
-        "max_remeasure": {"type": "integer", "minimum": 0},
+        "max_remeasure": {"type": "integer", "minimum": 0, "maximum": 100},
     },
 }
 _accuracy = {
@@ -48,7 +54,7 @@ _accuracy = {
         "enabled": {"type": "boolean"},
     },
 }
-_names = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+_names = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": LABEL_CHARS}, "minItems": 1}
 
 SPEC_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -58,27 +64,28 @@ SPEC_SCHEMA = {
     "additionalProperties": False,
     "required": ["model"],
     "properties": {
-        "name": {"type": "string", "minLength": 1},
-        "model": {"type": "string", "minLength": 1},
+        "name": {"type": "string", "minLength": 1, "maxLength": NAME_CHARS},
+        "model": {"type": "string", "minLength": 1, "maxLength": PATH_CHARS},
         "data": {
             "description": "An .npz file of input samples, one array per model input (first axis = "
             "samples). Used for the accuracy check, timing and int8 calibration instead of random data.",
             "type": "string",
             "minLength": 1,
+            "maxLength": PATH_CHARS,
         },
         "backends": _names,
         "precisions": {"type": "array", "items": {"enum": list(PRECISIONS)}, "minItems": 1},
-        "batch_sizes": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+        "batch_sizes": {"type": "array", "items": {"type": "integer", "maximum": INT32_MAX}, "minItems": 1},
         "profiles": {"type": "array", "items": _profile},
-        "devices": {"oneOf": [{"type": "string"}, _names]},
+        "devices": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": LABEL_CHARS}, _names]},
         "measure": _measure,
         "accuracy": _accuracy,
         "calibration": {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "samples": {"type": "integer", "minimum": 1},
-                "seed": {"type": "integer", "minimum": 0},
+                "samples": {"type": "integer", "minimum": 1, "maximum": 65536},
+                "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
             },
         },
         "build": {

@@ -1,7 +1,8 @@
 """``farm``: a thin CLI over the library API (farm.service, farm.reports).
 
 User errors print one ``Error: ...`` line and exit 1; anything else is a
-bug and keeps its traceback.
+bug and keeps its traceback. Both go through farm.redact.mask first: no
+password from a URL is ever printed.
 """
 
 from __future__ import annotations
@@ -12,23 +13,40 @@ import click
 
 from farm.cli.commands import cli
 from farm.errors import UserError
+from farm.redact import install_log_masking, mask, masked_traceback
+
+MAX_ERROR_CHARS = 2000  # a message quoting a 10 MB value must still be one readable line
+
+
+def error_line(message: object) -> str:
+    """The one line a user error prints: masked, one line, bounded."""
+    text = " ".join(mask(message).split())
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[:MAX_ERROR_CHARS - 3] + "..."
+    return f"Error: {text}"
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_log_masking()
     try:
         cli.main(args=argv, prog_name="farm", standalone_mode=False)
     except UserError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        _fail(exc)
     except click.exceptions.Abort:
-        click.echo("Error: aborted", err=True)
-        sys.exit(1)
+        _fail("aborted")
     except click.ClickException as exc:
-        click.echo(f"Error: {exc.format_message()}", err=True)
-        sys.exit(1)
+        _fail(exc.format_message())
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # an internal bug: its traceback, with credentials masked
+        sys.stderr.write(masked_traceback(exc))
+        sys.exit(1)
     return 0
 
 
-__all__ = ["cli", "main"]
+def _fail(message: object) -> None:
+    click.echo(error_line(message), err=True)
+    sys.exit(1)
+
+
+__all__ = ["cli", "main", "error_line"]

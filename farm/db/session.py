@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from farm.config import settings
 from farm.errors import UserError
+from farm.redact import mask
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -57,20 +58,40 @@ def upgrade(url: str | None = None) -> str:
     from alembic.script import ScriptDirectory
 
     url = url or settings().db_url
+    _connectable(url).dispose()  # a bad URL or a database that is down: one line, not alembic's traceback
     config = alembic_config(url)
     command.upgrade(config, "head")
     return ScriptDirectory.from_config(config).get_current_head() or ""
 
 
-def _needs_upgrade(engine: Engine) -> bool:
+def _revisions(engine: Engine) -> tuple[str | None, str | None]:
+    """(the database's schema revision or None if it has none, this code's head)."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
     with engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
-            return True
-        return MigrationContext.configure(connection).get_current_revision() != head
+            return None, head
+        return MigrationContext.configure(connection).get_current_revision(), head
+
+
+def _needs_upgrade(engine: Engine) -> bool:
+    current, head = _revisions(engine)
+    return current != head
+
+
+def _check_schema(engine: Engine, url: str) -> None:
+    """A server database is upgraded by 'farm db upgrade' only (several
+    hosts share it); until then every command refuses it in one line."""
+    current, head = _revisions(engine)
+    if current == head:
+        return
+    where = mask(url)
+    if current is None:
+        raise UserError(f"the database at {where} has no farm schema yet; run 'farm db upgrade' once")
+    raise UserError(f"the database at {where} is at schema revision {current}, this farm needs {head}; "
+                    f"run 'farm db upgrade' (a revision this version does not know means a newer farm upgraded it)")
 
 
 def engine_for(url: str | None = None) -> Engine:
@@ -79,8 +100,11 @@ def engine_for(url: str | None = None) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             engine = _connectable(url)
-            if url.startswith("sqlite") and _needs_upgrade(engine):
-                upgrade(url)
+            if url.startswith("sqlite"):
+                if _needs_upgrade(engine):
+                    upgrade(url)
+            else:
+                _check_schema(engine, url)
             _engines[url] = engine
     return engine
 
@@ -93,23 +117,16 @@ def _connectable(url: str) -> Engine:
     try:
         engine = _make_engine(url)
     except (ArgumentError, ImportError, ValueError) as exc:
-        raise UserError(f"FARM_DB_URL {_safe(url)!r} is not a usable database URL ({exc})") from None
+        raise UserError(mask(f"FARM_DB_URL {url!r} is not a usable database URL ({exc})")) from None
+    except OSError as exc:  # the SQLite file's directory cannot be made (FARM_HOME under a file, no permission)
+        raise UserError(mask(f"cannot create the database directory for {url}: {exc.strerror or exc}")) from None
     try:
         with engine.connect():
             pass
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise UserError(f"cannot connect to the database at {_safe(url)}: {reason}") from None
+        raise UserError(mask(f"cannot connect to the database at {url}: {reason}")) from None
     return engine
-
-
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
 
 
 def dispose_engines() -> None:

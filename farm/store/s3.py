@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from farm.errors import UserError
+from farm.redact import mask
 from farm.store.base import ArtifactStore, check_key, hash_file
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
 def _client(endpoint: str | None):
@@ -60,7 +64,16 @@ class S3Store(ArtifactStore):
 
     @classmethod
     def from_url(cls, url: str) -> "S3Store":
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise UserError(mask(f"FARM_STORE_URL {url!r} is not s3://bucket/prefix ({exc})")) from None
+        if "@" in parts.netloc:
+            raise UserError(mask(f"FARM_STORE_URL {url!r} carries credentials; give s3://bucket/prefix and the "
+                                 f"credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"))
+        if parts.netloc and not _BUCKET.match(parts.netloc):
+            raise UserError(f"FARM_STORE_URL names the bucket {parts.netloc[:80]!r}, which is not an S3 bucket name "
+                            f"(3-63 characters: a-z, 0-9, '.', '-')")
         endpoint = os.environ.get("FARM_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
         return cls(parts.netloc, parts.path, endpoint)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from farm.backends import BackendConfig
+from farm.knobs import knob
 
 
 @dataclass(frozen=True)
@@ -16,8 +17,9 @@ class OnnxRuntimeConfig(BackendConfig):
     precisions = ("fp32", "int8")
     device_kinds = ("cpu",)
 
-    graph_optimization_level: str | None = None  # disable|basic|extended|all (farm uses "all")
-    intra_op_num_threads: int | None = None
-    inter_op_num_threads: int | None = None
-    execution_mode: str | None = None  # sequential|parallel
+    # the farm's default is "all"
+    graph_optimization_level: str | None = knob(choices=("disable", "basic", "extended", "all"))
+    intra_op_num_threads: int | None = knob(minimum=0, maximum=4096)  # 0: ONNX Runtime picks
+    inter_op_num_threads: int | None = knob(minimum=0, maximum=4096)
+    execution_mode: str | None = knob(choices=("sequential", "parallel"))
     per_channel: bool | None = None  # int8 weights per channel (default True)

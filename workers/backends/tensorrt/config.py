@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.errors import SpecError
+from farm.knobs import knob
 from workers.backends.tensorrt_family.config import TensorRTFamilyConfig
 
 HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_compute_capability")
@@ -23,12 +23,5 @@ class TensorRTConfig(TensorRTFamilyConfig):
     device_kinds = ("gpu",)
     build_anywhere = False
 
-    hardware_compatibility_level: str | None = None  # none | ampere_plus | same_compute_capability
+    hardware_compatibility_level: str | None = knob(choices=HARDWARE_COMPATIBILITY)
     timing_cache: bool | None = None  # keep a shared timing cache per GPU model and version (default True)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        level = self.hardware_compatibility_level
-        if level is not None and level not in HARDWARE_COMPATIBILITY:
-            raise SpecError(f"spec field 'build.tensorrt.hardware_compatibility_level': {level!r} is not allowed "
-                            f"(allowed: {', '.join(HARDWARE_COMPATIBILITY)})")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.errors import SpecError
+from farm.knobs import knob
 from workers.backends.tensorrt_family.capabilities import RTX_FP8, RTX_RUNTIME, RTX_TARGETS
 from workers.backends.tensorrt_family.config import TensorRTFamilyConfig
 
@@ -28,22 +28,12 @@ class TensorRTRTXConfig(TensorRTFamilyConfig):
     # Targets like ["8.6", "8.9", "12.0"] or ["current"] (the build GPU);
     # default: every capability the runtime supports (8.0, 8.6, 8.9, 12.0,
     # 12.1), for fp8 those with fp8 kernels (8.9, 12.0, 12.1).
-    compute_capabilities: tuple[str, ...] | list[str] | None = None
+    compute_capabilities: tuple[str | float, ...] | list[str | float] | None = knob(
+        choices=(*RTX_TARGETS, "current"), normalize=lambda target: str(target).lower())
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        targets = self.compute_capabilities
-        if targets is None:
-            return
-        allowed = [*RTX_TARGETS, "current"]
-        if isinstance(targets, str) or not targets:
-            raise SpecError("spec field 'build.tensorrt-rtx.compute_capabilities': give a non-empty list "
-                            f"such as [\"8.6\", \"12.0\"] (allowed: {', '.join(allowed)})")
-        for index, target in enumerate(targets):
-            if str(target).lower() not in allowed:
-                raise SpecError(f"spec field 'build.tensorrt-rtx.compute_capabilities[{index}]': {target!r} is "
-                                f"not allowed (allowed: {', '.join(allowed)})")
-        object.__setattr__(self, "compute_capabilities", tuple(str(t).lower() for t in targets))
+        if self.compute_capabilities is not None:  # checked by farm.knobs; stored as the choices spell them
+            object.__setattr__(self, "compute_capabilities", tuple(str(t).lower() for t in self.compute_capabilities))
 
     def targets(self, precision: str | None = None) -> tuple[str, ...]:
         if self.compute_capabilities:

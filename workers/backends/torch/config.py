@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from farm.backends import BackendConfig
+from farm.knobs import knob
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class TorchConfig(BackendConfig):
 
     # torch.compile mode (default "max-autotune"). It always compiles without cudagraph trees; the
     # runner captures one CUDA graph when the mode implies graphs or measure.cuda_graph asks for one.
-    mode: str | None = None
+    mode: str | None = knob(choices=("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default"))
     fullgraph: bool | None = None  # fail instead of graph-breaking (default True: a break hides eager code)
     tf32: bool | None = None  # TF32 matmul/conv for fp32 (default False: fp32 stays IEEE fp32)
     # torch._inductor.config overrides for the compile, e.g. {"max_autotune_conv_backends": "ATEN"}
