@@ -30,6 +30,10 @@ class StoreIntegrityError(Exception):
     """An artifact's bytes no longer match its content hash (internal)."""
 
 
+class ArtifactMissingError(FileNotFoundError):
+    """The database names an artifact the store does not hold (deleted)."""
+
+
 class BackendUnsupported(Exception):
     """Raised by a backend when it cannot do what a job asks on this device.
 

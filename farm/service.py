@@ -87,8 +87,9 @@ def _upsert_model(session, model: ModelInfo) -> Model:
                     size_bytes=model.size_bytes, inputs=[i.to_json() for i in model.inputs], artifact_sha256=key)
         session.add(row)
         session.flush()
-    elif not open_store().exists(row.artifact_sha256):
-        open_store().put_file(model.path)  # a new store (e.g. moved to S3): upload again
+    else:
+        # Verified, not just present: a missing object (a new store) is uploaded again, a corrupt one replaced.
+        open_store().put_file(model.path)
     return row
 
 

@@ -5,11 +5,12 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from farm.output_files import check_output, write_output
 from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, table, to_json
 from farm.compat import incompatibility
 from farm.db import Device, Job, Measurement, session_scope
 from farm.devices import cpu_class, hostname
-from farm.errors import NotFoundError, UserError
+from farm.errors import ArtifactMissingError, NotFoundError, StoreIntegrityError, UserError
 from farm.reports import BEST_FIELDS, BEST_OBJECTIVES, REPORT_FIELDS, Constraints, find_best, load_frame
 from farm.reports.best import LATENCY_STATS
 from farm.reports.compare import COMPARE_FIELDS, CROSS_FIELDS, comparison, cross_device, parse_prices
@@ -38,7 +39,7 @@ def report_cmd(sweep_id, fmt, view, prices, output):
     throughput, build_s, artifact_sha256, rel_l2_error and more. --format
     html writes one self-contained page with plots.
     """
-    _check_output_dir(output)
+    check_output(output)
     frame = load_frame(sweep_id=sweep_id)
     if fmt == "html":
         best = find_best(sweep_id=sweep_id)
@@ -68,14 +69,9 @@ def _table_columns(view: str):
     return TABLE_COLUMNS
 
 
-def _check_output_dir(output: Path | None) -> None:
-    if output is not None and not output.resolve().parent.is_dir():
-        raise UserError(f"directory {output.parent} does not exist")
-
-
 def _emit(text: str, output: Path | None) -> None:
     if output:
-        output.write_text(text if text.endswith("\n") else text + "\n")
+        write_output(output, text if text.endswith("\n") else text + "\n")
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text)
@@ -161,6 +157,7 @@ def fetch_cmd(model, sweep_id, device, output, **constraints):
     Without --device: this host's device (its GPU if it has one with
     results, else its CPU). Refuses an engine that would not run there.
     """
+    check_output(output)
     classes = [device] if device else _local_classes()
     for candidate in classes:
         best = _best(model, sweep_id, candidate, **constraints)
@@ -174,11 +171,20 @@ def fetch_cmd(model, sweep_id, device, output, **constraints):
                         f"({', '.join(sorted(best['device_class'].unique()))}); give one of them")
     winner = best.iloc[0]
     _check_runs_there(winner)
-    if output.parent and not output.parent.exists():
-        raise UserError(f"directory {output.parent} does not exist")
-    open_store().get_file(winner["artifact_sha256"], output)
+    _fetch_verified(winner, output)
     click.echo(f"wrote {output} (sha256 {winner['artifact_sha256']}): {winner['backend']} {winner['precision']} "
                f"batch {winner['batch_size']} profile {winner['profile']} for {winner['device_class']}")
+
+
+def _fetch_verified(winner, output: Path) -> None:
+    key = winner["artifact_sha256"]
+    try:
+        open_store().get_file(key, output)
+    except (StoreIntegrityError, ArtifactMissingError) as exc:
+        raise UserError(f"{exc}; nothing was written. Re-run job {winner['job_id']} (farm run/sweep submit "
+                        f"--force) to rebuild it") from None
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def _check_runs_there(winner) -> None:

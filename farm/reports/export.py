@@ -31,5 +31,7 @@ def write_parquet(frame: pd.DataFrame, fields, path: Path | None) -> None:
         import pyarrow  # noqa: F401
     except ImportError:
         raise MissingDependencyError("parquet export needs pyarrow: pip install 'engine-farm[parquet]'") from None
+    from farm.output_files import written_by
+
     out = pd.DataFrame(frame_rows(frame, fields), columns=list(fields))
-    out.to_parquet(path, index=False)
+    written_by(path, lambda tmp: out.to_parquet(tmp, index=False))

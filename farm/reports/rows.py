@@ -7,6 +7,7 @@ are only ever appended.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -72,13 +73,22 @@ def _rows_query(with_samples: bool):
             .order_by(Sweep.created_at, Job.seq))
 
 
+_HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{4,64}$")
+
+
 def resolve_model(session, model: str) -> Model:
     path = Path(model)
-    if path.is_file():
+    if "\x00" in model:
+        row = None
+    elif path.is_file():
         row = session.scalar(select(Model).where(Model.sha256 == sha256_file(path)))
     else:
-        row = session.scalar(select(Model).where((Model.name == model) | (Model.sha256.startswith(model.lower())))
-                             .order_by(Model.created_at.desc()).limit(1))
+        # A name matches exactly; a sha256 prefix only if it is hex (so no
+        # LIKE wildcard, '%' or '_', can ever reach the database), escaped anyway.
+        match = Model.name == model
+        if _HEX_PREFIX.match(model):
+            match = match | Model.sha256.startswith(model.lower(), autoescape=True)
+        row = session.scalar(select(Model).where(match).order_by(Model.created_at.desc()).limit(1))
     if row is None:
         raise NotFoundError(f"no results for model {model!r} (give a model file, its name or sha256)")
     return row

@@ -5,6 +5,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from farm.errors import ArtifactMissingError, UserError
 from farm.store.base import ArtifactStore, check_key, hash_file
 
 
@@ -20,16 +21,29 @@ class LocalStore(ArtifactStore):
         return self.root / key[:2] / key[2:]
 
     def put_file(self, path: Path) -> str:
+        """Store ``path``'s bytes under their hash. An object already there
+        is verified first: a corrupt one (bit rot, an edit) is replaced."""
         key = hash_file(Path(path))
         target = self._path(key)
-        if target.exists():
+        if target.is_file() and self._intact(target, key, Path(path)):
             return key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        except OSError as exc:
+            raise UserError(f"cannot write to the artifact store at {self.root}: {exc.strerror or exc}") from None
         os.close(fd)
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         return key
+
+    @staticmethod
+    def _intact(target: Path, key: str, source: Path) -> bool:
+        # The size is free to compare; only an object of the right size is hashed.
+        return target.stat().st_size == source.stat().st_size and hash_file(target) == key
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -37,7 +51,7 @@ class LocalStore(ArtifactStore):
     def _fetch_to(self, key: str, dest: Path) -> None:
         source = self._path(key)
         if not source.is_file():
-            raise FileNotFoundError(f"artifact {key} is not in the store at {self.root}")
+            raise ArtifactMissingError(f"artifact {key} is not in the store at {self.root}")
         shutil.copyfile(source, dest)
 
     def local_path(self, key: str) -> Path:

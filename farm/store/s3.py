@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from farm.errors import UserError
+from farm.errors import ArtifactMissingError, UserError
 from farm.redact import mask
 from farm.store.base import ArtifactStore, check_key, hash_file
 
@@ -96,14 +96,39 @@ class S3Store(ArtifactStore):
 
     @_user_errors
     def put_file(self, path: Path) -> str:
+        """Upload unless an intact object is there already: one that exists
+        is verified (its server-side SHA-256, else its bytes) and a corrupt
+        one is overwritten."""
         key = hash_file(Path(path))
-        if self.exists(key):
-            return key  # content addressing: same bytes, same object
         checksum = base64.b64encode(bytes.fromhex(key)).decode()
+        if self._intact(key, checksum, Path(path).stat().st_size):
+            return key
         with open(path, "rb") as handle:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=handle,
                                    ChecksumSHA256=checksum)
         return key
+
+    def _intact(self, key: str, checksum: str, size: int) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        if head.get("ContentLength") != size:
+            return False
+        if head.get("ChecksumSHA256") == checksum:
+            return True  # the server checked these bytes against this SHA-256 when they were written
+        # Written without a checksum (or multipart): hash the object's bytes.
+        import hashlib
+
+        digest = hashlib.sha256()
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        for block in iter(lambda: body.read(1 << 20), b""):
+            digest.update(block)
+        return digest.hexdigest() == key
 
     @_user_errors
     def _fetch_to(self, key: str, dest: Path) -> None:
@@ -113,7 +138,7 @@ class S3Store(ArtifactStore):
             self.client.download_file(self.bucket, self._key(key), str(dest))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                raise FileNotFoundError(f"artifact {key} is not in s3://{self.bucket}/{self.prefix}") from None
+                raise ArtifactMissingError(f"artifact {key} is not in s3://{self.bucket}/{self.prefix}") from None
             raise
 
 
