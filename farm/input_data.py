@@ -51,6 +51,9 @@ def check_data(model: ModelInfo, data: dict[str, tuple[tuple[int, ...], str]],
             have = ", ".join(sorted(data)) or "none"
             raise SpecError(f"spec field 'data': no array for model input '{info.name}' (arrays: {have})")
         shape, dtype = data[info.name]
+        if dtype == "object":
+            raise SpecError(f"spec field 'data': array '{info.name}' holds Python objects (dtype object); "
+                            f"give numeric arrays")
         if shape and shape[0] == 0:
             raise SpecError(f"spec field 'data': array '{info.name}' holds no samples (shape {list(shape)}); "
                             f"its first axis counts samples and must be at least 1")

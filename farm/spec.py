@@ -103,6 +103,8 @@ def _field_path(parts) -> str:
 
 
 def _schema_error_message(error) -> str:
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        return _alternatives_message(error)
     where = _field_path(error.absolute_path)
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
@@ -117,6 +119,16 @@ def _schema_error_message(error) -> str:
         place = "spec" if where == "spec" else f"spec field '{where}'"
         return f"{place} is missing the required key '{missing}'"
     return f"spec field '{where}': {_bounded_message(error)}"
+
+
+def _alternatives_message(error) -> str:
+    """A value matching none of ``oneOf``'s forms: if it has the type of one
+    form, that form's complaint (e.g. too long); else which types would do."""
+    typed = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
+    if typed:
+        return _schema_error_message(min(typed, key=lambda e: len(e.relative_path)))
+    types = " or ".join(repr(e.validator_value) for e in error.context if e.validator == "type")
+    return f"spec field '{_field_path(error.absolute_path)}': {_short(error.instance)} is not of type {types}"
 
 
 def _short(value, limit: int = 60) -> str:

@@ -1,136 +1,266 @@
-"""Every bad input: one 'Error: ...' line on stderr, exit 1, no traceback,
-database and store unchanged."""
+"""Every bad input (the cases are in bad_input_cases.py): every case exits 1 with exactly
+one ``Error: ...`` line on stderr, no traceback, no password, and writes
+nothing: no row, no blob, no output file.
+
+Cases run in-process through ``farm.cli.main`` (the console script's own
+function, with its error handling) under click's CliRunner isolation, so
+~190 cases take seconds; a few run as real ``python -m farm`` processes to
+prove the entry point behaves the same.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
-GOOD_PROFILE = "p:images=1x3x32x32/2x3x32x32/4x3x32x32"
+from tests.farm.cli.bad_input_cases import COMMAND_CASES, ENV_CASES, GOOD, SECRET, SPEC_CASES
+from tests.onnx_models import make_cnn
+
+FARM_VARIABLES = ("FARM_HOME", "FARM_DB_URL", "FARM_BROKER_URL", "FARM_STORE_URL", "FARM_DASHBOARD_TOKEN",
+                  "FARM_MAX_JOBS", "FARM_MAX_INPUT_MB", "FARM_EXTRA_BACKENDS", "FARM_BROKER_PASSWORD")
 
 
-def farm(args, env, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "farm", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+def _single_input_model(path: Path, name: str, elem_type: int, dims: list) -> Path:
+    node = helper.make_node("Identity", [name], ["out"])
+    graph = helper.make_graph([node], "one", [helper.make_tensor_value_info(name, elem_type, dims)],
+                              [helper.make_tensor_value_info("out", elem_type, dims)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
 
 
-def snapshot(home: Path) -> dict:
-    import sqlite3
+def _make_files(cwd: Path, tiny_cnn: Path) -> None:
+    models, data = cwd / "models", cwd / "data"
+    models.mkdir()
+    data.mkdir()
+    shutil.copy(tiny_cnn, models / "det.onnx")
+    make_cnn(models / "batch2g.onnx", fixed_batch=2**31, dynamic_hw=False)
+    make_cnn(models / "fixed_hw.onnx", dynamic_hw=False)
+    _single_input_model(models / "wide.onnx", "x", TensorProto.FLOAT, ["batch", 2**31])
+    _single_input_model(models / "strings.onnx", "text", TensorProto.STRING, ["batch"])
+    external = onnx.load(str(tiny_cnn))
+    onnx.save(external, str(models / "external.onnx"), save_as_external_data=True, size_threshold=0,
+              location="external.bin")
+    (cwd / "notes.txt").write_text("not a model")
+    (cwd / "empty.onnx").write_bytes(b"")
+    (cwd / "binary.yaml").write_bytes(b"model: \xff\xfe\x00models/det.onnx\n")
+    (cwd / "huge.yaml").write_text("model: models/det.onnx\nname: " + "n" * (10 * 1024 * 1024) + "\n")
+    samples = np.zeros((4, 3, 32, 32), np.float32)
+    np.save(data / "one.npy", samples)
+    np.savez(data / "empty.npz", images=np.zeros((0, 3, 32, 32), np.float32))
+    np.savez(data / "renamed.npz", pixels=samples)
+    np.savez(data / "ints.npz", images=np.zeros((4, 3, 32, 32), np.int64))
+    np.savez(data / "shape.npz", images=np.zeros((4, 3, 16, 16), np.float32))
+    np.savez(data / "objects.npz", images=np.array([{"a": 1}], dtype=object))
+    np.savez(data / "good.npz", images=samples)
+    (data / "truncated.npz").write_bytes((data / "good.npz").read_bytes()[:200])
 
-    state = {}
-    db = home / "farm.db"
-    if db.exists():
-        with sqlite3.connect(db) as connection:
-            tables = [r[0] for r in connection.execute("select name from sqlite_master where type='table'")]
-            state = {t: connection.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
-    store = home / "artifacts"
-    state["artifacts"] = sorted(str(p) for p in store.rglob("*")) if store.exists() else []
-    return state
+
+def _clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FARM_", "AWS_"))}
+    return env
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory, tiny_cnn):
-    """One home with one finished sweep, shared by the cases below (none of
-    them may change it), so 'unchanged' means something."""
-    cwd = tmp_path_factory.mktemp("bad-input")
-    (cwd / "models").mkdir()
-    shutil.copy(tiny_cnn, cwd / "models" / "det.onnx")
-    (cwd / "notes.txt").write_text("not a model")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
-    env["FARM_HOME"] = str(cwd / "home")
-    result = farm(["run", "--model", "models/det.onnx", "--profile", GOOD_PROFILE,
-                   "--warmup-ms", "0", "--duration-ms", "20", "--iterations", "3"], env, cwd)
+    """One home with one finished sweep (a real run through the real
+    entry point); no case may change it, so 'unchanged' means something."""
+    cwd = tmp_path_factory.mktemp("bad-input-suite")
+    _make_files(cwd, tiny_cnn)
+    env = {**_clean_env(), "FARM_HOME": str(cwd / "home")}
+    result = subprocess.run([sys.executable, "-m", "farm", "run", "--model", "models/det.onnx", "--profile", GOOD,
+                             "--warmup-ms", "0", "--duration-ms", "20", "--iterations", "3", "--format", "json"],
+                            env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    return cwd, env, cwd / "home"
+    job = json.loads(result.stdout)[0]
+    assert job["status"] == "done" and job["artifact_sha256"], job
+    return cwd, env, cwd / "home", job
 
 
-def spec(tmp_path, body: str) -> str:
-    path = tmp_path / "bad.yaml"
-    path.write_text("model: models/det.onnx\n" + body)
-    return str(path)
+def snapshot(cwd: Path, home: Path) -> dict:
+    """Row counts of every table, the store's objects with their hashes, and
+    every file under the working directory (outputs included)."""
+    state: dict = {}
+    with sqlite3.connect(home / "farm.db") as connection:
+        tables = [r[0] for r in connection.execute("select name from sqlite_master where type='table'")]
+        state["rows"] = {t: connection.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
+    store = home / "artifacts"
+    state["blobs"] = sorted((str(p.relative_to(store)), hashlib.sha256(p.read_bytes()).hexdigest())
+                            for p in store.rglob("*") if p.is_file())
+    state["files"] = sorted(str(p.relative_to(cwd)) for p in cwd.rglob("*")
+                            if home not in p.parents and p != home and p.name != "bad.yaml")
+    return state
 
 
-CASES = {
-    "missing model": (["run", "--model", "nope.onnx"], "Error: model file not found: nope.onnx"),
-    "not onnx": (["run", "--model", "notes.txt"], "Error: notes.txt is not an ONNX model (onnx could not parse it)"),
-    "unknown key": (["run", "@spec:colour: red\n"], "Error: unknown key 'colour' in spec (allowed: "),
-    "unknown backend": (["run", "--model", "models/det.onnx", "--backend", "tvm", "--profile", GOOD_PROFILE],
-                        "Error: unknown backend 'tvm' (allowed: "),
-    "unknown precision": (["run", "--model", "models/det.onnx", "--precision", "int4"],
-                          "Error: spec field 'precisions[0]': 'int4' is not allowed (allowed: fp32, fp16, bf16, int8, fp8)"),
-    "batch zero": (["sweep", "submit", "--model", "models/det.onnx", "--batch", "0"],
-                   "Error: spec field 'batch_sizes[0]': batch size must be > 0 (got 0)"),
-    "min > max": (["run", "--model", "models/det.onnx", "--profile", "p:images=4x3x32x32/2x3x32x32/1x3x32x32"],
-                  "Error: spec field 'profiles[0].inputs.images': dimension 0 needs min <= opt <= max (got 4, 2, 1)"),
-    "shape mismatch": (["run", "--model", "models/det.onnx", "--profile", "p:images=1x3x32/1x3x32/1x3x32"],
-                       "Error: spec field 'profiles[0].inputs.images': rank 3 does not match model input 'images'"),
-    "wrong input": (["run", "--model", "models/det.onnx", "--profile", "p:pixels=1x3x32x32/1x3x32x32/1x3x32x32"],
-                    "Error: spec field 'profiles[0].inputs.pixels': the model has no input 'pixels' (inputs: images)"),
-    "unknown sweep status": (["sweep", "status", "0000deadbeef"],
-                             "Error: no sweep with id '0000deadbeef' (see 'farm sweep list')"),
-    "unknown sweep report": (["report", "0000deadbeef"], "Error: no sweep with id '0000deadbeef'"),
-    "unknown sweep cancel": (["sweep", "cancel", "0000deadbeef"], "Error: no sweep with id '0000deadbeef'"),
-    "fetch nothing finished": (["fetch", "--sweep", "0000deadbeef", "-o", "x.bin"], "Error: no sweep with id"),
-    "fetch no result for device": (["fetch", "models/det.onnx", "--device", "gpu.nvidia-l4", "-o", "x.bin"],
-                                   "Error: no finished result for gpu.nvidia-l4 meets the constraints"),
-    "unknown option": (["run", "--colour", "red"], "Error: No such option '--colour'."),
-}
+def materialize(args: list[str], cwd: Path, sweep_id: str) -> list[str]:
+    out = []
+    for arg in args:
+        if arg.startswith("@spec:"):
+            (cwd / "bad.yaml").write_text("model: models/det.onnx\n" + arg[len("@spec:"):])
+            arg = "bad.yaml"
+        elif arg.startswith("@raw:"):
+            (cwd / "bad.yaml").write_text(arg[len("@raw:"):])
+            arg = "bad.yaml"
+        elif arg.startswith("@file:"):
+            arg = arg[len("@file:"):]
+        elif arg == "@sweep":
+            arg = sweep_id
+        out.append(arg)
+    return out
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_is_one_line_and_changes_nothing(name, seeded):
-    cwd, env, home = seeded
-    args, expected = CASES[name]
-    args = [spec(cwd, a[len("@spec:"):]) if a.startswith("@spec:") else a for a in args]
-    before = snapshot(home)
-    assert before["jobs"] == 1 and before["measurements"] == 1
-    result = farm(args, env, cwd)
-    assert result.returncode == 1
-    assert result.stderr.startswith(expected), result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert snapshot(home) == before
-    assert not (cwd / "x.bin").exists()
+def run_in_process(args: list[str], env: dict, cwd: Path) -> tuple[int, str, str]:
+    """``farm.cli.main(args)`` with its own stdout/stderr and environment."""
+    from click.testing import CliRunner
+
+    from farm.cli import main
+    from farm.db.session import dispose_engines
+
+    overrides = {name: None for name in os.environ if name.startswith(("FARM_", "AWS_"))}
+    overrides.update(env)
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with CliRunner().isolation(env=overrides) as (out, err, _):
+            try:
+                main(args)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    finally:
+        os.chdir(previous)
+        dispose_engines()
+    return code, stdout, stderr
+
+
+def assert_one_clean_error(code: int, stderr: str, expected: str) -> None:
+    assert code == 1, stderr
+    assert stderr.startswith(expected), stderr[:2000]
+    assert stderr.count("\n") == 1 and stderr.endswith("\n"), stderr[:2000]
+    assert "Traceback" not in stderr and SECRET not in stderr
+    assert len(stderr) < 2100
+
+
+ALL_CASES = {**{f"spec: {k}": (v[0], v[1], v[2] if len(v) > 2 else {}) for k, v in SPEC_CASES.items()},
+             **{f"command: {k}": (v[0], v[1], v[2] if len(v) > 2 else {}) for k, v in COMMAND_CASES.items()},
+             **{f"env: {k}": (v[1], v[2], v[0]) for k, v in ENV_CASES.items()}}
+
+
+def test_the_suite_has_at_least_125_cases():
+    assert len(ALL_CASES) >= 125
+
+
+@pytest.mark.parametrize("name", list(ALL_CASES))
+def test_bad_input_is_one_line_and_writes_nothing(name, seeded):
+    cwd, env, home, job = seeded
+    args, expected, extra = ALL_CASES[name]
+    if ("/sys/" in " ".join(args) or "/proc/" in " ".join(args)) and not Path("/proc/self").exists():
+        pytest.skip("needs Linux /proc and /sys")
+    args = materialize(args, cwd, job["sweep_id"])
+    before = snapshot(cwd, home)
+    code, _, stderr = run_in_process(args, {"FARM_HOME": str(home), **extra}, cwd)
+    assert_one_clean_error(code, stderr, expected)
+    assert snapshot(cwd, home) == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable files")
-def test_unreadable_model(tmp_path, cli_env, models_dir):
-    model = models_dir / "det.onnx"
+def test_unreadable_model(seeded, tmp_path):
+    cwd, env, home, job = seeded
+    model = tmp_path / "locked.onnx"
+    shutil.copy(cwd / "models" / "det.onnx", model)
     model.chmod(0)
-    result = farm(["run", "--model", str(model)], cli_env, tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith("Error: cannot read model")
+    code, _, stderr = run_in_process(["run", "--model", str(model)], {"FARM_HOME": str(home)}, cwd)
+    assert_one_clean_error(code, stderr, f"Error: cannot read model {model}")
 
 
-ENV_CASES = {
-    "garbage db url": ({"FARM_DB_URL": "garbage"}, ["sweep", "list"],
-                       "Error: FARM_DB_URL 'garbage' is not a usable database URL"),
-    "database down": ({"FARM_DB_URL": "postgresql+psycopg://farm:secret@127.0.0.1:1/farm"}, ["sweep", "list"],
-                      "Error: cannot connect to the database at postgresql+psycopg://farm:***@127.0.0.1:1/farm"),
-    "broker down": ({"FARM_BROKER_URL": "redis://:secret@127.0.0.1:1/0"},
-                    ["sweep", "submit", "--model", "models/det.onnx", "--profile", GOOD_PROFILE],
-                    "Error: cannot reach the broker at redis://:***@127.0.0.1:1/0"),
-    "bad dashboard port": ({}, ["dashboard", "--port", "99999"], "Error: Invalid value for '--port'"),
-    "report to a missing directory": ({}, ["report", "@sweep", "-o", "/nonexistent/x.csv"],
-                                      "Error: directory /nonexistent does not exist"),
-}
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+@pytest.mark.parametrize("command", [["report", "@sweep", "-o", "ro/x.csv"], ["fetch", "models/det.onnx", "-o", "ro/x"]])
+def test_output_into_a_read_only_directory(command, seeded):
+    cwd, env, home, job = seeded
+    (cwd / "ro").mkdir(exist_ok=True)
+    (cwd / "ro").chmod(0o555)
+    try:
+        before = snapshot(cwd, home)
+        code, _, stderr = run_in_process(materialize(command, cwd, job["sweep_id"]), {"FARM_HOME": str(home)}, cwd)
+        assert_one_clean_error(code, stderr, "Error: cannot write to directory ro")
+        assert snapshot(cwd, home) == before
+    finally:
+        (cwd / "ro").chmod(0o755)
 
 
-@pytest.mark.parametrize("name", sorted(ENV_CASES))
-def test_bad_settings_are_one_line_and_change_nothing(name, seeded):
-    cwd, env, home = seeded
-    extra, args, expected = ENV_CASES[name]
-    if "@sweep" in args:
-        import json
+@pytest.mark.parametrize("damage", ["tampered", "deleted"])
+def test_fetch_of_a_damaged_artifact_is_one_line_and_writes_nothing(damage, seeded):
+    cwd, env, home, job = seeded
+    blob = home / "artifacts" / job["artifact_sha256"][:2] / job["artifact_sha256"][2:]
+    original = blob.read_bytes()
+    try:
+        if damage == "tampered":
+            blob.write_bytes(b"tampered" + original[8:])
+        else:
+            blob.unlink()
+        before = snapshot(cwd, home)
+        code, _, stderr = run_in_process(["fetch", "models/det.onnx", "-o", "best.onnx"], {"FARM_HOME": str(home)}, cwd)
+        said = "is corrupt in the store" if damage == "tampered" else "is not in the store"
+        assert_one_clean_error(code, stderr, f"Error: artifact {job['artifact_sha256']} {said}")
+        assert "nothing was written" in stderr and not (cwd / "best.onnx").exists()
+        assert snapshot(cwd, home) == before
+    finally:
+        blob.write_bytes(original)
 
-        sweep_id = json.loads(farm(["sweep", "list", "--format", "json"], env, cwd).stdout)[0]["sweep_id"]
-        args = [sweep_id if a == "@sweep" else a for a in args]
-    before = snapshot(home)
-    result = farm(args, {**env, **extra}, cwd)
-    assert result.returncode == 1
-    assert result.stderr.startswith(expected), result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert snapshot(home) == before
+
+SUBPROCESS_CASES = ["spec: yaml bomb in name", "spec: threads lots", "env: db url bad port", "command: report into /proc"]
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_the_real_entry_point_agrees(name, seeded):
+    """The same cases through a real ``python -m farm`` process."""
+    cwd, env, home, job = seeded
+    args, expected, extra = ALL_CASES[name]
+    args = materialize(args, cwd, job["sweep_id"])
+    before = snapshot(cwd, home)
+    result = subprocess.run([sys.executable, "-m", "farm", *args], env={**env, **extra}, cwd=cwd,
+                            capture_output=True, text=True, timeout=120)
+    assert_one_clean_error(result.returncode, result.stderr, expected)
+    assert snapshot(cwd, home) == before
+
+
+@pytest.mark.postgres
+def test_a_never_upgraded_database_is_one_line_and_stays_empty(seeded):
+    from sqlalchemy import create_engine, inspect, text
+
+    cwd, env, home, job = seeded
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    name = f"farm_never_{os.getpid()}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql+psycopg://postgres:{SECRET}@127.0.0.1:5432/{name}"  # trust auth: the password is unused
+    try:
+        for args in (["sweep", "list"], ["sweep", "submit", "--model", "models/det.onnx", "--profile", GOOD],
+                     ["best", "models/det.onnx"], ["report", "x"]):
+            code, _, stderr = run_in_process(args, {"FARM_HOME": str(home), "FARM_DB_URL": url}, cwd)
+            assert_one_clean_error(code, stderr, f"Error: the database at postgresql+psycopg://postgres:***@127.0.0.1:"
+                                                 f"5432/{name} has no farm schema yet; run 'farm db upgrade' once")
+        probe = create_engine(url.replace(f":{SECRET}", ""))
+        assert inspect(probe).get_table_names() == []
+        probe.dispose()
+        assert not list((home / "artifacts").rglob("*.partial"))
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
