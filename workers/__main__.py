@@ -12,6 +12,7 @@ import json
 import sys
 
 from farm.errors import UserError
+from farm.redact import install_log_masking, mask
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     discover = sub.add_parser("discover")
     discover.add_argument("--register", action="store_true")
     args = parser.parse_args(argv)
+    install_log_masking()  # every log line of the worker processes (Celery's included) is masked
     try:
         if args.command == "start":
             from workers.launcher import start as start_workers
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps([d.to_json() for d in devices], indent=2))
         return 0
     except UserError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {mask(exc)}", file=sys.stderr)
         return 1
 
 

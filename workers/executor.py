@@ -16,6 +16,7 @@ from farm.config import default_timeouts, settings
 from farm.db import Artifact, Job, Measurement, Model, session_scope, utcnow
 from farm.errors import BackendUnsupported, UserError
 from farm.model_info import read_model
+from farm.redact import mask
 from farm.spec import MeasureConfig
 from farm.stats import median_cv, summarize
 from farm.store import open_store
@@ -199,7 +200,7 @@ def _finish(job_id: str, worker: str, attempt: int, status: str, error: str | No
         session.execute(
             update(Job).where(Job.id == job_id, Job.status == "running", Job.attempts == attempt,
                               Job.worker == worker)
-            .values(status=status, error=error, finished_at=utcnow())
+            .values(status=status, error=mask(error) if error else error, finished_at=utcnow())  # shown in reports
         )
     return status
 

@@ -51,3 +51,27 @@ def test_keys_that_are_not_content_hashes_are_refused(bad, s3_store, tmp_path):
             store.exists(bad)
         with pytest.raises(ValueError, match="sha256 hex digests"):
             store.get_file(bad, tmp_path / "out")
+
+
+@pytest.mark.parametrize("evil", [b"evil bytes", b"good bytez"])  # another size; the same size
+def test_a_corrupt_object_is_replaced_on_the_next_put(s3_store, tmp_path, evil):
+    source = tmp_path / "engine.bin"
+    source.write_bytes(b"good bytes")
+    key = s3_store.put_file(source)
+    # Overwritten out of band, without a checksum (as a plain client would).
+    s3_store.client.put_object(Bucket=s3_store.bucket, Key=s3_store._key(key), Body=evil)
+    with pytest.raises(StoreIntegrityError):
+        s3_store.get_file(key, tmp_path / "out")
+    assert s3_store.put_file(source) == key
+    assert s3_store.get_bytes(key) == b"good bytes"
+
+
+def test_an_intact_object_is_not_uploaded_again(s3_store, tmp_path):
+    source = tmp_path / "engine.bin"
+    source.write_bytes(b"\x01engine" * 1000)
+    key = s3_store.put_file(source)
+    etag = s3_store.client.head_object(Bucket=s3_store.bucket, Key=s3_store._key(key))["ETag"]
+    modified = s3_store.client.head_object(Bucket=s3_store.bucket, Key=s3_store._key(key))["LastModified"]
+    assert s3_store.put_file(source) == key
+    head = s3_store.client.head_object(Bucket=s3_store.bucket, Key=s3_store._key(key))
+    assert (head["ETag"], head["LastModified"]) == (etag, modified)
