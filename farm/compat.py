@@ -24,6 +24,11 @@ def incompatibility(build_info: dict, device: dict) -> str | None:
             return (f"the engine runs on compute capability {', '.join(allowed)}, but {device.get('name')} "
                     f"has {cc}; build it for {device.get('device_class')} (a sweep with devices: "
                     f"[{device.get('device_class')}])")
+    classes = runs_on.get("device_classes")
+    if classes and device.get("kind") == "gpu" and device.get("device_class") not in classes:
+        return (f"the engine was built without a hardware compatibility level, so it runs only on "
+                f"{', '.join(classes)}, not {device.get('device_class')}; build it there, or set "
+                f"build.tensorrt.hardware_compatibility_level")
     if capabilities and device.get("kind") == "cpu" and runs_on.get("gpu_only", True):
         return f"the engine needs a GPU of compute capability {', '.join(map(str, capabilities))}; this is a CPU"
     library, version = runs_on.get("library"), runs_on.get("library_version")

@@ -179,10 +179,11 @@ def expand(
             raise SpecError(f"spec field 'batch_sizes': batch size {batch} fits no profile ({_ranges(model, profiles)})")
         pairs.extend((batch, p, s) for p, s in fitting)
     plans = []
+    measures = [_measure_json(spec, n) for n in (spec.streams or (spec.measure.streams,))]
     for device_class in device_classes:
         for backend in spec.backends:
             for precision in spec.precisions:
-                for batch, profile, shapes in pairs:
+                for (batch, profile, shapes), measure in ((p, m) for p in pairs for m in measures):
                     config = {
                         "model_sha256": model.sha256,
                         "backend": backend,
@@ -191,7 +192,7 @@ def expand(
                         "batch_size": batch,
                         "profile": {"name": profile.name, "inputs": shapes},
                         "build": spec.build.get(backend, {}),
-                        "measure": asdict(spec.measure),
+                        "measure": measure,
                         "accuracy": asdict(spec.accuracy),
                         "calibration": spec.calibration,
                         "device_class": device_class,
@@ -199,6 +200,16 @@ def expand(
                     plans.append(JobPlan(backend, config["backend_version"], precision, batch,
                                          profile.name, shapes, device_class, config))
     return plans
+
+
+# Measure knobs added after jobs were first keyed: left out of the key at their default,
+# so a job measured before they existed is still found (and reused) by its key.
+_LATER_KNOBS = {"streams": 1, "layer_profile": False}
+
+
+def _measure_json(spec: SweepSpec, streams: int) -> dict:
+    measure = {**asdict(spec.measure), "streams": streams}
+    return {k: v for k, v in measure.items() if not (k in _LATER_KNOBS and v == _LATER_KNOBS[k])}
 
 
 def _ranges(model: ModelInfo, profiles) -> str:

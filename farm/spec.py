@@ -56,6 +56,8 @@ class MeasureConfig:
     sync: str | None = None
     max_cv: float = 0.025
     max_remeasure: int = 2
+    streams: int = 1  # concurrent streams, one model copy each (trtexec --infStreams); >1 reports aggregate throughput
+    layer_profile: bool = False  # a per-layer profiling run after the timed run (layer-profile artifact)
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,14 @@ class SweepSpec:
     build: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
     data: Path | None = None
+    streams: tuple[int, ...] = ()  # sweep axis over measure.streams; empty: measure.streams only
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["model"] = str(self.model)
         data["data"] = str(self.data) if self.data else None
         data["profiles"] = [p.to_json() for p in self.profiles]
-        for key in ("backends", "precisions", "batch_sizes", "devices"):
+        for key in ("backends", "precisions", "batch_sizes", "devices", "streams"):
             data[key] = list(data[key])
         return data
 
@@ -239,6 +242,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
         build=dict(raw.get("build", {})),
         timeouts=dict(raw.get("timeouts", {})),
         data=_resolve_model_path(raw["data"], base_dir) if raw.get("data") else None,
+        streams=_dedupe(_as_tuple(raw.get("streams"), ())),
     )
 
 

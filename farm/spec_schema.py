@@ -41,6 +41,8 @@ _measure = {
         "sync": {"enum": ["spin", "blocking"]},
         "max_cv": {"type": "number", "exclusiveMinimum": 0},
         "max_remeasure": {"type": "integer", "minimum": 0, "maximum": 100},
+        "streams": {"type": "integer", "minimum": 1, "maximum": 64},
+        "layer_profile": {"type": "boolean"},
     },
 }
 _accuracy = {
@@ -76,6 +78,10 @@ SPEC_SCHEMA = {
         "backends": _names,
         "precisions": {"type": "array", "items": {"enum": list(PRECISIONS)}, "minItems": 1},
         "batch_sizes": {"type": "array", "items": {"type": "integer", "maximum": INT32_MAX}, "minItems": 1},
+        "streams": {
+            "description": "Sweep axis over measure.streams: one job per value (e.g. [1, 2, 4]).",
+            "type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 64}, "minItems": 1,
+        },
         "profiles": {"type": "array", "items": _profile},
         "devices": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": LABEL_CHARS}, _names]},
         "measure": _measure,

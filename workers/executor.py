@@ -190,9 +190,36 @@ def _run(ctx: JobContext, config: dict, earlier: BuildResult | None = None) -> d
             reference = _reference_outputs(ctx.model_path, feeds)
             outcome["accuracy"] = evaluate(runner.infer(feeds), reference, ctx.precision, config["accuracy"])
         outcome["timing"], outcome["remeasured"] = _measure_stably(runner, feeds, ctx.measure)
+        if ctx.measure.layer_profile:
+            outcome["layer_profile"] = _layer_profile(runner, feeds, ctx)
     finally:
         runner.close()
     return outcome
+
+
+def _layer_profile(runner: Runner, feeds, ctx: JobContext) -> Path | None:
+    """The per-layer table of a profiling run after the timed one, as a JSON file (None: no profiler)."""
+    import json
+
+    table = runner.profile_layers(feeds, ctx.measure)
+    if table is None:
+        return None
+    path = ctx.workdir / "layer-profile.json"
+    path.write_text(json.dumps(table, indent=1, default=str))
+    return path
+
+
+def _profile_summary(path: Path | None, key: str | None) -> dict:
+    """The top rows of the layer profile, kept with the measurement so reports need no store access."""
+    if path is None:
+        return {}
+    import json
+
+    table = json.loads(path.read_text())
+    top = [{k: row.get(k) for k in ("name", "type", "precision", "tactic", "median_ms", "share")}
+           for row in table["layers"][:15]]
+    return {"layer_profile": {"artifact_sha256": key, "source": table["source"], "iterations": table["iterations"],
+                              "total_median_ms": table["total_median_ms"], "rows": len(table["layers"]), "top": top}}
 
 
 def _finish(job_id: str, worker: str, attempt: int, status: str, error: str | None) -> str:
@@ -212,6 +239,9 @@ def _record(job_id: str, worker: str, attempt: int, device_id, store, outcome: d
     with session_scope() as session:
         job = session.get(Job, job_id)
         key, extras = _register_outputs(session, store, job_id, built, job.config)
+        if outcome.get("layer_profile"):
+            extras["layer-profile"] = _register_artifact(session, store, outcome["layer_profile"], "layer-profile",
+                                                         "application/json", {"job_id": job_id})
         session.add(_measurement(job, attempt, device_id, built, timing, outcome, key, extras))
         result = session.execute(
             update(Job).where(Job.id == job_id, Job.status == "running", Job.attempts == attempt,
@@ -243,6 +273,8 @@ def _register_outputs(session, store, job_id: str, built: BuildResult, config: d
 def _measurement(job: Job, attempt: int, device_id, built: BuildResult, timing: TimingResult | None,
                  outcome: dict, key: str, extras: dict) -> Measurement:
     stats = summarize(timing.samples_ms, job.batch_size) if timing else {}
+    if timing and timing.throughput is not None:
+        stats["throughput"] = timing.throughput  # several streams at once: aggregate, not batch / latency
     e2e = summarize(timing.e2e_samples_ms, job.batch_size) if timing and timing.e2e_samples_ms else {}
     accuracy = outcome["accuracy"] or {}
     return Measurement(
@@ -259,7 +291,8 @@ def _measurement(job: Job, attempt: int, device_id, built: BuildResult, timing: 
         cosine=accuracy.get("cosine"), accuracy_pass=accuracy.get("passed"), accuracy=accuracy,
         telemetry={**(timing.telemetry if timing else {}), "remeasured": outcome["remeasured"],
                    "timing_settings": timing.settings if timing else {},
-                   "e2e_samples_ms": timing.e2e_samples_ms if timing else []},
+                   "e2e_samples_ms": timing.e2e_samples_ms if timing else [],
+                   **_profile_summary(outcome.get("layer_profile"), extras.get("layer-profile"))},
         flags=list(timing.flags) if timing else [],
         environment=environment.capture(),
         build_info={**built.info, "artifact_sha256": key, "extra_artifacts": extras},

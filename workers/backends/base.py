@@ -84,6 +84,10 @@ class TimingResult:
     flags: list[str] = field(default_factory=list)
     memory_mb: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # how it was timed
+    # Aggregate samples/s where latency does not give it (several streams at once); None: batch / mean latency
+    throughput: float | None = None
+    # Per-layer table (workers.timing.layers) from a profiling pass after the timed run, if one was asked for
+    layer_profile: dict[str, Any] | None = None
 
 
 class Runner(ABC):
@@ -92,6 +96,11 @@ class Runner(ABC):
 
     @abstractmethod
     def measure(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> TimingResult: ...
+
+    def profile_layers(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> dict[str, Any] | None:
+        """A per-layer table (workers.timing.layers) from a separate profiling
+        run, or None where the backend has no profiler."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

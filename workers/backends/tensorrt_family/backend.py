@@ -18,7 +18,7 @@ from workers.backends.tensorrt_family import timing_cache
 from workers.backends.tensorrt_family.builder import build_engine
 from workers.backends.tensorrt_family.capabilities import Flavor
 from workers.backends.tensorrt_family.library import import_library, library_version
-from workers.backends.tensorrt_family.metadata import engine_metadata, inspect_engine
+from workers.backends.tensorrt_family.metadata import engine_metadata, inspect_engine, no_engine_reason
 from workers.precision.prepared import prepare
 
 ENGINE_MEDIA_TYPE = "application/x-tensorrt-engine"
@@ -56,6 +56,10 @@ class TensorRTFamilyBackend(Backend):
         return timing_cache.CacheIdentity(ctx.device.name, self.flavor.name, version,
                                           timing_cache.cuda_runtime_version())
 
+    def _runs_here(self, ctx: JobContext) -> bool:
+        supported = self.flavor.runtime_compute_capabilities
+        return ctx.device.kind == "gpu" and (not supported or ctx.device.compute_capability in supported)
+
     def build(self, ctx: JobContext) -> BuildResult:
         self._check_job(ctx)
         lib = self._library()
@@ -64,7 +68,8 @@ class TensorRTFamilyBackend(Backend):
         identity = self._timing_identity(ctx, version)
         cache = timing_cache.load(ctx.store, identity) if identity else None
         start = time.perf_counter()
-        built = build_engine(lib, self.flavor, self.config, prepared.path, ctx.shapes, ctx.precision, cache)
+        built = build_engine(lib, self.flavor, self.config, prepared.path, ctx.shapes, ctx.precision, cache,
+                             shape_values=shape_tensor_values(ctx), engine_here=self._runs_here(ctx))
         build_s = time.perf_counter() - start
         info: dict[str, Any] = {"build": self.config.resolved(), "resolved": built.settings,
                                 "precision_model": prepared.info}
@@ -72,7 +77,9 @@ class TensorRTFamilyBackend(Backend):
             info["timing_cache"] = timing_cache.merge(lib, ctx.store, identity, built.timing_cache)
         engine_path = ctx.workdir / "model.engine"
         engine_path.write_bytes(built.serialized)
-        metadata = engine_metadata(self.flavor, version, built, ctx.device, inspect_engine(lib, built.serialized),
+        inspection = inspect_engine(lib, built.engine, no_engine_reason(self.flavor, ctx.device))
+        built.engine = None  # the runner deserializes its own copy; free this one's device memory now
+        metadata = engine_metadata(self.flavor, version, built, ctx.device, inspection,
                                    {"sha256": ctx.model.sha256, "precision": ctx.precision,
                                     "prepared": prepared.info.get("key")})
         info.update(_summary(metadata))
@@ -86,6 +93,17 @@ class TensorRTFamilyBackend(Backend):
         from workers.backends.tensorrt_family.runtime import load_runner
 
         return load_runner(self._library(), self.flavor, artifact, ctx)
+
+
+def shape_tensor_values(ctx: JobContext) -> dict[str, list[int]]:
+    """The values the job feeds each integer input of rank <= 1 (the only
+    inputs that can be shape tensors), from the user's data only: generated
+    numbers would build an engine for shapes nobody runs."""
+    if ctx.data is None:
+        return {}
+    feeds = ctx.measurement_feeds()
+    return {name: [int(v) for v in array.ravel()] for name, array in feeds.items()
+            if array.ndim <= 1 and array.dtype.kind in "iu"}
 
 
 def _summary(metadata: dict) -> dict:

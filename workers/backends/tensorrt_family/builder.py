@@ -1,25 +1,27 @@
 """ONNX -> strongly typed network -> serialized engine, one optimization
-profile per job. Precision is the model's (strongly typed networks take
-every tensor type from it), so there are no FP16/INT8 builder flags."""
+profile per job (shape tensors get ``set_shape_input``). Precision is the
+model's (strongly typed networks take every tensor type from it), so there
+are no FP16/INT8 builder flags; TF32 is an explicit knob, off by default
+(as in Polygraphy), so an fp32 engine computes in IEEE fp32 like the
+reference it is checked against."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from farm.errors import BackendUnsupported
+from workers.backends.tensorrt_family import io_plan
 from workers.backends.tensorrt_family.capabilities import RTX_TARGETS, Flavor
+from workers.backends.tensorrt_family.io_plan import TensorDesc, dims
 from workers.backends.tensorrt_family.library import last_error, logger_for
 from workers.backends.tensorrt_family.shared_dims import conflicts
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-def dims(value: trt.Dims) -> list[int]:
-    """Dims as a list (indexing works on every binding version)."""
-    return [value[i] for i in range(len(value))]
-
+__all__ = ["BuiltEngine", "build_engine", "dims", "parse_onnx"]
 
 HARDWARE_LEVELS = {"none": "NONE", "ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}
 
@@ -31,6 +33,7 @@ class BuiltEngine:
     inputs: list[dict] = field(default_factory=list)  # network I/O: name, dtype, shape (-1 = dynamic)
     outputs: list[dict] = field(default_factory=list)
     timing_cache: bytes | None = None  # the timing cache after the build, serialized (full TensorRT)
+    engine: Any = None  # the ICudaEngine, where the build produced one (full TensorRT on its GPU)
 
 
 def parse_onnx(lib: Any, builder: trt.Builder, onnx_path: Path,
@@ -54,20 +57,34 @@ def _parser_error(error: trt.ParserError) -> str:
     return f"{where}: {error.desc().strip()}"
 
 
-def add_profile(lib: Any, builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig,
-                shapes: dict[str, dict]) -> list[dict]:
-    profile: trt.IOptimizationProfile = builder.create_optimization_profile()
-    for index in range(network.num_inputs):
-        tensor: trt.ITensor = network.get_input(index)
-        ranges = shapes.get(tensor.name)
-        if ranges is None:
-            if any(d < 0 for d in dims(tensor.shape)):
-                raise BackendUnsupported(f"the job gives no shape for dynamic input {tensor.name!r}")
-            continue
-        low, opt, high = (lib.Dims(list(ranges[k])) for k in ("min", "opt", "max"))
-        profile.set_shape(tensor.name, low, opt, high)
-    config.add_optimization_profile(profile)
-    return [{name: {k: list(v) for k, v in rng.items()} for name, rng in shapes.items()}]
+def add_profiles(lib: Any, builder: trt.Builder, config: trt.IBuilderConfig, descs: Sequence[TensorDesc],
+                 profiles: Sequence[dict[str, dict]], shape_values: dict[str, list[int]],
+                 logger: Any = None) -> list[io_plan.Profile]:
+    """One optimization profile per entry of ``profiles`` (a job has one);
+    returns what the profiles hold, read back from TensorRT's objects."""
+    made: list[trt.IOptimizationProfile] = []
+    for shapes in profiles:
+        profile: trt.IOptimizationProfile = builder.create_optimization_profile()
+        for name, rng in io_plan.profile_calls(descs, shapes, shape_values).items():
+            if rng.values:
+                profile.set_shape_input(name, list(rng.min), list(rng.opt), list(rng.max))
+            else:
+                profile.set_shape(name, lib.Dims(list(rng.min)), lib.Dims(list(rng.opt)), lib.Dims(list(rng.max)))
+        if config.add_optimization_profile(profile) < 0:
+            raise BackendUnsupported(f"TensorRT refused optimization profile {len(made)} ({_profile_text(shapes)}): "
+                                     + (last_error(logger, "no error reported") if logger else "no error reported"))
+        made.append(profile)
+    return io_plan.built_profiles(made, descs)
+
+
+def _profile_text(shapes: dict[str, dict]) -> str:
+    return ", ".join(f"{n} {io_plan.range_of(r).text()}" for n, r in shapes.items())
+
+
+def resolve_tf32(knob: bool | None) -> bool:
+    """TF32 only when asked: TensorRT's default is on, which makes "fp32"
+    engines round matmul/conv inputs to 10-bit mantissas."""
+    return bool(knob)
 
 
 def apply_knobs(lib: Any, flavor: Flavor, config: trt.IBuilderConfig, knobs: Any, precision: str) -> None:
@@ -77,8 +94,12 @@ def apply_knobs(lib: Any, flavor: Flavor, config: trt.IBuilderConfig, knobs: Any
         config.set_memory_pool_limit(lib.MemoryPoolType.WORKSPACE, knobs.workspace_mb << 20)
     if knobs.max_aux_streams is not None:
         config.max_aux_streams = knobs.max_aux_streams
-    # Detailed layer information makes the engine inspector useful in the
-    # metadata; it does not change the kernels chosen.
+    if resolve_tf32(getattr(knobs, "tf32", None)):
+        config.set_flag(lib.BuilderFlag.TF32)
+    else:
+        config.clear_flag(lib.BuilderFlag.TF32)
+    # Detailed layer information makes the engine inspector and the layer
+    # profile name real layers; it does not change the kernels chosen.
     config.profiling_verbosity = lib.ProfilingVerbosity.DETAILED
     if flavor.hardware_compatibility and getattr(knobs, "hardware_compatibility_level", None):
         level = HARDWARE_LEVELS[knobs.hardware_compatibility_level]
@@ -92,13 +113,16 @@ def apply_knobs(lib: Any, flavor: Flavor, config: trt.IBuilderConfig, knobs: Any
             rtx.set_compute_capability(getattr(lib.ComputeCapability, name), index)
 
 
-def resolved_settings(lib: Any, flavor: Flavor, config: trt.IBuilderConfig) -> dict:
-    """What the builder will use, read back (defaults included)."""
+def resolved_settings(lib: Any, flavor: Flavor, network: trt.INetworkDefinition,
+                      config: trt.IBuilderConfig) -> dict:
+    """What the builder will use, read back from the network and config (defaults included)."""
     settings: dict[str, Any] = {
-        "strongly_typed": True,
+        "strongly_typed": bool(network.get_flag(lib.NetworkDefinitionCreationFlag.STRONGLY_TYPED)),
+        "tf32": bool(config.get_flag(lib.BuilderFlag.TF32)),
         "builder_optimization_level": config.builder_optimization_level,
         "workspace_bytes": int(config.get_memory_pool_limit(lib.MemoryPoolType.WORKSPACE)),
         "max_aux_streams": config.max_aux_streams,
+        "profiling_verbosity": _enum_name(config.profiling_verbosity),
     }
     if flavor.hardware_compatibility:
         settings["hardware_compatibility_level"] = _enum_name(config.hardware_compatibility_level)
@@ -119,32 +143,72 @@ def _cc_text(value: Any) -> str:
     return reverse.get(name, name)
 
 
-def io_tensors(network: trt.INetworkDefinition) -> tuple[list[dict], list[dict]]:
-    def describe(tensor: trt.ITensor) -> dict:
-        return {"name": tensor.name, "dtype": _enum_name(tensor.dtype), "shape": dims(tensor.shape)}
+def io_tensors(descs: Sequence[TensorDesc]) -> tuple[list[dict], list[dict]]:
+    def describe(desc: TensorDesc) -> dict:
+        entry: dict[str, Any] = {"name": desc.name, "dtype": desc.dtype, "shape": list(desc.shape)}
+        if desc.shape_tensor:
+            entry["shape_tensor"] = True
+        if io_plan.is_data_dependent(desc, descs):
+            entry["data_dependent_shape"] = True
+        return entry
 
-    inputs = [describe(network.get_input(i)) for i in range(network.num_inputs)]
-    outputs = [describe(network.get_output(i)) for i in range(network.num_outputs)]
-    return inputs, outputs
+    return [describe(d) for d in io_plan.inputs(descs)], [describe(d) for d in io_plan.outputs(descs)]
 
 
-def build_engine(lib: Any, flavor: Flavor, knobs: Any, onnx_path: Path, shapes: dict[str, dict],
-                 precision: str, timing_cache: bytes | None = None) -> BuiltEngine:
+def _use_timing_cache(config: trt.IBuilderConfig, blob: bytes, settings: dict) -> None:
+    """Load the shared cache; one TensorRT refuses (another GPU or version:
+    ``ignore_mismatch=False`` never mixes them) is replaced by an empty one,
+    so the build still learns a cache of its own."""
+    cache: trt.ITimingCache = config.create_timing_cache(blob)
+    if config.set_timing_cache(cache, False):
+        settings["timing_cache"] = "loaded" if blob else "new"
+        return
+    settings["timing_cache"] = "refused (another GPU or TensorRT version); built with a new one"
+    if not config.set_timing_cache(config.create_timing_cache(b""), False):
+        settings["timing_cache"] = "refused, and TensorRT refused a new one too; built without"
+
+
+def _learned_cache(config: trt.IBuilderConfig) -> bytes | None:
+    cache: trt.ITimingCache | None = config.get_timing_cache()
+    return None if cache is None else bytes(memoryview(cache.serialize()))
+
+
+def build_engine(lib: Any, flavor: Flavor, knobs: Any, onnx_path: Path, shapes: dict[str, dict] | list[dict],
+                 precision: str, timing_cache: bytes | None = None, shape_values: dict[str, list[int]] | None = None,
+                 engine_here: bool = False) -> BuiltEngine:
+    """``shapes``: the job's profile (or a list of profiles). ``shape_values``:
+    the values the job feeds its shape-tensor inputs. ``engine_here``: this
+    process can run the engine, so build the engine object itself (full
+    TensorRT's ``build_engine_with_config``) and inspect it without
+    deserializing it a second time."""
     logger = logger_for(lib)
     builder: trt.Builder = lib.Builder(logger)
     network, _parser = parse_onnx(lib, builder, onnx_path, logger)
+    descs = io_plan.describe_network(network)
     config: trt.IBuilderConfig = builder.create_builder_config()
-    profiles = add_profile(lib, builder, network, config, shapes)
+    profile_list = shapes if isinstance(shapes, list) else [shapes]
+    built_ranges = add_profiles(lib, builder, config, descs, profile_list, shape_values or {}, logger)
     apply_knobs(lib, flavor, config, knobs, precision)
+    settings = resolved_settings(lib, flavor, network, config)
     if timing_cache is not None:
-        # Mismatched caches (other GPU or version) are refused, never mixed.
-        cache: trt.ITimingCache = config.create_timing_cache(timing_cache)
-        config.set_timing_cache(cache, False)
-    settings = {**resolved_settings(lib, flavor, config), "profiles": profiles}
-    serialized = builder.build_serialized_network(network, config)
+        _use_timing_cache(config, timing_cache, settings)
+    settings["profiles"] = [{name: {k: list(v) for k, v in rng.items()} for name, rng in p.items()} for p in profile_list]
+    settings["profile_ranges"] = [{n: {"min": list(r.min), "opt": list(r.opt), "max": list(r.max),
+                                       "kind": "values" if r.values else "shape"} for n, r in p.items()}
+                                  for p in built_ranges]
+    engine, serialized = _build(builder, network, config, engine_here)
     if serialized is None:
-        why = "; ".join(conflicts(onnx_path, shapes)) or last_error(logger, "the builder returned no engine")
+        why = "; ".join(conflicts(onnx_path, profile_list[0])) or last_error(logger, "the builder returned no engine")
         raise BackendUnsupported(f"{flavor.name} could not build the engine: {why}")
-    inputs, outputs = io_tensors(network)
-    cache_after = bytes(memoryview(config.get_timing_cache().serialize())) if timing_cache is not None else None
-    return BuiltEngine(bytes(memoryview(serialized)), settings, inputs, outputs, cache_after)
+    inputs, outputs = io_tensors(descs)
+    learned = _learned_cache(config) if timing_cache is not None else None
+    return BuiltEngine(bytes(memoryview(serialized)), settings, inputs, outputs, learned, engine)
+
+
+def _build(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig,
+           engine_here: bool) -> tuple[Any, Any]:
+    """(engine or None, serialized bytes or None)."""
+    if engine_here and hasattr(builder, "build_engine_with_config"):
+        engine: trt.ICudaEngine | None = builder.build_engine_with_config(network, config)
+        return (engine, engine.serialize()) if engine is not None else (None, None)
+    return None, builder.build_serialized_network(network, config)

@@ -17,3 +17,6 @@ class TensorRTFamilyConfig(BackendConfig):
     workspace_mb: int | None = knob(minimum=0)  # MemoryPoolType.WORKSPACE limit; default: the device's memory
     max_aux_streams: int | None = knob(minimum=0, maximum=64)  # default: TensorRT's heuristic
     per_channel: bool | None = None  # int8/fp8 weights per channel (default True)
+    # BuilderFlag.TF32 (default False, as in Polygraphy: TensorRT's own default is on, which rounds
+    # fp32 matmul/conv inputs to TF32 so an "fp32" engine would not be IEEE fp32 like its reference)
+    tf32: bool | None = knob()

@@ -11,9 +11,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from workers.backends.base import DeviceContext
-from workers.backends.tensorrt_family.builder import BuiltEngine, dims
+from workers.backends.tensorrt_family.builder import BuiltEngine
 from workers.backends.tensorrt_family.capabilities import Flavor
-from workers.backends.tensorrt_family.library import last_error, logger_for
+from workers.backends.tensorrt_family.io_plan import TensorDesc, describe_engine
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -29,25 +29,23 @@ def runs_on(flavor: Flavor, settings: dict, device: DeviceContext, version: str)
         capabilities, newer = ["8.0"], True
     else:
         capabilities = [device.compute_capability] if device.compute_capability else []
-    return {"compute_capabilities": [c for c in capabilities if c], "newer_compute_capabilities": newer,
-            "library": flavor.name, "library_version": version, "version_match": flavor.version_match,
-            "gpu_only": True}
+    where = {"compute_capabilities": [c for c in capabilities if c], "newer_compute_capabilities": newer,
+             "library": flavor.name, "library_version": version, "version_match": flavor.version_match,
+             "gpu_only": True}
+    if flavor.hardware_compatibility and settings.get("hardware_compatibility_level") in (None, "none"):
+        # Without a hardware compatibility level a TensorRT engine is valid
+        # only on the kind of GPU that built it, not every GPU of its
+        # compute capability (an L40S and an RTX 6000 Ada share 8.9).
+        where["device_classes"] = [device.device_class]
+    return where
 
 
-def inspect_engine(lib: Any, serialized: bytes) -> dict:
-    """Layer information from the engine inspector, which needs the engine
-    deserialized: where the runtime cannot do that here (no GPU, or a GPU
-    it does not support), say why instead."""
-    logger = logger_for(lib)
-    try:
-        runtime: trt.Runtime = lib.Runtime(logger)
-        engine: trt.ICudaEngine | None = runtime.deserialize_cuda_engine(serialized)
-    except Exception as exc:  # the runtime library itself failing to start
-        return {"available": False, "reason": f"the runtime failed: {exc}"}
+def inspect_engine(lib: Any, engine: trt.ICudaEngine | None, reason: str | None = None) -> dict:
+    """Layer information from the engine inspector, for an engine object the
+    build or the runtime already holds: an engine is never deserialized a
+    second time just to be described. Without one, say why."""
     if engine is None:
-        return {"available": False,
-                "reason": "the runtime cannot deserialize the engine here: "
-                          + last_error(logger, "no error reported")}
+        return {"available": False, "reason": reason or "no engine object here"}
     inspector: trt.EngineInspector = engine.create_engine_inspector()
     text = inspector.get_engine_information(lib.LayerInformationFormat.JSON)
     try:
@@ -55,13 +53,24 @@ def inspect_engine(lib: Any, serialized: bytes) -> dict:
     except ValueError:
         layers = []
     return {"available": True, "num_layers": engine.num_layers, "layers": layers,
-            "io": [_engine_tensor(engine, engine.get_tensor_name(i)) for i in range(engine.num_io_tensors)]}
+            "io": [_engine_tensor(d) for d in describe_engine(engine)]}
 
 
-def _engine_tensor(engine: trt.ICudaEngine, name: str) -> dict:
-    return {"name": name, "mode": str(engine.get_tensor_mode(name)).split(".")[-1].lower(),
-            "dtype": str(engine.get_tensor_dtype(name)).split(".")[-1].lower(),
-            "shape": dims(engine.get_tensor_shape(name))}
+def no_engine_reason(flavor: Flavor, device: DeviceContext) -> str:
+    """Why a build has no engine object to inspect (the runtime adds the
+    layers to the job's layer profile when it measures the engine)."""
+    if device.kind != "gpu":
+        return (f"built on the CPU {device.name}: {flavor.name} engines load only on a GPU, so layer information "
+                "is recorded when a GPU worker measures the engine (layer-profile artifact)")
+    return (f"{flavor.name} builds a serialized engine here; layer information is recorded when the engine "
+            "is loaded for measurement (layer-profile artifact)")
+
+
+def _engine_tensor(desc: TensorDesc) -> dict:
+    entry: dict[str, Any] = {"name": desc.name, "mode": desc.mode, "dtype": desc.dtype, "shape": list(desc.shape)}
+    if desc.shape_tensor:
+        entry["shape_tensor"] = True
+    return entry
 
 
 def engine_metadata(flavor: Flavor, version: str, built: BuiltEngine, device: DeviceContext,

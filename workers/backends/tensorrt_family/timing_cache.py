@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 from workers import artifact_index
+from workers.backends.tensorrt_family.library import last_error, logger_for
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -72,25 +73,36 @@ def load(store: Any, identity: CacheIdentity) -> bytes:
 
 
 def merge(lib: Any, store: Any, identity: CacheIdentity, learned: bytes) -> dict:
-    """Combine ``learned`` into the current cache and publish the result."""
+    """Combine ``learned`` into the current cache and publish the result.
+    Where TensorRT refuses to combine them, the shared cache is kept as it
+    is (it holds every other build's timings) and the refusal is recorded."""
     with locked(identity):
         current_path = artifact_index.fetch(store, KIND, identity.key, SUFFIX)
         current = current_path.read_bytes() if current_path else b""
-        merged = combine(lib, current, learned)
+        merged, note = combine(lib, current, learned)
+        if merged == current and current_path is not None:
+            sha = artifact_index.lookup(KIND, identity.key)
+            return {"key": identity.key, "sha256": sha, "bytes": len(current), "merge": note, **identity.parts()}
         path = artifact_index.write_local(KIND, identity.key, SUFFIX, merged)
         sha = artifact_index.publish(store, KIND, identity.key, path, identity.parts(), "application/octet-stream")
-    return {"key": identity.key, "sha256": sha, "bytes": len(merged), **identity.parts()}
+    return {"key": identity.key, "sha256": sha, "bytes": len(merged), "merge": note, **identity.parts()}
 
 
-def combine(lib: Any, current: bytes, learned: bytes) -> bytes:
-    """TensorRT's own merge; ``ignore_mismatch=False`` refuses a cache of
-    another device or version instead of mixing it in."""
-    logger = lib.Logger(lib.Logger.WARNING)
+def combine(lib: Any, current: bytes, learned: bytes) -> tuple[bytes, str]:
+    """TensorRT's own merge, logged through the farm's recording logger;
+    ``ignore_mismatch=False`` refuses a cache of another device or version
+    instead of mixing it in. Returns (cache to publish, what happened)."""
+    if not current:
+        return learned, "first cache for this GPU and version"
+    logger = logger_for(lib)
     builder: trt.Builder = lib.Builder(logger)
     config: trt.IBuilderConfig = builder.create_builder_config()
-    base: trt.ITimingCache = config.create_timing_cache(current)
-    addition: trt.ITimingCache = config.create_timing_cache(learned)
+    base: trt.ITimingCache | None = config.create_timing_cache(current)
+    addition: trt.ITimingCache | None = config.create_timing_cache(learned)
+    if base is None or addition is None:
+        return current, "kept the shared cache: TensorRT could not read a cache (" + last_error(
+            logger, "no error reported") + ")"
     if not base.combine(addition, False):
-        # Keep what the build learned rather than a cache it cannot use.
-        return learned
-    return bytes(memoryview(base.serialize()))
+        return current, "kept the shared cache: TensorRT refused to combine it with this build's (" + last_error(
+            logger, "no error reported") + ")"
+    return bytes(memoryview(base.serialize())), "combined"

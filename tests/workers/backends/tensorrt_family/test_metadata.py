@@ -17,12 +17,22 @@ def device(kind, cc=None, name="dev", versions=None):
             "versions": versions or {}}
 
 
-def test_full_tensorrt_engine_runs_on_the_build_gpus_capability():
+def test_full_tensorrt_engine_without_a_level_runs_only_on_the_build_gpu_model():
     info = {"runs_on": runs_on(TENSORRT, {"hardware_compatibility_level": "none"}, H100, "10.13.0.35")}
     assert info["runs_on"]["compute_capabilities"] == ["9.0"]
-    assert incompatibility(info, device("gpu", "9.0")) is None
+    assert info["runs_on"]["device_classes"] == ["gpu.nvidia-h100"]
+    assert incompatibility(info, device("gpu", "9.0", "nvidia-h100")) is None
+    # Same compute capability, another GPU model: TensorRT's default engines are not valid there.
+    other = incompatibility(info, device("gpu", "9.0", "nvidia-gh200"))
+    assert "runs only on gpu.nvidia-h100, not gpu.nvidia-gh200" in other
     assert "runs on compute capability 9.0, but L4 has 8.9" in incompatibility(info, device("gpu", "8.9", "L4"))
     assert "needs a GPU" in incompatibility(info, device("cpu"))
+
+
+def test_same_compute_capability_level_runs_on_any_gpu_of_that_capability():
+    info = {"runs_on": runs_on(TENSORRT, {"hardware_compatibility_level": "same_compute_capability"}, H100, "10.13")}
+    assert "device_classes" not in info["runs_on"]
+    assert incompatibility(info, device("gpu", "9.0", "nvidia-gh200")) is None
 
 
 def test_ampere_plus_runs_on_newer_gpus():
@@ -41,9 +51,9 @@ def test_rtx_engine_built_on_a_cpu_runs_on_its_targets():
 
 def test_version_match_exact_for_tensorrt_major_minor_for_rtx():
     trt = {"runs_on": runs_on(TENSORRT, {}, H100, "10.13.0.35")}
-    assert incompatibility(trt, device("gpu", "9.0", versions={"tensorrt": "10.13.0.35"})) is None
+    assert incompatibility(trt, device("gpu", "9.0", "nvidia-h100", versions={"tensorrt": "10.13.0.35"})) is None
     assert "built with tensorrt 10.13.0.35" in incompatibility(
-        trt, device("gpu", "9.0", versions={"tensorrt": "10.13.3.9"}))
+        trt, device("gpu", "9.0", "nvidia-h100", versions={"tensorrt": "10.13.3.9"}))
     rtx = {"runs_on": runs_on(TENSORRT_RTX, {}, CPU, "1.7.1.116")}
     assert incompatibility(rtx, device("gpu", "8.9", versions={"tensorrt-rtx": "1.7.2.3"})) is None
     assert incompatibility(rtx, device("gpu", "8.9", versions={"tensorrt-rtx": "1.8.0.1"})) is not None
