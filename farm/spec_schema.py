@@ -78,10 +78,6 @@ SPEC_SCHEMA = {
         "backends": _names,
         "precisions": {"type": "array", "items": {"enum": list(PRECISIONS)}, "minItems": 1},
         "batch_sizes": {"type": "array", "items": {"type": "integer", "maximum": INT32_MAX}, "minItems": 1},
-        "streams": {
-            "description": "Sweep axis over measure.streams: one job per value (e.g. [1, 2, 4]).",
-            "type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 64}, "minItems": 1,
-        },
         "profiles": {"type": "array", "items": _profile},
         "devices": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": LABEL_CHARS}, _names]},
         "measure": _measure,
@@ -107,6 +103,10 @@ SPEC_SCHEMA = {
                 "build_s": {"type": "number", "exclusiveMinimum": 0},
                 "measure_s": {"type": "number", "exclusiveMinimum": 0},
             },
+        },
+        "streams": {
+            "description": "Sweep axis over measure.streams: one job per value (e.g. [1, 2, 4]).",
+            "type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 64}, "minItems": 1,
         },
     },
 }

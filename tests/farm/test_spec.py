@@ -54,14 +54,14 @@ def test_defaults_follow_trtexec(tmp_path):
 @pytest.mark.parametrize("raw, message", [
     ({"model": "m.onnx", "colour": "red"},
      "unknown key 'colour' in spec (allowed: name, model, data, backends, precisions, batch_sizes, profiles, "
-     "devices, measure, accuracy, calibration, build, timeouts)"),
+     "devices, measure, accuracy, calibration, build, timeouts, streams)"),
     ({"model": "m.onnx", "precisions": ["fp32", "int4"]},
      "spec field 'precisions[1]': 'int4' is not allowed (allowed: fp32, fp16, bf16, int8, fp8)"),
     ({"model": "m.onnx", "batch_sizes": [1, 0]}, "spec field 'batch_sizes[1]': batch size must be > 0 (got 0)"),
     ({"model": "m.onnx", "batch_sizes": [-4]}, "spec field 'batch_sizes[0]': batch size must be > 0 (got -4)"),
     ({"model": "m.onnx", "measure": {"warmup": 5}},
      "unknown key 'warmup' in spec field 'measure' (allowed: warmup_ms, duration_ms, iterations, cuda_graph, "
-     "end_to_end, l2_flush, sync, max_cv, max_remeasure)"),
+     "end_to_end, l2_flush, sync, max_cv, max_remeasure, streams, layer_profile)"),
     ({"model": "m.onnx", "profiles": [{"name": "p", "inputs": {"x": {"min": [1, 3], "opt": [2, 3], "max": [1, 3]}}}]},
      "spec field 'profiles[0].inputs.x': dimension 0 needs min <= opt <= max (got 1, 2, 1)"),
     ({"model": "m.onnx", "profiles": [{"name": "p", "inputs": {"x": {"min": [1, 3], "opt": [1, 3, 4], "max": [1, 3]}}}]},
