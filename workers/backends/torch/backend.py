@@ -295,6 +295,10 @@ class TorchRunner(Runner):
         call = self.call
         if not call.set_inputs(_device_inputs(feeds, self.ctx)):
             raise RuntimeError("measure() feeds do not have the shapes the model was compiled for")
+        if config.streams > 1:
+            from workers.backends.torch import profile
+
+            return profile.measure_streams(call, config, self.ctx.batch_size, self.ctx.device.index or 0)
         staged_in = [t.cpu().pin_memory() for t in call.inputs]
         staged_out = [torch.empty_like(o, device="cpu").pin_memory() for o in call()]
 
@@ -319,6 +323,12 @@ class TorchRunner(Runner):
         # This model's peak: the worker's peak less what was allocated before the load.
         result.memory_mb = torch.cuda.max_memory_allocated() / 2**20 - self.notes["memory_baseline_mb"]
         return result
+
+    def profile_layers(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> dict:
+        from workers.backends.torch import profile
+
+        self.call.set_inputs(_device_inputs(feeds, self.ctx))
+        return profile.profile_layers(self.call)
 
     def close(self) -> None:
         import torch
