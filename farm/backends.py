@@ -34,6 +34,7 @@ class BackendConfig:
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     device_kinds: ClassVar[tuple[str, ...]] = ("cpu",)  # where the backend can measure
     build_anywhere: ClassVar[bool] = False  # builds are device-independent (CPU-only AOT)
+    verified: ClassVar[str | None] = None  # what the project has (and has not) run of it, shown by `farm backends`
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str = "build") -> "BackendConfig":

@@ -22,6 +22,8 @@ class TensorRTConfig(TensorRTFamilyConfig):
     precisions = ("fp32", "fp16", "bf16", "int8", "fp8")
     device_kinds = ("gpu",)
     build_anywhere = False
+    verified = ("the full-TensorRT runtime has not yet been run on a GPU by the project: its build path is "
+                "exercised through TensorRT-RTX on CPU and type-checked against tensorrt-stubs (docs/tensorrt.md)")
 
     hardware_compatibility_level: str | None = knob(choices=HARDWARE_COMPATIBILITY)
     timing_cache: bool | None = None  # keep a shared timing cache per GPU model and version (default True)
