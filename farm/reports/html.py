@@ -11,6 +11,7 @@ import pandas as pd
 from farm.cli.output import fmt
 from farm.reports import svg
 from farm.reports.compare import comparison
+from farm.reports.layers import layer_section
 
 STYLE = """body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 24px}
 td,th{border:1px solid #ccc;padding:3px 7px;font-size:12px;text-align:right}th{background:#eee}
@@ -98,6 +99,7 @@ def sections(frame: pd.DataFrame, best: pd.DataFrame) -> str:
         "<h2>Plots</h2>", '<div class="plots">', "".join(plots(done)), "</div>",
         "<h2>Comparison (speed-up vs fp32 batch 1 of the same backend)</h2>",
         table(compared, COMPARE_COLUMNS, "compare"),
+        layer_section(best),
     ])
 
 

@@ -94,6 +94,7 @@ class _Binding:
 
     def bind(self, feeds: dict[str, np.ndarray]) -> None:
         runner = self.runner
+        runner.logger.messages.clear()  # errors quoted below must be this binding's, not an earlier job's
         arrays = {d.name: runner.host_array(d, feeds) for d in io_plan.inputs(runner.descs)}
         shapes = {n: tuple(a.shape) for n, a in arrays.items()}
         values = {d.name: tuple(int(v) for v in arrays[d.name].ravel())

@@ -14,7 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[4]
 TARGETS = ["workers/backends/tensorrt_family", "workers/backends/tensorrt", "workers/backends/tensorrt_rtx",
-           "workers/precision/prepared.py", "workers/precision/float16.py", "workers/artifact_index.py"]
+           "workers/precision/prepared.py", "workers/precision/float16.py", "workers/artifact_index.py",
+           "workers/timing/streams.py", "workers/timing/layers.py"]
 
 
 @pytest.mark.slow
