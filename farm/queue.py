@@ -56,10 +56,7 @@ def ssl_options(url: str) -> dict | None:
     turned off (a farm broker carries job ids to every GPU host)."""
     if scheme(url) != "rediss":
         return None
-    try:
-        query = {k.lower(): v[-1].lower() for k, v in parse_qs(urlsplit(url).query).items()}
-    except ValueError as exc:  # e.g. an unclosed '[' of an IPv6 host
-        raise UserError(mask(f"FARM_BROKER_URL {url!r} is not a usable broker URL ({exc})")) from None
+    query = {k.lower(): v[-1].lower() for k, v in parse_qs(urlsplit(url).query).items()}
     if query.get("ssl_cert_reqs") in _NO_CHECK:
         raise UserError("FARM_BROKER_URL turns certificate checks off (ssl_cert_reqs); "
                         "the farm requires ssl_cert_reqs=required with FARM_BROKER_CA")
@@ -91,15 +88,24 @@ def check_broker(app: Celery | None = None) -> None:
     try:
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=5)
-    except UserError:
-        raise
     except Exception as exc:  # kombu wraps each transport's own errors differently
         raise UserError(mask(f"cannot reach the broker at {app.conf.broker_url}: {exc}")) from None
 
 
+def check_broker_url(url: str | None = None) -> str:
+    """A broker URL that Celery could not even parse (a port that is not a
+    number, an unclosed IPv6 '['): one line, before a worker crash-loops."""
+    url = url or settings().broker_url
+    try:
+        urlsplit(url).port
+    except ValueError as exc:
+        raise UserError(mask(f"FARM_BROKER_URL {url!r} is not a usable broker URL ({exc})")) from None
+    return url
+
+
 def make_app(broker_url: str | None = None) -> Celery:
     current = settings()
-    url = broker_url or current.broker_url
+    url = check_broker_url(broker_url or current.broker_url)
     if url.startswith(f"{embedded_broker.ALIAS}+"):
         ensure_home()
     app = Celery("engine_farm", broker=url)

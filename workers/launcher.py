@@ -20,7 +20,7 @@ import threading
 import time
 
 from farm.config import reconcile_s
-from farm.queue import check_time_limits
+from farm.queue import check_broker_url, check_time_limits
 from workers.discovery import DiscoveredDevice, discover, select_devices
 from workers.registry import release, wait_free, worker_name
 
@@ -87,6 +87,7 @@ class ReconcileLoop(threading.Thread):
 
 def start(selector: str = "all", loglevel: str = "INFO", once: bool = False) -> int:
     logging.basicConfig(level=loglevel, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    check_broker_url()  # one line now, not a crash loop of every worker process
     check_time_limits()  # refuse to start rather than let Redis redeliver running jobs
     devices = select_devices(discover(), selector)
     for device in devices:

@@ -50,7 +50,7 @@ def _user_errors(method):
             raise UserError(f"FARM_STORE_URL is s3://{self.bucket}/{self.prefix} but no AWS credentials were "
                             f"found (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or an AWS profile)") from None
         except EndpointConnectionError as exc:
-            raise UserError(f"cannot reach the S3 endpoint for FARM_STORE_URL ({exc})") from None
+            raise UserError(mask(f"cannot reach the S3 endpoint for FARM_STORE_URL ({exc})")) from None
     return wrapper
 
 

@@ -239,6 +239,18 @@ def test_the_real_entry_point_agrees(name, seeded):
     assert snapshot(cwd, home) == before
 
 
+@pytest.mark.parametrize("url", [f"redis://:{SECRET}@127.0.0.1:notaport/0", f"redis://:{SECRET}@[::1/0"])
+def test_worker_start_refuses_a_malformed_broker_url_in_one_line(url, seeded):
+    """Not a crash loop of tracebacks from every worker process."""
+    cwd, env, home, job = seeded
+    before = snapshot(cwd, home)
+    result = subprocess.run([sys.executable, "-m", "farm", "worker", "start", "--device", "cpu"],
+                            env={**env, "FARM_BROKER_URL": url}, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert_one_clean_error(result.returncode, result.stderr, "Error: FARM_BROKER_URL 'redis://:***@")
+    assert "is not a usable broker URL" in result.stderr
+    assert snapshot(cwd, home) == before
+
+
 @pytest.mark.postgres
 def test_a_never_upgraded_database_is_one_line_and_stays_empty(seeded):
     from sqlalchemy import create_engine, inspect, text
