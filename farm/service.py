@@ -106,6 +106,10 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
         from farm.queue import check_broker
 
         check_broker()
+    if spec.search is not None:
+        from farm.search.driver import submit_search
+
+        return submit_search(spec, model, host=host, enqueue=enqueue)
     with session_scope() as session:
         classes = resolve_device_classes(spec.devices, session, host=host)
         versions = {name: backend_version(name) for name in spec.backends}
@@ -183,12 +187,23 @@ def sweep_status(sweep_id: str) -> dict:
         waiting = sorted(_waiting(sweep.jobs, live_queues(session)))
         total = len(sweep.jobs)
         finished = sum(counts[s] for s in FINAL_STATES)
-        return {"sweep_id": sweep.id, "name": sweep.name, "model": sweep.model.name,
-                "state": _sweep_state(counts, total, sweep.cancelled), "total": total, "finished": finished,
-                "counts": dict(counts),
-                "waiting_for_device_classes": sorted({cls for cls, _ in waiting}),
-                "waiting_for": [{"device_class": cls, "backend": backend} for cls, backend in waiting],
-                "created_at": sweep.created_at.isoformat(timespec="seconds")}
+        from farm.search.driver import is_searching
+
+        searching = is_searching(session, sweep_id)
+        state = _sweep_state(counts, total, sweep.cancelled)
+        state = searching if searching and state != "cancelled" else state
+        status = {"sweep_id": sweep.id, "name": sweep.name, "model": sweep.model.name,
+                  "state": state, "total": total, "finished": finished,
+                  "counts": dict(counts),
+                  "waiting_for_device_classes": sorted({cls for cls, _ in waiting}),
+                  "waiting_for": [{"device_class": cls, "backend": backend} for cls, backend in waiting],
+                  "created_at": sweep.created_at.isoformat(timespec="seconds")}
+    from farm.search.driver import search_summary
+
+    summary = search_summary(sweep_id)
+    if summary:
+        status["search"] = summary
+    return status
 
 
 def _sweep_state(counts: Counter, total: int, cancelled: bool) -> str:

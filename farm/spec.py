@@ -13,6 +13,7 @@ from typing import Any
 
 from farm.errors import SpecError
 from farm.safe_yaml import first_nul, load_yaml, read_spec_text
+from farm.search.config import SearchConfig, parse_search
 from farm.spec_schema import PRECISIONS, SPEC_SCHEMA
 
 TOP_LEVEL_KEYS = tuple(SPEC_SCHEMA["properties"])
@@ -87,6 +88,7 @@ class SweepSpec:
     timeouts: dict[str, float] = field(default_factory=dict)
     data: Path | None = None
     streams: tuple[int, ...] = ()  # sweep axis over measure.streams; empty: measure.streams only
+    search: SearchConfig | None = None  # None: brute force, no finals (farm/search)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -243,6 +245,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
         timeouts=dict(raw.get("timeouts", {})),
         data=_resolve_model_path(raw["data"], base_dir) if raw.get("data") else None,
         streams=_dedupe(_as_tuple(raw.get("streams"), ())),
+        search=parse_search(raw["search"]) if "search" in raw else None,
     )
 
 

@@ -4,6 +4,8 @@ Structure is checked here; meaning (shapes against the model, backend names
 from the installed plugins) is checked in ``farm.spec``.
 """
 
+from farm.search.config import SEARCH_SCHEMA
+
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
 # Bounds the database columns impose (INTEGER, VARCHAR(n)); checked here so
 # a spec the database would refuse never gets as far as a row.
@@ -96,6 +98,7 @@ SPEC_SCHEMA = {
             "type": "object",
             "additionalProperties": {"type": "object"},
         },
+        "search": SEARCH_SCHEMA,
         "timeouts": {
             "type": "object",
             "additionalProperties": False,

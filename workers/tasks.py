@@ -26,3 +26,7 @@ def run_job(job_id: str, queue: str | None = None) -> str:
         return execute(job_id, state.worker, state.device, state.device_id)
     finally:
         beat(state.device_id, state.worker, clear_job=True)
+
+
+# Registers engine_farm.run_finals (interleaved finals of a search) on this app.
+from workers import finals as _finals  # noqa: E402,F401

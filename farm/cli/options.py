@@ -3,11 +3,13 @@ or the equivalent flags."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from farm.errors import SpecError
+from farm.search.config import with_strategy
 from farm.spec import SweepSpec, load_spec, parse_profile_flag, parse_spec
 
 
@@ -25,6 +27,10 @@ def spec_options(func):
         click.option("--warmup-ms", type=float, help="Warm-up time (default 200)."),
         click.option("--duration-ms", type=float, help="Minimum measured time (default 3000)."),
         click.option("--iterations", type=int, help="Minimum measured iterations (default 10)."),
+        click.option("--search", "search", metavar="brute|quick|bayes",
+                     help="Search strategy (default brute: build everything); also with a spec file, "
+                          "over its 'search:' block."),
+        click.option("--budget", help="Most configurations the search builds: a count or a share like 20%."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -32,7 +38,15 @@ def spec_options(func):
 
 
 def spec_from_cli(spec_file, model, name, backends, precisions, batch_sizes, profiles, devices,
-                  warmup_ms, duration_ms, iterations) -> SweepSpec:
+                  warmup_ms, duration_ms, iterations, search=None, budget=None) -> SweepSpec:
+    spec = _spec_from_cli(spec_file, model, name, backends, precisions, batch_sizes, profiles, devices,
+                          warmup_ms, duration_ms, iterations)
+    chosen = with_strategy(spec.search, search, budget)
+    return spec if chosen is spec.search else replace(spec, search=chosen)
+
+
+def _spec_from_cli(spec_file, model, name, backends, precisions, batch_sizes, profiles, devices,
+                   warmup_ms, duration_ms, iterations) -> SweepSpec:
     flags_given = any([model, name, backends, precisions, batch_sizes, profiles, devices,
                        warmup_ms is not None, duration_ms is not None, iterations is not None])
     if spec_file and model:

@@ -51,10 +51,31 @@ def run_cmd(force, fmt, **spec_args):
                f"{submission.unsupported} unsupported, {submission.queued} to run", err=True)
     for skipped in submission.skipped:
         click.echo(f"skipped: {skipped}", err=True)
-    if submission.queued:
+    if spec.search is not None:
+        from farm.cli.sweep_cmd import search_lines
+        from farm.search.driver import drive
+
+        classes = {c.split("|", 1)[0] for c in _search_groups(submission.sweep_id)}
+        selector = "all" if any(c.startswith("gpu.") for c in classes) else "cpu"
+        with LocalWorkers(selector) as workers:
+            summary = drive(submission.sweep_id, alive=workers.alive,
+                            show=lambda s: click.echo(f"search: {s['state']}, {s['saving']}, {s['in_flight']} "
+                                                      f"running, {s['pruned']} pruned", err=True))
+        for line in search_lines(summary):
+            click.echo(line, err=True)
+    elif submission.queued:
         classes = {row["device_class"] for row in job_rows(submission.sweep_id)}
         selector = "all" if any(c.startswith("gpu.") for c in classes) else "cpu"
         with LocalWorkers(selector) as workers:
             wait_for_sweep(submission.sweep_id, workers, progress_printer())
     rows = job_rows(submission.sweep_id)
     click.echo(to_json(rows) if fmt == "json" else table(rows))
+
+
+def _search_groups(sweep_id: str) -> set[str]:
+    from sqlalchemy import select
+
+    from farm.db import SearchCandidate, session_scope
+
+    with session_scope() as session:
+        return set(session.scalars(select(SearchCandidate.group_key).where(SearchCandidate.sweep_id == sweep_id)))

@@ -23,9 +23,15 @@ def submit_cmd(force, **spec_args):
     Workers started with 'farm worker start' (here or on other hosts
     sharing the database and broker) pick the jobs up.
     """
-    submission = submit(spec_from_cli(**spec_args), force=force)
-    click.echo(f"{submission.jobs} jobs: {submission.queued} queued, {submission.reused} reused, "
-               f"{submission.unsupported} unsupported", err=True)
+    spec = spec_from_cli(**spec_args)
+    submission = submit(spec, force=force)
+    if spec.search is not None:
+        click.echo(f"search {spec.search.strategy} over {submission.jobs} configurations: {submission.queued} "
+                   f"queued, {submission.reused} reused, {submission.unsupported} pruned; carry it on with "
+                   f"'farm sweep drive {submission.sweep_id}'", err=True)
+    else:
+        click.echo(f"{submission.jobs} jobs: {submission.queued} queued, {submission.reused} reused, "
+                   f"{submission.unsupported} unsupported", err=True)
     for skipped in submission.skipped:
         click.echo(f"skipped: {skipped}", err=True)
     click.echo(submission.sweep_id)
@@ -49,12 +55,55 @@ def status_cmd(sweep_id, watch, fmt):
             click.echo(to_json(status))
         else:
             click.echo(_status_line(status))
+            for line in search_lines(status.get("search") or {}):
+                click.echo(line)
             for wait in status["waiting_for"]:
                 click.echo(f"waiting: no live worker serves {wait['device_class']} with backend "
                            f"{wait['backend']}; start one with 'farm worker start' on a host that has both")
-        if not watch or status["finished"] == status["total"]:
+        if not watch or _settled(status):
             return
         time.sleep(2)
+
+
+def _settled(status: dict) -> bool:
+    if status.get("search"):
+        return status["search"]["state"] == "finished"
+    return status["finished"] == status["total"]
+
+
+def search_lines(search: dict) -> list[str]:
+    """The search part of 'farm sweep status': saving, what was pruned or
+    skipped and why, the finals and the winners."""
+    if not search:
+        return []
+    lines = [f"search: {search['strategy']} ({search['objective']}), {search['state']}: {search['saving']} "
+             f"(budget {search['budget']}; {search['reused']} reused, {search['pruned']} pruned, "
+             f"{search['skipped']} skipped, {search['in_flight']} running)"]
+    for reason, count in sorted(search["reasons"].items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  {count} {reason}")
+    for finals in search["finals"]:
+        lines.append(f"  finals {finals['id']} on {finals['device_class']}: {finals['status']}, "
+                     f"{len(finals['jobs'])} candidates interleaved" + (f" ({finals['error'].strip().splitlines()[-1]})"
+                                                                        if finals.get("error") else ""))
+    for group, entry in sorted((search.get("result") or {}).items()):
+        if "winner" in entry:
+            tied = f", tied: {', '.join(entry['tied'])}" if entry.get("tied") else ""
+            lines.append(f"  winner {group.split('|', 1)[0]}: {entry['winner']} ({entry['decided_by']}){tied}")
+    return lines
+
+
+@sweep_group.command("drive")
+@click.argument("sweep_id")
+def drive_cmd(sweep_id):
+    """Drive a search sweep until it finishes: build what its strategy asks
+    for, prune, run the finals. The search's state is in the database, so
+    this also resumes a search whose coordinator died (any number of
+    drivers may run at once; each step is taken once)."""
+    from farm.search.driver import drive
+
+    summary = drive(sweep_id)
+    for line in search_lines(summary):
+        click.echo(line)
 
 
 @sweep_group.command("list")

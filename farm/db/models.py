@@ -147,3 +147,79 @@ class Measurement(Base):
     environment: Mapped[dict] = mapped_column(JSON, default=dict)
     build_info: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Search(Base):
+    """A sweep driven by a search strategy (farm/search). Its whole state is
+    here and in ``search_candidates``: any coordinator can pick it up."""
+
+    __tablename__ = "searches"
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id"), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="searching")  # searching | finals | finished
+    step: Mapped[int] = mapped_column(Integer, default=0)  # compare-and-set guard of each advance
+    space_size: Mapped[int] = mapped_column(Integer)
+    budget: Mapped[int] = mapped_column(Integer)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)  # winners per group, once finished
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class SearchCandidate(Base):
+    """One configuration of a search's space and what the search did with it."""
+
+    __tablename__ = "search_candidates"
+    __table_args__ = (UniqueConstraint("sweep_id", "idx", name="uq_search_candidate"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("searches.sweep_id"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    group_key: Mapped[str] = mapped_column(String(255))  # device class | workload
+    axes: Mapped[dict] = mapped_column(JSON)
+    plan: Mapped[dict] = mapped_column(JSON)  # the JobPlan the job is made from
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | built | pruned | skipped
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    best_so_far: Mapped[float | None] = mapped_column(Float, nullable=True)  # group's objective when decided
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Finals(Base):
+    """Interleaved re-measurement of a device class's top candidates on one
+    worker (A B C A B C ... rounds, same warm-up)."""
+
+    __tablename__ = "finals"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sweep_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    device_class: Mapped[str] = mapped_column(String(128))
+    job_ids: Mapped[list] = mapped_column(JSON)
+    settings: Mapped[dict] = mapped_column(JSON)  # rounds, warmup_ms, duration_ms, objective
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class FinalRound(Base):
+    """One candidate's window in one round of a finals, with its clocks."""
+
+    __tablename__ = "final_rounds"
+    __table_args__ = (UniqueConstraint("finals_id", "attempt", "round", "position", name="uq_final_round"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    finals_id: Mapped[str] = mapped_column(ForeignKey("finals.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    round: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # order inside the round (0 = first)
+    job_id: Mapped[str] = mapped_column(String(32))
+    samples_ms: Mapped[list] = mapped_column(JSON, default=list)
+    p50_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    telemetry: Mapped[dict] = mapped_column(JSON, default=dict)  # NVML clocks/power/temperature of the window
+    flags: Mapped[list] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,281 @@
+"""The live search: state in the database, one guarded step at a time.
+
+``submit_search`` stores the whole space as ``search_candidates`` rows and
+takes the first step. ``advance`` reads the space, the jobs' results and
+what is in flight, asks the strategy (farm/search/engine.py) what next,
+records pruned configurations with their reasons, creates ordinary jobs for
+the proposals (an identical finished job is reused, never rebuilt) and
+commits all of that with a compare-and-set on ``searches.step``: two
+coordinators advancing one search at once cannot both act, and one killed
+mid-step leaves the previous step intact. When every group has stopped,
+the finalists go to interleaved finals (farm/search/finals.py); their
+rounds decide the winners.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from sqlalchemy import select, update
+
+from farm.backends import backend_config, backend_version
+from farm.db import FINAL_STATES, Finals, Job, Measurement, Search, SearchCandidate, Sweep, session_scope, utcnow
+from farm.devices import resolve_device_classes
+from farm.errors import NotFoundError, SpecError
+from farm.expand import JobPlan, expand
+from farm.search.config import SearchConfig
+from farm.search.engine import finalists, plan_step, skipped_reason
+from farm.search.observe import Observation, feasible, score
+from farm.search.space import Candidate, candidates_from_plans, groups, spec_variants
+
+POLL_S = 0.5
+
+
+def _variant_plans(spec, model, classes, versions):
+    from farm.service import _compatible
+
+    out, skipped = [], set()
+    for knobs, variant in spec_variants(spec, spec.search.axes):
+        for name in variant.backends:
+            backend_config(name).from_dict(variant.build.get(name), where=f"search.axes ({name})")
+        if spec.search.screen:
+            variant = replace(variant, measure=replace(variant.measure, **spec.search.screen))
+        plans, why = _compatible(expand(variant, model, classes, versions))
+        out.append((knobs, plans))
+        skipped.update(why)
+    return out, sorted(skipped)
+
+
+def submit_search(spec, model, host: str | None = None, enqueue: bool = True):
+    """Store the sweep and its search space; take the first step."""
+    from farm.input_data import check_data, read_data
+    from farm.service import Submission, _upsert_model, new_id
+    from farm.store import open_store
+
+    with session_scope() as session:
+        classes = resolve_device_classes(spec.devices, session, host=host)
+        versions = {name: backend_version(name) for name in spec.backends}
+        variants, skipped = _variant_plans(spec, model, classes, versions)
+        candidates = candidates_from_plans(variants)
+        if not candidates:
+            raise SpecError("the sweep has no runnable job: " + "; ".join(skipped))
+        budget = spec.search.budget_for(len(candidates), len(groups(candidates)))
+        if spec.data:
+            check_data(model, read_data(spec.data), [c.plan["shapes"] for c in candidates])
+            key = open_store().put_file(spec.data)
+            candidates = [replace(c, plan={**c.plan, "config": {**c.plan["config"], "data_sha256": key}})
+                          for c in candidates]
+        model_row = _upsert_model(session, model)
+        sweep = Sweep(id=new_id(), name=spec.name, model_id=model_row.id, spec=spec.to_json())
+        session.add(sweep)
+        session.flush()  # the search row refers to the sweep
+        session.add(Search(sweep_id=sweep.id, strategy=spec.search.strategy, config=spec.search.to_json(),
+                           state="searching", step=0, space_size=len(candidates), budget=budget, result={}))
+        session.flush()
+        for c in candidates:
+            row = SearchCandidate(sweep_id=sweep.id, idx=c.idx, group_key=c.group, axes=c.axes, plan=c.plan,
+                                  state="open")
+            supported = backend_config(c.axes["backend"]).precisions
+            if c.axes["precision"] not in supported:
+                row.state, row.decided_at = "pruned", utcnow()
+                row.reason = f"{c.axes['backend']} cannot build {c.axes['precision']}; it supports {', '.join(supported)}"
+            session.add(row)
+        sweep_id = sweep.id
+    advance(sweep_id, enqueue=enqueue)
+    status = search_summary(sweep_id)
+    return Submission(sweep_id, len(candidates), status["reused"], status["in_flight"], status["pruned"], skipped)
+
+
+def _observation(c: SearchCandidate, job: Job, m: Measurement | None) -> Observation:
+    return Observation(
+        idx=c.idx, status=job.status, batch_size=job.batch_size, samples_ms=list(m.samples_ms or []) if m else [],
+        p50_ms=m.p50_ms if m and m.measured else None, p99_ms=m.p99_ms if m else None,
+        throughput=m.throughput if m else None, memory_mb=m.memory_mb if m else None,
+        accuracy_pass=m.accuracy_pass if m else None, rel_l2_error=m.rel_l2_error if m else None,
+        error=job.error, job_id=job.id, reused=job.result_job_id is not None)
+
+
+def _latest_measurement(session, job: Job) -> Measurement | None:
+    return session.scalar(select(Measurement).where(Measurement.job_id == (job.result_job_id or job.id))
+                          .order_by(Measurement.attempt.desc()).limit(1))
+
+
+def load_state(session, sweep_id: str):
+    """(search, candidate rows, Candidate objects, observations, pending, order)."""
+    search = session.get(Search, sweep_id)
+    if search is None:
+        raise NotFoundError(f"sweep {sweep_id!r} has no search (it was submitted without 'search:')")
+    rows = list(session.scalars(select(SearchCandidate).where(SearchCandidate.sweep_id == sweep_id)
+                                .order_by(SearchCandidate.idx)))
+    jobs = {j.id: j for j in session.scalars(select(Job).where(Job.sweep_id == sweep_id))}
+    candidates = [Candidate(r.idx, r.group_key, dict(r.axes), r.plan) for r in rows]
+    observations, pending = {}, set()
+    for r in rows:
+        job = jobs.get(r.job_id) if r.job_id else None
+        if job is None:
+            continue
+        if job.status in FINAL_STATES:
+            observations[r.idx] = _observation(r, job, _latest_measurement(session, job))
+        else:
+            pending.add(r.idx)
+    order = [r.idx for r in sorted((r for r in rows if r.job_id), key=lambda r: (r.step or 0, r.idx))]
+    return search, rows, candidates, observations, pending, order
+
+
+def _priors(session, search: Search, sweep_id: str, candidates: list[Candidate], config: SearchConfig):
+    """Finished results of the same model on the same device classes from
+    earlier sweeps, as (axes, score) per group: bayes's seed."""
+    if config.strategy != "bayes":
+        return {}
+    sweep = session.get(Sweep, sweep_id)
+    groups_by_class: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        groups_by_class.setdefault(c.plan["device_class"], []).append(c)
+    table = {(c.group, c.axes["backend"], c.axes["precision"], c.axes["batch_size"]): c for c in candidates}
+    earlier = session.scalars(select(Job).join(Sweep, Job.sweep_id == Sweep.id)
+                              .where(Sweep.model_id == sweep.model_id, Job.sweep_id != sweep_id,
+                                     Job.status == "done", Job.device_class.in_(list(groups_by_class))))
+    out: dict[str, list] = {}
+    for job in earlier:
+        m = _latest_measurement(session, job)
+        if m is None or not m.measured:
+            continue
+        obs = Observation(idx=-1, status="done", batch_size=job.batch_size, p50_ms=m.p50_ms, p99_ms=m.p99_ms,
+                          throughput=m.throughput, memory_mb=m.memory_mb, accuracy_pass=m.accuracy_pass,
+                          rel_l2_error=m.rel_l2_error)
+        for c in groups_by_class[job.device_class]:
+            if c.plan["profile_name"] == job.profile and (c.group, job.backend, job.precision, job.batch_size) in table:
+                twin = table[(c.group, job.backend, job.precision, job.batch_size)]
+                if feasible(obs, config.constraints):
+                    out.setdefault(twin.group, []).append((twin.axes, score(obs, config.objective)))
+                break
+    return out
+
+
+def _best_so_far(group: str, candidates, observations, config: SearchConfig) -> float | None:
+    ids = {c.idx for c in candidates if c.group == group}
+    ok = [score(o, config.objective) for i, o in observations.items() if i in ids and feasible(o, config.constraints)]
+    if not ok:
+        return None
+    best = max(ok)
+    return -best if config.objective == "latency" else best
+
+
+def advance(sweep_id: str, enqueue: bool = True) -> dict:
+    """One step of the search; returns its summary. Safe to call from any
+    number of coordinators at once and again after a crash."""
+    from farm.service import _new_job, enqueue_pending
+
+    with session_scope() as session:
+        search, rows, candidates, observations, pending, order = load_state(session, sweep_id)
+        config = SearchConfig.from_json(search.config)
+        seen_step = search.step
+        if search.state == "searching":
+            _search_step(session, search, rows, candidates, observations, pending, order, config, _new_job)
+        elif search.state == "finals":
+            from farm.search.finals import settle
+
+            settle(session, search, rows, candidates, observations, config)
+        guard = session.execute(update(Search).where(Search.sweep_id == sweep_id, Search.step == seen_step)
+                                .values(step=seen_step + 1))
+        if guard.rowcount != 1:
+            session.rollback()  # another coordinator took this step
+    if enqueue:
+        enqueue_pending(sweep_id)
+        from farm.search.finals import send_queued
+
+        send_queued(sweep_id)
+    return search_summary(sweep_id)
+
+
+def _search_step(session, search, rows, candidates, observations, pending, order, config, new_job) -> None:
+    by_idx = {r.idx: r for r in rows}
+    pruned_rows = {r.idx: r.reason for r in rows if r.state == "pruned"}
+    step = plan_step([c for c in candidates if c.idx not in pruned_rows or c.idx in observations], config,
+                     search.budget, observations, pending, order, _priors(session, search, search.sweep_id,
+                                                                          candidates, config))
+    now = utcnow()
+    for idx, reason in step.pruned.items():
+        row = by_idx[idx]
+        if row.state == "open":
+            row.state, row.reason, row.step, row.decided_at = "pruned", reason, search.step + 1, now
+            row.best_so_far = _best_so_far(row.group_key, candidates, observations, config)
+    for idx in step.proposals:
+        row = by_idx[idx]
+        job = new_job(session, search.sweep_id, idx, JobPlan(**{k: row.plan[k] for k in (
+            "backend", "backend_version", "precision", "batch_size", "profile_name", "shapes", "device_class",
+            "config")}), False)
+        session.add(job)
+        row.state, row.job_id, row.step, row.decided_at = "built", job.id, search.step + 1, now
+        row.best_so_far = _best_so_far(row.group_key, candidates, observations, config)
+        if job.status == "done":
+            row.reason = f"reused the finished identical job {job.result_job_id}"
+    if step.proposals or pending or len(step.finished) < len(groups(candidates)):
+        return
+    for row in rows:
+        if row.state == "open":
+            row.state, row.step, row.decided_at = "skipped", search.step + 1, now
+            row.reason = skipped_reason(config, step.finished, row.group_key)
+    from farm.search.finals import start_finals
+
+    start_finals(session, search, rows, candidates, observations, config)
+
+
+def search_summary(sweep_id: str) -> dict:
+    """What ``farm sweep status`` and the report show about a search."""
+    with session_scope() as session:
+        search = session.get(Search, sweep_id)
+        if search is None:
+            return {}
+        rows = list(session.scalars(select(SearchCandidate).where(SearchCandidate.sweep_id == sweep_id)
+                                    .order_by(SearchCandidate.idx)))
+        jobs = {j.id: j for j in session.scalars(select(Job).where(Job.sweep_id == sweep_id))}
+        finals = list(session.scalars(select(Finals).where(Finals.sweep_id == sweep_id)))
+        built = [r for r in rows if r.state == "built"]
+        reused = sum(1 for r in built if jobs.get(r.job_id) is not None and jobs[r.job_id].result_job_id)
+        in_flight = sum(1 for r in built if jobs.get(r.job_id) is not None and jobs[r.job_id].status not in FINAL_STATES)
+        config = SearchConfig.from_json(search.config)
+        reasons: dict[str, int] = {}
+        for r in rows:
+            if r.state in ("pruned", "skipped"):
+                reasons[f"{r.state}: {r.reason}"] = reasons.get(f"{r.state}: {r.reason}", 0) + 1
+        history = [{"step": r.step, "group": r.group_key, "idx": r.idx, "state": r.state,
+                    "best_so_far": r.best_so_far, "decided_at": r.decided_at.isoformat(timespec="seconds")
+                    if r.decided_at else None} for r in sorted(rows, key=lambda r: (r.step or 0, r.idx)) if r.step]
+        return {
+            "strategy": search.strategy, "state": search.state, "objective": config.objective,
+            "constraints": config.constraints, "space": search.space_size, "budget": search.budget,
+            "built": len(built) - reused, "reused": reused, "in_flight": in_flight,
+            "pruned": sum(1 for r in rows if r.state == "pruned"),
+            "skipped": sum(1 for r in rows if r.state == "skipped"),
+            "open": sum(1 for r in rows if r.state == "open"),
+            "saving": f"{len(built) - reused} of {search.space_size} configurations built",
+            "reasons": reasons, "history": history,
+            "finals": [{"id": f.id, "device_class": f.device_class, "status": f.status, "jobs": f.job_ids,
+                        "error": f.error} for f in finals],
+            "result": search.result or {},
+        }
+
+
+def is_searching(session, sweep_id: str) -> str | None:
+    search = session.get(Search, sweep_id)
+    return None if search is None or search.state == "finished" else search.state
+
+
+def drive(sweep_id: str, show=None, alive=None, poll_s: float = POLL_S) -> dict:
+    """Advance until the search finishes (``farm run``, ``farm sweep drive``)."""
+    last = None
+    while True:
+        summary = advance(sweep_id)
+        if show and summary != last:
+            show(summary)
+            last = summary
+        if summary["state"] == "finished":
+            return summary
+        if alive is not None and not alive():
+            from farm.errors import UserError
+
+            raise UserError("the local workers stopped unexpectedly; run 'farm sweep drive "
+                            f"{sweep_id}' to carry on once workers are back")
+        time.sleep(poll_s)

@@ -1,0 +1,269 @@
+"""Drift-free finals, coordinator side: who goes in, and what the rounds say.
+
+A GPU's clocks follow its power and thermal state, so two configurations
+measured minutes apart carry different histories. The finals re-measure a
+device class's top candidates on ONE worker, interleaved: A B C A B C ...,
+each window after the same warm-up (workers/finals.py stores every window
+with its NVML telemetry). The winner and its ties are decided from the
+rounds' pooled samples by the farm's one ranking function
+(farm.reports.best.select_best), so drift that hits every candidate alike
+cancels out instead of picking the winner.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select, update
+
+from farm.db import Device, FinalRound, Finals, Job, Measurement, Search, session_scope, utcnow
+from farm.db.clock import db_now
+from farm.errors import NotFoundError, UserError
+from farm.reports.best import Constraints, select_best
+from farm.reports.rows import REPORT_FIELDS, finish_frame
+from farm.routing import queue_for
+
+RUN_FINALS = "engine_farm.run_finals"
+FINAL_STATUSES = ("done", "failed")
+
+
+def create_finals(session, device_class: str, job_ids: list[str], settings: dict, sweep_id: str | None = None) -> str:
+    finals = Finals(id=uuid.uuid4().hex[:12], sweep_id=sweep_id, device_class=device_class, job_ids=list(job_ids),
+                    settings=dict(settings), status="queued", attempts=0, result={})
+    session.add(finals)
+    return finals.id
+
+
+def settings_from(config, objective: str) -> dict:
+    f = config.finals
+    return {"rounds": f.rounds, "warmup_ms": f.warmup_ms, "duration_ms": f.duration_ms, "objective": objective}
+
+
+def start_finals(session, search: Search, rows, candidates, observations, config) -> None:
+    """Pick each group's finalists (screening test); queue finals for
+    groups with more than one, settle the search when none are needed."""
+    from farm.search.engine import finalists
+    from farm.search.space import groups
+
+    result = {}
+    job_of = {r.idx: r.job_id for r in rows}
+    for group, members in groups(candidates).items():
+        final, out = finalists(members, observations, config)
+        entry = {"finalists": [job_of[f.idx] for f in final],
+                 "dropped": {job_of[i]: reason for i, reason in out.items()},
+                 "device_class": members[0].plan["device_class"] if members[0].plan else group.split("|")[0]}
+        if config.finals.enabled and len(final) > 1:
+            entry["finals_id"] = create_finals(session, entry["device_class"], entry["finalists"],
+                                               settings_from(config, config.objective), search.sweep_id)
+        result[group] = entry
+    search.result = result
+    search.state = "finals"  # settle() finishes at once when no group needs finals
+    session.flush()
+    settle(session, search, rows, candidates, observations, config)
+
+
+def settle(session, search: Search, rows, candidates, observations, config) -> None:
+    """Once every finals of the search has ended: winners per group."""
+    result = dict(search.result or {})
+    finals = {f.id: f for f in session.scalars(select(Finals).where(Finals.sweep_id == search.sweep_id))}
+    recover_stale(session, list(finals.values()))
+    if any(f.status not in FINAL_STATUSES for f in finals.values()):
+        return
+    for group, entry in result.items():
+        entry = dict(entry)
+        f = finals.get(entry.get("finals_id"))
+        if f is not None and f.status == "done":
+            decision = decide(session, f)
+            entry.update(winner=decision["winner"], tied=decision["tied"], decided_by="interleaved finals")
+        elif entry["finalists"]:
+            frame = job_frame(session, entry["finalists"])
+            best = select_best(frame, Constraints(objective=config.objective))
+            entry.update(winner=_winner(best), tied=_tied(best),
+                         decided_by="screening measurements" + (f" (finals failed: {f.error})" if f else ""))
+        else:
+            entry.update(winner=None, tied=[], decided_by="no configuration met the constraints")
+        result[group] = entry
+    search.result, search.state, search.finished_at = result, "finished", utcnow()
+
+
+def _winner(best: pd.DataFrame) -> str | None:
+    rows = best[best["role"] == "winner"]["job_id"].tolist()
+    return rows[0] if rows else None
+
+
+def _tied(best: pd.DataFrame) -> list[str]:
+    return best[best["role"] == "tied"]["job_id"].tolist()
+
+
+def job_frame(session, job_ids: list[str], samples: dict[str, list] | None = None) -> pd.DataFrame:
+    """Report rows for these jobs (newest measurement; reused jobs read
+    their twin's), optionally with other samples (the finals' pooled ones)."""
+    records = []
+    for job_id in job_ids:
+        job = session.get(Job, job_id)
+        m = session.scalar(select(Measurement).where(Measurement.job_id == (job.result_job_id or job.id))
+                           .order_by(Measurement.attempt.desc()).limit(1))
+        own = list(m.samples_ms or []) if m else []
+        data = np.asarray((samples or {}).get(job_id, own), dtype=float)
+        records.append({
+            "job_id": job.id, "sweep_id": job.sweep_id, "status": job.status, "backend": job.backend,
+            "backend_version": job.backend_version, "precision": job.precision, "batch_size": job.batch_size,
+            "profile": job.profile, "device_class": job.device_class, "reused": job.result_job_id is not None,
+            "latency_p50_ms": float(np.percentile(data, 50)) if data.size else None,
+            "latency_p99_ms": float(np.percentile(data, 99)) if data.size else None,
+            "latency_mean_ms": float(data.mean()) if data.size else None,
+            "throughput": job.batch_size * 1000.0 / float(data.mean()) if data.size else None,
+            "memory_mb": m.memory_mb if m else None, "artifact_size": m.artifact_size if m else None,
+            "build_s": m.build_s if m else None, "accuracy_pass": m.accuracy_pass if m else None,
+            "rel_l2_error": m.rel_l2_error if m else None, "flags": list(m.flags or []) if m else [],
+            "samples_ms": data.tolist()})
+    frame = pd.DataFrame(records)
+    for column in REPORT_FIELDS:
+        if column not in frame:
+            frame[column] = None
+    return finish_frame(frame)
+
+
+def rounds_of(session, finals: Finals) -> list[FinalRound]:
+    return list(session.scalars(select(FinalRound).where(FinalRound.finals_id == finals.id,
+                                                         FinalRound.attempt == finals.attempts)
+                                .order_by(FinalRound.round, FinalRound.position)))
+
+
+def _clock(telemetry: dict) -> float | None:
+    value = (telemetry or {}).get("sm_clock_mhz")
+    return value.get("median") if isinstance(value, dict) else value
+
+
+def decide(session, finals: Finals) -> dict:
+    """Winner and ties from the rounds' pooled samples, plus each round's
+    p50 relative to the same round's leader (the drift-free comparison)."""
+    if finals.result.get("winner"):
+        return finals.result
+    rounds = rounds_of(session, finals)
+    pooled: dict[str, list] = {j: [] for j in finals.job_ids}
+    for r in rounds:
+        pooled[r.job_id].extend(r.samples_ms or [])
+    objective = finals.settings.get("objective", "latency")
+    best = select_best(job_frame(session, finals.job_ids, pooled), Constraints(objective=objective))
+    winner = _winner(best)
+    per_round = {}
+    for number in sorted({r.round for r in rounds}):
+        these = {r.job_id: r for r in rounds if r.round == number}
+        lead = these.get(winner)
+        per_round[number] = {j: {"p50_ms": r.p50_ms, "position": r.position, "sm_clock_mhz": _clock(r.telemetry),
+                                 "vs_winner": (r.p50_ms / lead.p50_ms) if lead and lead.p50_ms and r.p50_ms else None}
+                             for j, r in these.items()}
+    result = {"winner": winner, "tied": _tied(best), "rounds": per_round,
+              "pooled_p50_ms": {j: float(np.median(s)) if s else None for j, s in pooled.items()}}
+    finals.result = result
+    return result
+
+
+def recover_stale(session, finals: list[Finals]) -> None:
+    """A running finals whose worker is gone goes back to queued (re-sent);
+    after three worker deaths it fails, and screening decides instead."""
+    from farm.config import stale_s
+
+    cutoff = db_now(session) - timedelta(seconds=stale_s())
+    for f in finals:
+        if f.status != "running":
+            continue
+        device = session.get(Device, f.device_id) if f.device_id else None
+        alive = device and device.worker == f.worker and device.last_heartbeat and device.last_heartbeat >= cutoff
+        if alive:
+            continue
+        values = ({"status": "failed", "error": "its worker died 3 times", "finished_at": utcnow()}
+                  if f.attempts >= 3 else {"status": "queued", "sent_at": None})
+        session.execute(update(Finals).where(Finals.id == f.id, Finals.status == "running",
+                                             Finals.attempts == f.attempts).values(**values))
+        session.refresh(f)
+
+
+def send_queued(sweep_id: str | None = None, finals_ids: list[str] | None = None) -> int:
+    """Send messages for queued finals not sent yet (or sent longer ago than
+    FARM_STALE_S: the broker lost it). The claim makes a duplicate harmless."""
+    from farm.config import stale_s
+    from farm.queue import make_app
+
+    with session_scope() as session:
+        query = select(Finals).where(Finals.status == "queued")
+        if sweep_id:
+            query = query.where(Finals.sweep_id == sweep_id)
+        if finals_ids:
+            query = query.where(Finals.id.in_(finals_ids))
+        now = db_now(session)
+        todo = []
+        for f in session.scalars(query):
+            if f.sent_at is None or f.sent_at < now - timedelta(seconds=stale_s()):
+                first = session.get(Job, f.job_ids[0])
+                todo.append((f.id, queue_for(f.device_class, first.backend)))
+                f.sent_at = now
+    if todo:
+        app = make_app()
+        with app.connection_for_write() as connection:
+            for finals_id, queue in todo:
+                app.send_task(RUN_FINALS, args=[finals_id], queue=queue, connection=connection)
+    return len(todo)
+
+
+def remeasure(best: pd.DataFrame, config, timeout_s: float = 1800.0, poll_s: float = 0.5) -> pd.DataFrame:
+    """``farm best --remeasure``: each device class's winner and ties (top
+    ``config.top`` by point estimate) in interleaved finals; returns the
+    best frame decided by the rounds."""
+    import time
+
+    from farm.queue import check_broker
+
+    check_broker()
+    ids = []
+    with session_scope() as session:
+        for device_class, group in best.groupby("device_class"):
+            jobs = group["job_id"].tolist()[:config.top]
+            if len(jobs) > 1:
+                ids.append(create_finals(session, device_class, jobs,
+                                         {"rounds": config.rounds, "warmup_ms": config.warmup_ms,
+                                          "duration_ms": config.duration_ms,
+                                          "objective": best["objective"].iloc[0]}))
+    if not ids:
+        return best
+    deadline = time.monotonic() + timeout_s
+    while True:
+        send_queued(finals_ids=ids)
+        with session_scope() as session:
+            finals = [session.get(Finals, i) for i in ids]
+            recover_stale(session, finals)
+            if all(f.status in FINAL_STATUSES for f in finals):
+                failed = [f for f in finals if f.status == "failed"]
+                if failed:
+                    raise UserError(f"finals {failed[0].id} on {failed[0].device_class} failed: {failed[0].error}")
+                return finals_frame(session, finals)
+        if time.monotonic() > deadline:
+            raise UserError(f"finals {', '.join(ids)} did not finish within {timeout_s:g} s; is a worker for "
+                            "their device class running ('farm workers')?")
+        time.sleep(poll_s)
+
+
+def finals_frame(session, finals: list[Finals]) -> pd.DataFrame:
+    parts = []
+    for f in finals:
+        rounds = rounds_of(session, f)
+        pooled: dict[str, list] = {j: [] for j in f.job_ids}
+        for r in rounds:
+            pooled[r.job_id].extend(r.samples_ms or [])
+        decide(session, f)
+        parts.append(select_best(job_frame(session, f.job_ids, pooled),
+                                 Constraints(objective=f.settings.get("objective", "latency")))
+                     .assign(finals_id=f.id))
+    return pd.concat(parts, ignore_index=True)
+
+
+def finals_of(finals_id: str) -> dict:
+    with session_scope() as session:
+        f = session.get(Finals, finals_id)
+        if f is None:
+            raise NotFoundError(f"no finals with id {finals_id!r}")
+        return {"id": f.id, "status": f.status, "result": f.result}

@@ -1,0 +1,149 @@
+"""Interleaved finals on one worker: the top candidates of a device class
+measured A B C A B C ... with the same warm-up before every window.
+
+Every candidate is loaded once (its stored artifact, verified by hash) and
+warmed up; then each round times every candidate in turn for
+``duration_ms`` after ``warmup_ms``. Each window is stored as one
+``final_rounds`` row with its raw samples and the NVML telemetry (SM clock,
+power, temperature, throttle reasons) the backend's timer recorded. All
+rounds land in one transaction, guarded by the claim, so a worker that
+dies mid-finals leaves nothing half-written; the coordinator re-queues it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import traceback
+from pathlib import Path
+
+from sqlalchemy import update
+
+from farm.config import settings
+from farm.db import FinalRound, Finals, Job, session_scope, utcnow
+from farm.model_info import read_model
+from farm.search.finals import RUN_FINALS
+from farm.spec import MeasureConfig
+from farm.store import open_store
+from workers import runtime_state
+from workers.backends import load_backend
+from workers.backends.base import JobContext
+from workers.tasks import app
+
+log = logging.getLogger(__name__)
+
+
+def claim(finals_id: str, worker: str, device_id: int | None) -> int | None:
+    with session_scope() as session:
+        return session.execute(
+            update(Finals).where(Finals.id == finals_id, Finals.status == "queued")
+            .values(status="running", attempts=Finals.attempts + 1, worker=worker, device_id=device_id,
+                    started_at=utcnow(), error=None)
+            .returning(Finals.attempts)).scalar_one_or_none()
+
+
+def _contexts(session, finals: Finals, device, workdir: Path) -> list[tuple[str, JobContext, dict, Path]]:
+    from workers.executor import _data_file, _model_file
+    from workers.inputs import load_data
+
+    store, cache = open_store(), settings().home / "cache"
+    out = []
+    for position, job_id in enumerate(finals.job_ids):
+        job = session.get(Job, job_id)
+        if job is None or job.status != "done" or not job.artifact_sha256:
+            raise ValueError(f"job {job_id} has no finished artifact to re-measure")
+        if job.device_class != device.device_class:
+            raise ValueError(f"job {job_id} is for {job.device_class}, this worker is {device.device_class}")
+        config = job.config
+        model_path = _model_file(session, job, store, cache)
+        artifact = workdir / f"candidate-{position}.artifact"
+        store.get_file(job.artifact_sha256, artifact)
+        data = _data_file(config.get("data_sha256"), store, cache)
+        ctx = JobContext(job_id=job_id, precision=config["precision"], batch_size=config["batch_size"],
+                         shapes=config["profile"]["inputs"], model_path=model_path, model=read_model(model_path),
+                         measure=MeasureConfig(**config["measure"]), calibration=config["calibration"],
+                         device=device, workdir=workdir, store=store, data=load_data(data) if data else None)
+        out.append((job_id, ctx, config, artifact))
+    return out
+
+
+def interleave(runners: list[tuple[str, object, dict]], window: MeasureConfig, rounds: int) -> list[dict]:
+    """A B C A B C ...: one window per candidate per round, same settings."""
+    windows = []
+    for _, runner, feeds in runners:  # a first untimed pass: every candidate starts warm
+        runner.measure(feeds, window)
+    for number in range(rounds):
+        for position, (job_id, runner, feeds) in enumerate(runners):
+            started = utcnow()
+            timing = runner.measure(feeds, window)
+            windows.append({"round": number, "position": position, "job_id": job_id, "started_at": started,
+                            "samples_ms": list(timing.samples_ms), "telemetry": dict(timing.telemetry or {}),
+                            "flags": list(timing.flags)})
+    return windows
+
+
+def run(finals_id: str, worker: str, device, device_id: int | None) -> str:
+    attempt = claim(finals_id, worker, device_id)
+    if attempt is None:
+        return "skipped"
+    workdir = Path(tempfile.mkdtemp(prefix=f"finals-{finals_id}-"))
+    runners = []
+    try:
+        with session_scope() as session:
+            finals = session.get(Finals, finals_id)
+            plan, contexts = dict(finals.settings), _contexts(session, finals, device, workdir)
+        window = MeasureConfig(warmup_ms=float(plan.get("warmup_ms", 200)), duration_ms=float(plan.get("duration_ms", 500)),
+                               iterations=10, max_remeasure=0)
+        for job_id, ctx, config, artifact in contexts:
+            runner = load_backend(config["backend"], config.get("build")).load(artifact, ctx)
+            runners.append((job_id, runner, ctx.measurement_feeds()))
+        windows = interleave(runners, window, int(plan.get("rounds", 4)))
+        return _store(finals_id, worker, attempt, windows)
+    except Exception:
+        log.exception("finals %s failed", finals_id)
+        return _fail(finals_id, worker, attempt, traceback.format_exc(limit=8))
+    finally:
+        for _, runner, _ in runners:
+            runner.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _store(finals_id: str, worker: str, attempt: int, windows: list[dict]) -> str:
+    import numpy as np
+
+    with session_scope() as session:
+        for w in windows:
+            session.add(FinalRound(finals_id=finals_id, attempt=attempt, round=w["round"], position=w["position"],
+                                   job_id=w["job_id"], samples_ms=w["samples_ms"],
+                                   p50_ms=float(np.median(w["samples_ms"])) if w["samples_ms"] else None,
+                                   telemetry=w["telemetry"], flags=w["flags"], started_at=w["started_at"]))
+        done = session.execute(update(Finals).where(Finals.id == finals_id, Finals.status == "running",
+                                                    Finals.attempts == attempt, Finals.worker == worker)
+                               .values(status="done", finished_at=utcnow()))
+        if done.rowcount != 1:
+            session.rollback()  # taken over after we were presumed dead
+            return "superseded"
+    return "done"
+
+
+def _fail(finals_id: str, worker: str, attempt: int, error: str) -> str:
+    with session_scope() as session:
+        session.execute(update(Finals).where(Finals.id == finals_id, Finals.status == "running",
+                                             Finals.attempts == attempt, Finals.worker == worker)
+                        .values(status="failed", error=error, finished_at=utcnow()))
+    return "failed"
+
+
+@app.task(name=RUN_FINALS)
+def run_finals(finals_id: str) -> str:
+    """Thin task: the worker's own device, the finals' id."""
+    from workers.registry import beat
+
+    state = runtime_state.current()
+    if not beat(state.device_id, state.worker, current_job=f"finals:{finals_id}"[:32]):
+        return "displaced"
+    try:
+        return run(finals_id, state.worker, state.device, state.device_id)
+    finally:
+        beat(state.device_id, state.worker, clear_job=True)
