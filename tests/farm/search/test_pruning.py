@@ -1,0 +1,105 @@
+"""Constraint-aware pruning rules (farm/search/pruning.py) and what the
+search records for them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from farm.search.config import SearchConfig
+from farm.search.engine import plan_step
+from farm.search.observe import from_samples
+from farm.search.pruning import prune
+from farm.search.space import Candidate
+
+GROUP = "cpu.x86_64|p:[]"
+
+
+def space(precisions=("fp32", "int8"), batches=(1, 2, 4, 8), threads=(1, 2)):
+    out = []
+    for p in precisions:
+        for t in threads:
+            for b in batches:
+                out.append(Candidate(len(out), GROUP, {"backend": "onnxruntime", "precision": p, "batch_size": b,
+                                                       "onnxruntime.intra_op_num_threads": t}))
+    return out
+
+
+def find(cands, **axes):
+    return next(c for c in cands if all(c.axes[k if k != "threads" else "onnxruntime.intra_op_num_threads"] == v
+                                        for k, v in axes.items()))
+
+
+def observed(c, latency_ms, **more):
+    samples = np.random.default_rng(c.idx).normal(latency_ms, latency_ms * 0.01, 50)
+    return from_samples(c.idx, c.axes["batch_size"], samples, **more)
+
+
+def test_a_broken_latency_bound_prunes_every_larger_batch_of_that_series_only():
+    cands = space()
+    b2 = find(cands, precision="fp32", batch_size=2, threads=1)
+    reasons = prune(cands, {b2.idx: observed(b2, 30.0)}, {"max_latency_ms": 20.0})
+    pruned = {(cands[i].axes["precision"], cands[i].axes["batch_size"],
+               cands[i].axes["onnxruntime.intra_op_num_threads"]) for i in reasons}
+    assert pruned == {("fp32", 4, 1), ("fp32", 8, 1)}
+    assert "max_latency_ms 20" in reasons[find(cands, precision="fp32", batch_size=4, threads=1).idx]
+    assert "latency grows with batch" in reasons[find(cands, precision="fp32", batch_size=8, threads=1).idx]
+
+
+def test_latency_within_the_bound_prunes_nothing_and_p50_can_be_the_bounded_stat():
+    cands = space()
+    b2 = find(cands, precision="fp32", batch_size=2, threads=1)
+    assert prune(cands, {b2.idx: observed(b2, 18.0)}, {"max_latency_ms": 20.0}) == {}
+    obs = observed(b2, 18.0)
+    obs.p99_ms = 25.0  # a long tail: p99 breaks the bound, p50 does not
+    assert prune(cands, {b2.idx: obs}, {"max_latency_ms": 20.0, "latency_stat": "p50"}) == {}
+    assert len(prune(cands, {b2.idx: obs}, {"max_latency_ms": 20.0})) == 2
+
+
+def test_memory_bound_prunes_larger_batches():
+    cands = space()
+    b4 = find(cands, precision="int8", batch_size=4, threads=2)
+    reasons = prune(cands, {b4.idx: observed(b4, 5.0, memory_mb=900.0)}, {"max_memory_mb": 512})
+    assert [cands[i].axes["batch_size"] for i in reasons] == [8]
+    assert "memory 900 MB > max_memory_mb 512" in next(iter(reasons.values()))
+
+
+def test_a_precision_failing_accuracy_is_skipped_at_every_other_batch_and_knob():
+    cands = space()
+    b1 = find(cands, precision="int8", batch_size=1, threads=1)
+    reasons = prune(cands, {b1.idx: observed(b1, 5.0, accuracy_pass=False, rel_l2_error=0.8)}, {})
+    assert {cands[i].axes["precision"] for i in reasons} == {"int8"}
+    assert len(reasons) == 7  # 8 int8 configurations, one of them built
+    assert all("int8 failed the accuracy gate" in r for r in reasons.values())
+
+
+def test_max_rel_error_counts_as_an_accuracy_failure():
+    cands = space()
+    b1 = find(cands, precision="int8", batch_size=1, threads=1)
+    reasons = prune(cands, {b1.idx: observed(b1, 5.0, accuracy_pass=True, rel_l2_error=0.03)},
+                    {"max_rel_error": 0.01})
+    assert len(reasons) == 7 and "max_rel_error 0.01" in next(iter(reasons.values()))
+
+
+def test_retry_failed_precisions_keeps_them():
+    cands = space()
+    b1 = find(cands, precision="int8", batch_size=1, threads=1)
+    assert prune(cands, {b1.idx: observed(b1, 5.0, accuracy_pass=False)}, {}, retry_failed_precisions=True) == {}
+
+
+def test_an_unsupported_precision_is_skipped_but_a_crash_prunes_nothing():
+    cands = space()
+    b1 = find(cands, precision="int8", batch_size=1, threads=1)
+    unsupported = from_samples(b1.idx, 1, [], status="unsupported", error="this GPU cannot run int8 engines")
+    assert len(prune(cands, {b1.idx: unsupported}, {})) == 7
+    crashed = from_samples(b1.idx, 1, [], status="failed", error="Traceback ...\nMemoryError")
+    assert prune(cands, {b1.idx: crashed}, {}) == {}
+
+
+def test_pruned_configurations_are_never_proposed():
+    cands = space()
+    b1 = find(cands, precision="int8", batch_size=1, threads=1)
+    observations = {b1.idx: observed(b1, 5.0, accuracy_pass=False)}
+    config = SearchConfig(strategy="brute")
+    step = plan_step(cands, config, len(cands), observations, set(), [b1.idx])
+    assert step.proposals and not {cands[i].axes["precision"] for i in step.proposals} & {"int8"}
+    assert set(step.pruned) == {c.idx for c in cands if c.axes["precision"] == "int8"} - {b1.idx}

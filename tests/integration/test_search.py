@@ -1,0 +1,121 @@
+"""A live search on the embedded defaults: real worker processes, real ONNX
+Runtime builds, SQLite. The coordinator driving it is killed mid-search and
+a new one carries on from the database; interleaved finals run on one
+worker and store every round."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.integration.conftest import REPO, wait_for
+
+SPEC = {
+    "name": "search-it", "model": "models/det.onnx", "backends": ["onnxruntime"], "precisions": ["fp32", "int8"],
+    "batch_sizes": [1, 2, 4, 8], "devices": "cpu",
+    "profiles": [{"name": "p32", "inputs": {"images": {"min": [1, 3, 32, 32], "opt": [8, 3, 32, 32],
+                                                       "max": [8, 3, 32, 32]}}}],
+    "measure": {"warmup_ms": 5, "duration_ms": 40, "iterations": 5, "max_remeasure": 0},
+    "search": {"strategy": "quick", "objective": "throughput",
+               "axes": {"onnxruntime.intra_op_num_threads": [1, 2]},
+               "finals": {"rounds": 3, "warmup_ms": 5, "duration_ms": 30}},
+}
+
+
+def query(home, sql: str, *args):
+    with sqlite3.connect(home / "farm.db") as connection:
+        return connection.execute(sql, args).fetchall()
+
+
+@pytest.fixture(scope="module")
+def farm_home(tmp_path_factory, tiny_cnn):
+    tmp_path = tmp_path_factory.mktemp("search-it")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "det.onnx").write_bytes(tiny_cnn.read_bytes())
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(SPEC))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
+    env.update(FARM_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO))
+    workers = None
+    try:
+        submitted = subprocess.run([sys.executable, "-m", "farm", "sweep", "submit", "spec.yaml"], env=env,
+                                   cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert submitted.returncode == 0, submitted.stderr
+        log = open(tmp_path / "workers.log", "ab")
+        workers = subprocess.Popen([sys.executable, "-m", "workers", "start", "--device", "cpu", "--loglevel",
+                                    "WARNING"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        yield tmp_path, env, tmp_path / "home", submitted.stdout.strip()
+    finally:
+        if workers is not None and workers.poll() is None:
+            os.killpg(workers.pid, signal.SIGTERM)
+            try:
+                workers.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(workers.pid, signal.SIGKILL)
+
+
+def test_search_resumes_after_its_coordinator_is_killed(farm_home):
+    cwd, env, home, sweep_id = farm_home
+    driver = subprocess.Popen([sys.executable, "-m", "farm", "sweep", "drive", sweep_id], env=env, cwd=cwd,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: query(home, "select count(*) from jobs where status='done'")[0][0] >= 2, 180,
+             what="two finished jobs")
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    state = query(home, "select state from searches where sweep_id=?", sweep_id)[0][0]
+    assert state == "searching"
+    built_before = query(home, "select idx, job_id from search_candidates where sweep_id=? and job_id is not null",
+                         sweep_id)
+    time.sleep(1.0)  # the job in flight finishes while no coordinator is alive
+    resumed = subprocess.run([sys.executable, "-m", "farm", "sweep", "drive", sweep_id], env=env, cwd=cwd,
+                             capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "search: quick (throughput), finished" in resumed.stdout
+    # What was decided before the crash stands; nothing was built twice.
+    after = dict(query(home, "select idx, job_id from search_candidates where sweep_id=? and job_id is not null",
+                       sweep_id))
+    assert all(after[idx] == job for idx, job in built_before)
+    jobs = query(home, "select id, seq from jobs where sweep_id=?", sweep_id)
+    assert sorted(j for j, _ in jobs) == sorted(after.values())
+    assert len({seq for _, seq in jobs}) == len(jobs)
+    states = dict(query(home, "select state, count(*) from search_candidates where sweep_id=? group by state",
+                        sweep_id))
+    assert set(states) <= {"built", "pruned", "skipped"} and sum(states.values()) == 16
+    assert states["built"] < 16
+    status = subprocess.run([sys.executable, "-m", "farm", "sweep", "status", sweep_id], env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=60).stdout
+    assert f"{states['built']} of 16 configurations built" in status and "winner cpu." in status
+
+
+def test_interleaved_finals_order_and_storage(farm_home):
+    cwd, env, home, sweep_id = farm_home  # the search above has finished
+    jobs = [j for (j,) in query(home, "select id from jobs where sweep_id=? and status='done' order by seq",
+                                sweep_id)][:3]
+    assert len(jobs) >= 2
+    code = ("import json,sys\nfrom farm.db import session_scope\nfrom farm.search.finals import create_finals, "
+            "send_queued\nwith session_scope() as s:\n i = create_finals(s, sys.argv[1], json.loads(sys.argv[2]), "
+            "{'rounds': 3, 'warmup_ms': 5, 'duration_ms': 30, 'objective': 'latency'})\nsend_queued(finals_ids=[i])\n"
+            "print(i)\n")
+    device_class = query(home, "select device_class from jobs where id=?", jobs[0])[0][0]
+    made = subprocess.run([sys.executable, "-c", code, device_class, __import__("json").dumps(jobs)], env=env,
+                          cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    finals_id = made.stdout.strip()
+    wait_for(lambda: query(home, "select status from finals where id=?", finals_id)[0][0] in ("done", "failed"), 120,
+             what="the finals")
+    assert query(home, "select status, error from finals where id=?", finals_id)[0] == ("done", None)
+    rounds = query(home, "select round, position, job_id, samples_ms, telemetry, started_at from final_rounds "
+                         "where finals_id=? order by started_at, id", finals_id)
+    # A B C A B C A B C: every round times every candidate once, in the same order.
+    assert [(r, p, j) for r, p, j, *_ in rounds] == [(r, p, jobs[p]) for r in range(3) for p in range(len(jobs))]
+    assert all(len(__import__("json").loads(s)) >= 5 for *_, s, _t, _ in rounds)
+    assert all(t is not None for *_, t, _ in rounds)  # the NVML summary where there is a GPU; {} on a CPU
+    workers = {w for (w,) in query(home, "select worker from finals where id=?", finals_id)}
+    assert len(workers) == 1
