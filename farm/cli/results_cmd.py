@@ -113,7 +113,9 @@ def _best(model, sweep_id, device, **constraints):
 @_constraint_options("Device class or GPU/CPU name: an exact one, else whole words (\"H100\" is every H100 class), "
                      "else any part (default: every device).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def best_cmd(model, sweep_id, device, fmt, **constraints):
+@click.option("--remeasure", is_flag=True, help="Re-measure each device class's top 3 configurations "
+              "interleaved on one live worker (A B C rounds, same warm-up) and decide from those rounds.")
+def best_cmd(model, sweep_id, device, fmt, remeasure, **constraints):
     """The best configuration per device class under the constraints, and
     every configuration statistically tied with it.
 
@@ -126,6 +128,11 @@ def best_cmd(model, sweep_id, device, fmt, **constraints):
     best = _best(model, sweep_id, device, **constraints)
     if best.empty:
         raise NotFoundError("no finished configuration meets the constraints")
+    if remeasure:
+        from farm.search.config import FinalsConfig
+        from farm.search.finals import remeasure as interleaved
+
+        best = interleaved(sweep_id, model, Constraints(device=device, **constraints), FinalsConfig())
     rows = frame_rows(best, BEST_FIELDS)
     click.echo(to_json(rows) if fmt == "json" else table(rows, BEST_TABLE_COLUMNS))
 

@@ -210,28 +210,42 @@ def send_queued(sweep_id: str | None = None, finals_ids: list[str] | None = None
     return len(todo)
 
 
-def remeasure(best: pd.DataFrame, config, timeout_s: float = 1800.0, poll_s: float = 0.5) -> pd.DataFrame:
-    """``farm best --remeasure``: each device class's winner and ties (top
-    ``config.top`` by point estimate) in interleaved finals; returns the
-    best frame decided by the rounds."""
+def top_candidates(sweep_id: str | None, model: str | None, constraints: Constraints, top: int) -> dict[str, list]:
+    """Per device class, the ``top`` eligible configurations by point estimate."""
+    from farm.reports.best import eligible
+    from farm.reports.candidates import model_candidates
+    from farm.reports.rows import load_frame
+
+    frame = load_frame(sweep_id=sweep_id) if sweep_id else model_candidates(model, constraints)
+    frame = eligible(frame, constraints)
+    column = "latency_p50_ms" if constraints.objective == "latency" else "throughput"
+    out = {}
+    for device_class, group in frame.groupby("device_class", sort=True):
+        ordered = group.sort_values([column, "job_id"], ascending=[constraints.objective == "latency", True])
+        out[device_class] = ordered["job_id"].tolist()[:top]
+    return out
+
+
+def remeasure(sweep_id: str | None, model: str | None, constraints: Constraints, config,
+              timeout_s: float = 1800.0, poll_s: float = 0.5) -> pd.DataFrame:
+    """``farm best --remeasure``: each device class's top ``config.top``
+    configurations in interleaved finals on one live worker; returns the
+    best frame decided by the rounds (a class with one candidate keeps it)."""
     import time
 
     from farm.queue import check_broker
 
     check_broker()
     ids = []
+    tops = top_candidates(sweep_id, model, constraints, config.top)
     with session_scope() as session:
-        for device_class, group in best.groupby("device_class"):
-            jobs = group["job_id"].tolist()[:config.top]
+        for device_class, jobs in tops.items():
             if len(jobs) > 1:
                 ids.append(create_finals(session, device_class, jobs,
                                          {"rounds": config.rounds, "warmup_ms": config.warmup_ms,
-                                          "duration_ms": config.duration_ms,
-                                          "objective": best["objective"].iloc[0]}))
-    if not ids:
-        return best
+                                          "duration_ms": config.duration_ms, "objective": constraints.objective}))
     deadline = time.monotonic() + timeout_s
-    while True:
+    while ids:
         send_queued(finals_ids=ids)
         with session_scope() as session:
             finals = [session.get(Finals, i) for i in ids]
@@ -239,12 +253,22 @@ def remeasure(best: pd.DataFrame, config, timeout_s: float = 1800.0, poll_s: flo
             if all(f.status in FINAL_STATUSES for f in finals):
                 failed = [f for f in finals if f.status == "failed"]
                 if failed:
-                    raise UserError(f"finals {failed[0].id} on {failed[0].device_class} failed: {failed[0].error}")
-                return finals_frame(session, finals)
+                    last = (failed[0].error or "").strip().splitlines()[-1:]
+                    raise UserError(f"finals {failed[0].id} on {failed[0].device_class} failed: "
+                                    f"{last[0] if last else 'no reason recorded'}")
+                decided = finals_frame(session, finals)
+                break
         if time.monotonic() > deadline:
             raise UserError(f"finals {', '.join(ids)} did not finish within {timeout_s:g} s; is a worker for "
                             "their device class running ('farm workers')?")
         time.sleep(poll_s)
+    else:
+        decided = None
+    single = [cls for cls, jobs in tops.items() if len(jobs) == 1]
+    with session_scope() as session:
+        parts = [select_best(job_frame(session, tops[cls]), constraints) for cls in single]
+    parts = [p for p in parts + [decided] if p is not None and not p.empty]
+    return pd.concat(parts, ignore_index=True).assign(objective=constraints.objective)
 
 
 def finals_frame(session, finals: list[Finals]) -> pd.DataFrame:
