@@ -106,6 +106,11 @@ def sections(frame: pd.DataFrame, best: pd.DataFrame) -> str:
 def report_html(sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame) -> str:
     model = escape(str(frame["model"].iloc[0])) if len(frame) else ""
     counts = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().sort_index().items())
+    from farm.search.driver import search_summary
+    from farm.search.report import search_section
+
+    search = search_section(search_summary(sweep_id))
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Engine Farm sweep {escape(sweep_id)}</title>'
             f"<style>{STYLE}</style></head><body><h1>Sweep {escape(sweep_id)}</h1>"
-            f'<p>model <b>{model}</b>; {len(frame)} jobs ({escape(counts)})</p>{sections(frame, best)}</body></html>')
+            f'<p>model <b>{model}</b>; {len(frame)} jobs ({escape(counts)})</p>{search}{sections(frame, best)}'
+            "</body></html>")
