@@ -11,8 +11,9 @@ from sqlalchemy import create_engine, inspect
 
 from farm.db import upgrade
 
-HEAD = "0002"
-TABLES = {"alembic_version", "artifacts", "devices", "jobs", "measurements", "models", "sweeps"}
+HEAD = "0003"
+TABLES = {"alembic_version", "artifacts", "devices", "jobs", "measurements", "models", "sweeps", "searches",
+          "search_candidates", "finals", "final_rounds"}
 
 
 def test_upgrade_creates_the_schema_on_sqlite(tmp_path):
