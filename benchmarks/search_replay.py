@@ -26,53 +26,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from farm.reports.best import Constraints, select_best  # noqa: E402
-from farm.reports.rows import REPORT_FIELDS, finish_frame  # noqa: E402
 from farm.search.config import SearchConfig  # noqa: E402
-from farm.search.engine import finalists, plan_step  # noqa: E402
-from farm.search.observe import from_samples  # noqa: E402
-from farm.search.space import Candidate, groups  # noqa: E402
+from farm.search.replay import brute_truth, load, run  # noqa: E402
 
 RAW = ROOT / "benchmarks" / "results" / "raw" / "search_sweeps"
-
-
-def load(path: Path) -> dict:
-    data = json.loads(path.read_text())
-    rows = data["rows"]
-    knobs = sorted({k for r in rows for k in (r.get("build") or {})
-                    if len({json.dumps((x.get("build") or {}).get(k)) for x in rows}) > 1})
-    candidates, observations, frame_rows = [], {}, []
-    for idx, r in enumerate(rows):
-        axes = {"backend": r["backend"], "precision": r["precision"], "batch_size": r["batch_size"],
-                **{f"{r['backend']}.{k}": (r.get("build") or {}).get(k) for k in knobs}}
-        group = f"{r['device_class']}|{r['profile']}"
-        candidates.append(Candidate(idx, group, axes))
-        samples = r.get("samples_ms") or []
-        observations[idx] = from_samples(idx, r["batch_size"], samples, status=r["status"],
-                                         memory_mb=r.get("memory_mb"), accuracy_pass=r.get("accuracy_pass"),
-                                         rel_l2_error=r.get("rel_l2_error"), error=r.get("error"),
-                                         job_id=r.get("job_id"))
-        obs = observations[idx]
-        tag = ",".join(f"{k}={(r.get('build') or {}).get(k)}" for k in knobs)
-        frame_rows.append({"job_id": f"c{idx}", "status": r["status"], "device_class": r["device_class"],
-                           "backend": f"{r['backend']}[{tag}]" if tag else r["backend"],
-                           "precision": r["precision"], "batch_size": r["batch_size"], "profile": r["profile"],
-                           "latency_p50_ms": obs.p50_ms, "latency_p99_ms": obs.p99_ms,
-                           "throughput": obs.throughput, "memory_mb": r.get("memory_mb"),
-                           "artifact_size": r.get("artifact_size"), "build_s": r.get("build_s"),
-                           "accuracy_pass": r.get("accuracy_pass"), "rel_l2_error": r.get("rel_l2_error"),
-                           "reused": False, "flags": r.get("flags") or [], "samples_ms": samples})
-    frame = pd.DataFrame(frame_rows)
-    for column in REPORT_FIELDS:
-        if column not in frame:
-            frame[column] = None
-    return {"name": data["name"], "meta": data, "candidates": candidates, "observations": observations,
-            "frame": finish_frame(frame)}
 
 
 def scenarios(sweep: dict) -> list[tuple[str, SearchConfig]]:
@@ -84,48 +45,6 @@ def scenarios(sweep: dict) -> list[tuple[str, SearchConfig]]:
             ("throughput", SearchConfig(objective="throughput")),
             (f"throughput, p99<={bound:.3g}ms", SearchConfig(objective="throughput",
                                                              constraints={"max_latency_ms": bound}))]
-
-
-def _constraints(config: SearchConfig) -> Constraints:
-    c = config.constraints
-    return Constraints(objective=config.objective, latency_stat=c.get("latency_stat", "p99"),
-                       max_latency_ms=c.get("max_latency_ms"), min_throughput=c.get("min_throughput"),
-                       max_memory_mb=c.get("max_memory_mb"), max_rel_error=c.get("max_rel_error"))
-
-
-def brute_truth(sweep: dict, config: SearchConfig) -> dict[str, set[str]]:
-    """Per device class: the brute-force winner and every config tied with it."""
-    best = select_best(sweep["frame"], _constraints(config))
-    return {cls: set(g["job_id"]) for cls, g in best.groupby("device_class")}, \
-        {cls: g[g["role"] == "winner"]["job_id"].iloc[0] for cls, g in best.groupby("device_class")}
-
-
-def run(sweep: dict, config: SearchConfig) -> dict:
-    candidates, recorded = sweep["candidates"], sweep["observations"]
-    observations, order = {}, []
-    budget = config.budget_for(len(candidates), len(groups(candidates)))
-    while True:
-        step = plan_step(candidates, config, budget, observations, set(), order)
-        if not step.proposals:
-            break
-        for idx in step.proposals:
-            observations[idx] = recorded[idx]
-            order.append(idx)
-    winners, drops, samples_used, samples_all = {}, {}, 0, 0
-    for group, members in groups(candidates).items():
-        final, out = finalists(members, observations, config)
-        drops.update({i: r for i, r in out.items() if r.startswith("worse than the leader")})
-        samples_used += sum(f.samples_used for f in final) + sum(
-            int(r.split(" after ")[1].split()[0]) for i, r in out.items() if r.startswith("worse than"))
-        samples_all += sum(len(observations[i].samples_ms) for i in observations)
-        if not final:
-            continue
-        rows = sweep["frame"][sweep["frame"]["job_id"].isin([f"c{f.idx}" for f in final])]
-        best = select_best(rows, _constraints(config))
-        for cls, g in best.groupby("device_class"):
-            winners[cls] = g[g["role"] == "winner"]["job_id"].iloc[0]
-    return {"builds": len(order), "winners": winners, "drops": drops, "samples_used": samples_used,
-            "samples_all": samples_all}
 
 
 def describe(sweep: dict, job_id: str | None) -> str:

@@ -1,0 +1,174 @@
+"""Live search vs brute force on one GPU, on the same real model.
+
+Phase 1 (FARM_HOME A, its own Inductor cache): a ``quick`` search through
+the farm (``farm sweep submit`` + ``farm sweep drive``, one pinned worker),
+finals included. Phase 2 (FARM_HOME B, a cold cache of its own, so nothing
+is reused): the brute-force sweep of the same space. Records both winners,
+whether the search's winner is the brute-force winner or statistically tied
+with it (``farm best`` over the brute-force results), build counts, wall
+times, the finals' rounds with their NVML clocks, and the brute-force sweep
+in the recorded-sweep format (raw samples) for benchmarks/search_replay.py.
+
+    python benchmarks/gpu_search.py --out DIR [--model examples/models/ppocr_det.onnx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FARM = [sys.executable, "-m", "farm"]
+MEASURE = {"warmup_ms": 100, "duration_ms": 500, "iterations": 10, "max_remeasure": 0, "cuda_graph": True}
+BUILD = {"torch": {"mode": "default"}}
+
+
+def farm(*args: str, env: dict, check: bool = True, timeout: float = 600) -> str:
+    result = subprocess.run([*FARM, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise SystemExit(f"farm {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def spec(model: Path, chw, batches, search: dict | None, kind: dict) -> dict:
+    top = max(batches)
+    out = {"name": f"{model.stem}-{'search' if search else 'brute'}", "model": str(model),
+           "backends": [kind["backend"]], "precisions": kind["precisions"], "batch_sizes": batches,
+           "devices": kind["devices"], "measure": MEASURE,
+           "build": BUILD if kind["backend"] == "torch" else {}, "profiles": [{"name": f"s{chw[1]}", "inputs": {
+               "x": {"min": [1, *chw], "opt": [top, *chw], "max": [top, *chw]}}}]}
+    if search:
+        out["search"] = search
+    return out
+
+
+def phase(name: str, work: Path, spec_body: dict, deadline: float, drive: bool, selector: str) -> dict:
+    home = work / name
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "FARM_HOME": str(home), "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{name}")}
+    path = home / "spec.json"
+    path.write_text(json.dumps(spec_body))
+    subprocess.run([sys.executable, "-m", "workers", "discover", "--register"], env=env, check=True,
+                   capture_output=True)
+    start = time.time()
+    sweep_id = farm("sweep", "submit", str(path), env=env).strip().splitlines()[-1]
+    log = open(home / "workers.log", "ab")
+    launcher = subprocess.Popen([sys.executable, "-m", "workers", "start", "--device", selector, "--loglevel",
+                                 "WARNING"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    driver = (subprocess.Popen([*FARM, "sweep", "drive", sweep_id], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True) if drive else None)
+    try:
+        while time.time() < deadline:
+            status = json.loads(farm("sweep", "status", sweep_id, "--format", "json", env=env))
+            if (driver and driver.poll() is not None) or (not driver and status["finished"] == status["total"]):
+                break
+            time.sleep(2.0)
+        wall_s = time.time() - start
+    finally:
+        if driver and driver.poll() is None:
+            driver.send_signal(signal.SIGTERM)
+        launcher.send_signal(signal.SIGTERM)
+        launcher.wait(timeout=60)
+    status = json.loads(farm("sweep", "status", sweep_id, "--format", "json", env=env))
+    best = farm("best", "--sweep", sweep_id, "--objective", "throughput", "--format", "json", env=env, check=False)
+    return {"sweep_id": sweep_id, "wall_s": round(wall_s, 1), "status": status,
+            "driver_output": driver.stdout.read()[-4000:] if driver else None,
+            "report": json.loads(farm("report", sweep_id, "--format", "json", env=env)),
+            "best": json.loads(best) if best.strip() else [], "db": dump(env, sweep_id)}
+
+
+def dump(env: dict, sweep_id: str) -> dict:
+    """Raw samples of every job and every finals round, from the database."""
+    code = """
+import json, sys
+from sqlalchemy import select
+from farm.db import FinalRound, Finals, Job, Measurement, session_scope
+rows, rounds = [], []
+with session_scope() as s:
+    for j in s.scalars(select(Job).where(Job.sweep_id == sys.argv[1]).order_by(Job.seq)):
+        m = s.scalar(select(Measurement).where(Measurement.job_id == (j.result_job_id or j.id))
+                     .order_by(Measurement.attempt.desc()).limit(1))
+        rows.append({"job_id": j.id, "status": j.status, "backend": j.backend, "precision": j.precision,
+                     "batch_size": j.batch_size, "profile": j.profile, "device_class": j.device_class,
+                     "build": j.config.get("build", {}), "error": (j.error or "")[-500:] or None,
+                     "samples_ms": m.samples_ms if m else [], "memory_mb": m.memory_mb if m else None,
+                     "build_s": m.build_s if m else None, "artifact_size": m.artifact_size if m else None,
+                     "accuracy_pass": m.accuracy_pass if m else None, "rel_l2_error": m.rel_l2_error if m else None,
+                     "flags": m.flags if m else [], "sm_clock_mhz": (m.telemetry or {}).get("sm_clock_mhz") if m else None})
+    for f in s.scalars(select(Finals).where(Finals.sweep_id == sys.argv[1])):
+        for r in s.scalars(select(FinalRound).where(FinalRound.finals_id == f.id).order_by(FinalRound.id)):
+            rounds.append({"finals_id": f.id, "attempt": r.attempt, "round": r.round, "position": r.position,
+                           "job_id": r.job_id, "p50_ms": r.p50_ms, "samples": len(r.samples_ms),
+                           "sm_clock_mhz": (r.telemetry or {}).get("sm_clock_mhz"),
+                           "power_w": (r.telemetry or {}).get("power_w"),
+                           "temperature_c": (r.telemetry or {}).get("temperature_c"), "flags": r.flags})
+json.dump({"rows": rows, "final_rounds": rounds}, sys.stdout)
+"""
+    out = subprocess.run([sys.executable, "-c", code, sweep_id], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def compare(search: dict, brute: dict) -> dict:
+    result = (search["status"].get("search") or {}).get("result") or {}
+    winner_job = next((e.get("winner") for e in result.values()), None)
+    rows = {r["job_id"]: r for r in search["report"]}
+    winner = rows.get(winner_job)
+    config = (winner["precision"], winner["batch_size"]) if winner else None
+    brute_best = [(r["precision"], r["batch_size"], r["role"]) for r in brute["best"]]
+    return {"search_winner": config, "brute_winner": next(((p, b) for p, b, role in brute_best if role == "winner"),
+                                                          None),
+            "brute_winner_and_ties": brute_best,
+            "tied": config is not None and any((p, b) == config for p, b, _ in brute_best),
+            "search_builds": (search["status"].get("search") or {}).get("built"),
+            "search_space": (search["status"].get("search") or {}).get("space"),
+            "brute_builds": sum(1 for r in brute["report"] if r["status"] in ("done", "failed", "unsupported")),
+            "search_wall_s": search["wall_s"], "brute_wall_s": brute["wall_s"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--model", type=Path, default=ROOT / "examples" / "models" / "ppocr_det.onnx")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/farm-gpu-search"))
+    parser.add_argument("--search-s", type=float, default=140.0)
+    parser.add_argument("--brute-s", type=float, default=190.0)
+    parser.add_argument("--cpu", action="store_true", help="dry run of this script with ONNX Runtime on the CPU")
+    args = parser.parse_args()
+    kind = ({"backend": "onnxruntime", "precisions": ["fp32", "int8"], "devices": "cpu", "selector": "cpu"}
+            if args.cpu else {"backend": "torch", "precisions": ["fp32", "fp16", "bf16"], "devices": "gpu",
+                              "selector": "0"})
+    args.out.mkdir(parents=True, exist_ok=True)
+    batches, chw = [int(b) for b in args.batches.split(",")], (3, args.size, args.size)
+    search_block = {"strategy": "quick", "objective": "throughput",
+                    "finals": {"rounds": 4, "warmup_ms": 100, "duration_ms": 300}}
+    started = time.time()
+    search = phase("search", args.work, spec(args.model.resolve(), chw, batches, search_block, kind),
+                   time.time() + args.search_s, drive=True, selector=kind["selector"])
+    brute = phase("brute", args.work, spec(args.model.resolve(), chw, batches, None, kind),
+                  time.time() + args.brute_s, drive=False, selector=kind["selector"])
+    summary = {"command": " ".join(sys.argv), "model": str(args.model), "input_chw": list(chw),
+               "measure": MEASURE, "build": BUILD, "search_block": search_block,
+               "wall_s": round(time.time() - started, 1), "comparison": compare(search, brute)}
+    (args.out / "gpu_search.json").write_text(json.dumps({**summary, "search": search, "brute": brute}, indent=1))
+    rows = brute["db"]["rows"]
+    if rows and all(r["status"] in ("done", "failed", "unsupported") for r in rows):
+        tag = "cpu" if args.cpu else "gpu_h200"
+        (args.out / f"{tag}_{args.model.stem}_{args.size}.json").write_text(json.dumps({
+            "name": f"{tag}_{args.model.stem}_{args.size}", "model": args.model.name, "input_chw": list(chw),
+            "device": kind["devices"], "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": summary["command"], "axes": {"precision": kind["precisions"], "batch_size": batches},
+            "measure": MEASURE, "rows": rows}, indent=1))
+    print(json.dumps(summary["comparison"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Strategies replayed over a recorded full sweep (real ONNX Runtime
+results of PP-OCR's pretrained direction classifier, every configuration
+built, raw samples kept: benchmarks/record_cpu_sweeps.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from farm.search.config import SearchConfig
+from farm.search.replay import brute_truth, load, run
+from farm.search.screening import screen
+
+RECORDED = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "raw" / "search_sweeps"
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    return load(RECORDED / "cpu_cls_48x192.json")
+
+
+@pytest.mark.parametrize("strategy", ["quick", "bayes"])
+def test_a_search_killed_mid_way_carries_on_to_the_same_decisions(sweep, strategy):
+    config = SearchConfig(strategy=strategy, objective="throughput")
+    whole = run(sweep, config)
+    first = run(sweep, config, stop_after=3)
+    assert len(first["order"]) < len(whole["order"])
+    resumed = run(sweep, config, order=first["order"])
+    assert resumed["order"] == whole["order"] and resumed["winners"] == whole["winners"]
+
+
+def test_quick_finds_the_latency_winner_with_a_fraction_of_the_builds(sweep):
+    config = SearchConfig(strategy="quick", objective="latency")
+    tied, _ = brute_truth(sweep, config)
+    result = run(sweep, config)
+    assert all(result["winners"][cls] in members for cls, members in tied.items())
+    assert result["builds"] <= 0.25 * len(sweep["candidates"])
+
+
+def test_quick_climbs_batch_for_throughput(sweep):
+    result = run(sweep, SearchConfig(strategy="quick", objective="throughput"))
+    batches = [sweep["candidates"][i].axes["batch_size"] for i in result["order"]]
+    assert batches[:3] == [1, 2, 4]  # ascending from the smallest batch
+    assert max(batches) > 4
+
+
+def test_bayes_respects_its_budget_and_brute_builds_all_but_the_pruned(sweep):
+    bayes = run(sweep, SearchConfig(strategy="bayes", objective="throughput", budget=6))
+    assert bayes["builds"] == 6
+    brute = run(sweep, SearchConfig(strategy="brute", objective="latency"))
+    failed_int8 = [c for c in sweep["candidates"] if c.axes["precision"] == "int8"]
+    assert len(sweep["candidates"]) - len(failed_int8) < brute["builds"] < len(sweep["candidates"])
+
+
+def test_bayes_is_deterministic_per_seed_and_differs_across_seeds(sweep):
+    a = run(sweep, SearchConfig(strategy="bayes", objective="throughput", seed=1))
+    b = run(sweep, SearchConfig(strategy="bayes", objective="throughput", seed=1))
+    c = run(sweep, SearchConfig(strategy="bayes", objective="throughput", seed=2))
+    assert a["order"] == b["order"] and a["order"] != c["order"]
+
+
+def test_sequential_screening_drops_a_clearly_slower_candidate_early_and_keeps_a_twin(sweep):
+    obs = sweep["observations"]
+    fast = min((o for o in obs.values() if o.samples_ms), key=lambda o: o.p50_ms)
+    slow = max((o for o in obs.values() if len(o.samples_ms) >= 10), key=lambda o: o.p50_ms)
+    dropped = screen(slow.samples_ms, fast.samples_ms, "latency")
+    assert not dropped.keep and dropped.samples_used <= 16
+    twin = screen(fast.samples_ms[::-1], fast.samples_ms, "latency")
+    assert twin.keep
