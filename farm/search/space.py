@@ -85,8 +85,7 @@ def candidates_from_plans(variants: list[tuple[dict, list]]) -> list[Candidate]:
                 continue
             seen.add(config_key)
             axes = {"backend": plan.backend, "precision": plan.precision, "batch_size": plan.batch_size, **knobs}
-            if "streams" in plan.config:
-                axes["streams"] = plan.config["streams"]
+            axes["streams"] = int((plan.config.get("measure") or {}).get("streams", 1))
             group = f"{plan.device_class}|{workload_key(plan.profile_name, plan.shapes)}"
             out.append(Candidate(len(out), group, axes, plan_json(plan)))
     return out
