@@ -39,5 +39,5 @@ class TensorRTRTXConfig(TensorRTFamilyConfig):
 
     def targets(self, precision: str | None = None) -> tuple[str, ...]:
         if self.compute_capabilities:
-            return tuple(self.compute_capabilities)
+            return tuple(str(t) for t in self.compute_capabilities)  # already normalised by __post_init__
         return RTX_FP8 if precision == "fp8" else RTX_RUNTIME
