@@ -137,9 +137,13 @@ def input_memory(desc: TensorDesc) -> str:
     return "host" if desc.shape_tensor else "device"
 
 
-def output_memory(resolved_shape: Sequence[int]) -> str:
-    """"allocator" when the context still reports an unknown dimension after
-    every input is set (a data-dependent shape), else "static" (sized now)."""
+def output_memory(resolved_shape: Sequence[int], shape_tensor: bool = False) -> str:
+    """"host" for an output TensorRT computes during shape inference (its
+    values are written to host memory); "allocator" when the context still
+    reports an unknown dimension after every input is set (a data-dependent
+    shape); else "static" (a device buffer sized now)."""
+    if shape_tensor:
+        return "host"
     return "allocator" if any(d < 0 for d in resolved_shape) else "static"
 
 

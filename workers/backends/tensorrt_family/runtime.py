@@ -125,15 +125,18 @@ class _Binding:
         self.static_outputs, self.allocated_outputs = [], []
         for desc in io_plan.outputs(self.runner.descs):
             resolved = dims(self.context.get_tensor_shape(desc.name))
-            if io_plan.output_memory(resolved) == "allocator":
+            memory = io_plan.output_memory(resolved, desc.shape_tensor)
+            if memory == "allocator":
                 self._check(self.context.set_output_allocator(desc.name, self.allocator),
                             f"set_output_allocator({desc.name!r}) for its data-dependent shape {list(resolved)}")
                 self.allocated_outputs.append(desc.name)
                 continue
             array = self.host[desc.name] = np.empty(resolved, dtype=self.runner.dtype(desc.name))
-            self._check(self.context.set_tensor_address(desc.name, self.memory.get(desc.name, array.nbytes)),
+            address = array.ctypes.data if memory == "host" else self.memory.get(desc.name, array.nbytes)
+            self._check(self.context.set_tensor_address(desc.name, address),
                         f"set_tensor_address({desc.name!r}) for output shape {list(resolved)} (inputs {shapes})")
-            self.static_outputs.append(desc.name)
+            if memory == "static":
+                self.static_outputs.append(desc.name)  # host outputs are written in place: nothing to copy
 
     def _copy(self, name: str, pointer: int, to_device: bool, stream: int) -> None:
         kinds = self.cudart.cudaMemcpyKind

@@ -187,3 +187,16 @@ def test_a_shape_tensor_job_through_the_backend_uses_the_users_data(rtx, farm_ho
     built = load_backend("tensorrt-rtx").build(ctx)
     assert built.info["resolved"]["profile_ranges"][0]["shape"]["opt"] == [2, 6, 2]
     assert built.info["resolved"]["tf32"] is False
+
+
+def test_a_shape_output_is_an_execution_tensor_and_only_shape_tensors_live_on_the_host(rtx, tmp_path):
+    path = _save(tmp_path, "shapeout", [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Relu", ["x"], ["y"])],
+                 [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                 [helper.make_tensor_value_info("s", TensorProto.INT64, [2]),
+                  helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])])
+    _builder, net, _parser = network(rtx, path)
+    outs = {d.name: d for d in io_plan.outputs(io_plan.describe_network(net))}
+    # TensorRT computes Shape's result as an ordinary device tensor here.
+    assert outs["s"].shape == (2,) and not outs["s"].shape_tensor
+    assert io_plan.output_memory(outs["s"].shape, outs["s"].shape_tensor) == "static"
+    assert io_plan.output_memory((2,), shape_tensor=True) == "host"
