@@ -189,6 +189,10 @@ def _run(ctx: JobContext, config: dict, earlier: BuildResult | None = None) -> d
 
             reference = _reference_outputs(ctx.model_path, feeds)
             outcome["accuracy"] = evaluate(runner.infer(feeds), reference, ctx.precision, config["accuracy"])
+        if ctx.measure.streams > 1 and not runner.multi_stream:
+            outcome["unsupported"] = (f"measure.streams is {ctx.measure.streams}, but the {config['backend']} runner "
+                                      "measures one stream only (multi-stream: tensorrt, tensorrt-rtx, torch)")
+            return outcome
         outcome["timing"], outcome["remeasured"] = _measure_stably(runner, feeds, ctx.measure)
         if ctx.measure.layer_profile:
             outcome["layer_profile"] = _layer_profile(runner, feeds, ctx)

@@ -91,6 +91,10 @@ class TimingResult:
 
 
 class Runner(ABC):
+    # Can ``measure`` run ``measure.streams`` > 1 copies concurrently? A runner
+    # that cannot would report a one-stream figure under a many-stream label.
+    multi_stream: bool = False
+
     @abstractmethod
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 

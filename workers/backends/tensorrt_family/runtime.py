@@ -185,6 +185,8 @@ class _Binding:
 
 
 class EngineRunner(Runner):
+    multi_stream = True  # measure.streams: one execution context and stream per copy
+
     def __init__(self, lib: Any, cudart: Any, runtime: trt.Runtime, engine: trt.ICudaEngine, ctx: JobContext,
                  logger: Any = None):
         self.lib, self.cudart, self.logger = lib, cudart, logger or logger_for(lib)

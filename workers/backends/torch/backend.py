@@ -270,6 +270,8 @@ class StaticCall:
 
 
 class TorchRunner(Runner):
+    multi_stream = True  # measure.streams: one compiled replica and CUDA graph per stream
+
     def __init__(self, call: StaticCall, ctx: JobContext, notes: dict):
         self.call, self.ctx, self.notes = call, ctx, notes
         self.output_names = list(ctx.model.outputs)
