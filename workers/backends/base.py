@@ -86,8 +86,6 @@ class TimingResult:
     settings: dict[str, Any] = field(default_factory=dict)  # how it was timed
     # Aggregate samples/s where latency does not give it (several streams at once); None: batch / mean latency
     throughput: float | None = None
-    # Per-layer table (workers.timing.layers) from a profiling pass after the timed run, if one was asked for
-    layer_profile: dict[str, Any] | None = None
 
 
 class Runner(ABC):
