@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from farm.errors import MissingDependencyError, SpecError
+from farm.optional import install_hint
 
 GROUP = "engine_farm.backends"
 
@@ -110,9 +111,8 @@ def missing_requirements(name: str) -> list[str]:
 def require_local(name: str) -> None:
     missing = missing_requirements(name)
     if missing:
-        raise MissingDependencyError(
-            f"backend {name!r} needs the Python package {missing[0]}, which is not installed here"
-        )
+        raise MissingDependencyError(f"backend {name!r} needs the Python package {missing[0]}, which is not "
+                                     f"installed here: {install_hint(missing[0].split(' or ')[0])}")
 
 
 def backend_version(name: str) -> str:

@@ -197,6 +197,7 @@ def sweep_status(sweep_id: str) -> dict:
                   "counts": dict(counts),
                   "waiting_for_device_classes": sorted({cls for cls, _ in waiting}),
                   "waiting_for": [{"device_class": cls, "backend": backend} for cls, backend in waiting],
+                  "waiting_for_store": _store_problem() if finished < total else None,
                   "created_at": sweep.created_at.isoformat(timespec="seconds")}
     from farm.search.driver import search_summary
 
@@ -204,6 +205,15 @@ def sweep_status(sweep_id: str) -> dict:
     if summary:
         status["search"] = summary
     return status
+
+
+def _store_problem() -> str | None:
+    """Why the artifact store cannot be used now (workers wait for it), or None."""
+    try:
+        open_store().check()
+    except UserError as exc:
+        return str(exc)
+    return None
 
 
 def _sweep_state(counts: Counter, total: int, cancelled: bool) -> str:

@@ -126,7 +126,7 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
     attempt = claim(job_id, worker, device_id)
     if attempt is None:
         return "skipped"
-    store = open_store()
+    store = open_store(patient=True)  # an S3 outage mid-job is waited out, not a failed job
     cache = settings().home / "cache"
     workdir = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-"))
     try:

@@ -10,6 +10,7 @@ from farm.cli.admin_cmd import db_group, devices_cmd, spec_group, worker_group, 
 from farm.cli.dashboard_cmd import dashboard_cmd
 from farm.cli.results_cmd import best_cmd, fetch_cmd, report_cmd
 from farm.cli.run_cmd import run_cmd
+from farm.cli.store_cmd import store_group
 from farm.cli.sweep_cmd import sweep_group
 
 
@@ -26,5 +27,5 @@ def cli() -> None:
 
 
 for command in (run_cmd, sweep_group, worker_group, workers_cmd, devices_cmd, report_cmd, best_cmd,
-                fetch_cmd, db_group, spec_group, dashboard_cmd, backends_cmd):
+                fetch_cmd, db_group, store_group, spec_group, dashboard_cmd, backends_cmd):
     cli.add_command(command)

@@ -60,6 +60,9 @@ def status_cmd(sweep_id, watch, fmt):
             for wait in status["waiting_for"]:
                 click.echo(f"waiting: no live worker serves {wait['device_class']} with backend "
                            f"{wait['backend']}; start one with 'farm worker start' on a host that has both")
+            if status.get("waiting_for_store"):
+                click.echo(f"waiting: the artifact store is unavailable ({status['waiting_for_store']}); "
+                           f"workers wait for it and go on when it is back")
         if not watch or _settled(status):
             return
         time.sleep(2)

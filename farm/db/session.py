@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from farm.config import settings
 from farm.errors import UserError
+from farm.optional import from_import_error
 from farm.redact import mask
 
 _engines: dict[str, Engine] = {}
@@ -58,7 +59,7 @@ def upgrade(url: str | None = None) -> str:
     from alembic.script import ScriptDirectory
 
     url = url or settings().db_url
-    _connectable(url).dispose()  # a bad URL or a database that is down: one line, not alembic's traceback
+    _connectable(url).dispose()  # a bad URL, a missing driver or a down server: one line, before alembic
     config = alembic_config(url)
     command.upgrade(config, "head")
     return ScriptDirectory.from_config(config).get_current_head() or ""
@@ -116,7 +117,12 @@ def _connectable(url: str) -> Engine:
 
     try:
         engine = _make_engine(url)
-    except (ArgumentError, ImportError, ValueError) as exc:
+    except ImportError as exc:
+        missing = from_import_error(exc, mask(f"FARM_DB_URL {url}"))
+        if missing is None:
+            raise
+        raise missing from None
+    except (ArgumentError, ValueError) as exc:
         raise UserError(mask(f"FARM_DB_URL {url!r} is not a usable database URL ({exc})")) from None
     except OSError as exc:  # the SQLite file's directory cannot be made (FARM_HOME under a file, no permission)
         raise UserError(mask(f"cannot create the database directory for {url}: {exc.strerror or exc}")) from None

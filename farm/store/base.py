@@ -37,6 +37,9 @@ class ArtifactStore(ABC):
     @abstractmethod
     def _fetch_to(self, key: str, dest: Path) -> None: ...
 
+    def check(self) -> None:
+        """Raise a UserError when the store cannot be used right now."""
+
     def put_bytes(self, data: bytes) -> str:
         import tempfile
 

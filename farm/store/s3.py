@@ -1,4 +1,4 @@
-"""Artifact store in an S3 bucket (AWS, MinIO, or any S3-compatible server).
+"""Artifact store in an S3 bucket (AWS, SeaweedFS, MinIO, or any S3-compatible server).
 
 ``FARM_STORE_URL=s3://bucket/prefix``. The endpoint comes from
 FARM_S3_ENDPOINT_URL or AWS_ENDPOINT_URL (unset: AWS itself); credentials
@@ -6,64 +6,110 @@ and region from the usual AWS variables / config files, through boto3.
 
 Objects live at ``prefix/ab/cdef...`` like the local store. Uploads carry
 the SHA-256 as an S3 checksum, so the server refuses bytes that changed in
-flight; reads are verified against the key by ArtifactStore.get_file.
+flight, and every upload is read back and hashed before its key is
+returned: a result row never points at an object that is not whole.
+
+A patient store (``open_store(patient=True)``, what workers use) waits for
+an unreachable server, up to FARM_STORE_WAIT_S, logging what it waits for;
+the CLI's store fails at once with one line.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
+import logging
 import os
 import re
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from farm.errors import ArtifactMissingError, UserError
+from farm.errors import ArtifactMissingError, StoreIntegrityError, UserError
+from farm.optional import require
 from farm.redact import mask
 from farm.store.base import ArtifactStore, check_key, hash_file
 
+log = logging.getLogger("farm.store")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_MISSING = ("404", "NoSuchKey", "NotFound")
+_REFUSED = ("AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "403")
+_SERVER_TROUBLE = ("500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown")
+
+
+def store_wait_s() -> float:
+    return float(os.environ.get("FARM_STORE_WAIT_S", "900"))
 
 
 def _client(endpoint: str | None):
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise UserError("FARM_STORE_URL is s3://... but boto3 is not installed "
-                        "(pip install 'engine-farm[s3]')") from None
-    config = Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
+    boto3 = require("boto3", "FARM_STORE_URL=s3://...")
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"},
+                    connect_timeout=5, read_timeout=60)
     return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 
+def _code(exc) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _unreachable(exc) -> bool:
+    """The server is down or sick (worth waiting for), not refusing us."""
+    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return True
+    return isinstance(exc, ClientError) and _code(exc) in _SERVER_TROUBLE
+
+
 def _user_errors(method):
-    """Missing credentials or an unreachable endpoint are the user's to fix:
-    one line naming the setting, not a botocore traceback."""
-    import functools
+    """Missing credentials, refused keys, a missing bucket or an unreachable
+    endpoint are the user's to fix: one line naming the setting, not a
+    botocore traceback. A patient store waits out an unreachable server."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        from botocore.exceptions import EndpointConnectionError, NoCredentialsError, PartialCredentialsError
+        from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
-        try:
-            return method(self, *args, **kwargs)
-        except (NoCredentialsError, PartialCredentialsError):
-            raise UserError(f"FARM_STORE_URL is s3://{self.bucket}/{self.prefix} but no AWS credentials were "
-                            f"found (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or an AWS profile)") from None
-        except EndpointConnectionError as exc:
-            raise UserError(mask(f"cannot reach the S3 endpoint for FARM_STORE_URL ({exc})")) from None
+        waited_since = None
+        while True:
+            try:
+                result = method(self, *args, **kwargs)
+                if waited_since is not None:
+                    log.warning("artifact store %s is back after %.0f s", self.where, time.monotonic() - waited_since)
+                return result
+            except (NoCredentialsError, PartialCredentialsError):
+                raise UserError(f"FARM_STORE_URL is {self.url} but no AWS credentials were found "
+                                f"(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or an AWS profile)") from None
+            except ClientError as exc:
+                if _code(exc) == "NoSuchBucket":
+                    raise self.missing_bucket() from None
+                if _code(exc) in _REFUSED:
+                    raise UserError(f"the S3 server {self.where} refused the credentials ({_code(exc)}); "
+                                    f"check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") from None
+                if not _unreachable(exc):
+                    raise
+                waited_since = self._wait(exc, waited_since)
+            except Exception as exc:
+                if not _unreachable(exc):
+                    raise
+                waited_since = self._wait(exc, waited_since)
     return wrapper
 
 
 class S3Store(ArtifactStore):
-    def __init__(self, bucket: str, prefix: str = "", endpoint: str | None = None, client=None):
+    def __init__(self, bucket: str, prefix: str = "", endpoint: str | None = None, client=None,
+                 wait_s: float = 0.0):
         if not bucket:
             raise UserError("FARM_STORE_URL s3://BUCKET/prefix names no bucket")
         self.bucket, self.prefix = bucket, prefix.strip("/")
-        self.endpoint = endpoint
+        self.endpoint, self.wait_s = endpoint, wait_s
         self.client = client or _client(endpoint)
 
     @classmethod
-    def from_url(cls, url: str) -> "S3Store":
+    def from_url(cls, url: str, patient: bool = False) -> "S3Store":
         try:
             parts = urlsplit(url)
         except ValueError as exc:
@@ -75,7 +121,35 @@ class S3Store(ArtifactStore):
             raise UserError(f"FARM_STORE_URL names the bucket {parts.netloc[:80]!r}, which is not an S3 bucket name "
                             f"(3-63 characters: a-z, 0-9, '.', '-')")
         endpoint = os.environ.get("FARM_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
-        return cls(parts.netloc, parts.path, endpoint)
+        return cls(parts.netloc, parts.path, endpoint, wait_s=store_wait_s() if patient else 0.0)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    @property
+    def where(self) -> str:
+        """The endpoint without any user:password in it."""
+        if not self.endpoint:
+            return f"{self.url} (AWS)"
+        parts = urlsplit(self.endpoint)
+        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+
+    def missing_bucket(self) -> UserError:
+        return UserError(f"the bucket {self.bucket!r} of FARM_STORE_URL does not exist on {self.where}; "
+                         f"create it with 'farm store create-bucket'")
+
+    def _wait(self, exc, since: float | None) -> float:
+        now = time.monotonic()
+        since = now if since is None else since
+        if now - since >= self.wait_s:
+            waited = f" after waiting {now - since:.0f} s (FARM_STORE_WAIT_S)" if self.wait_s else ""
+            raise UserError(mask(f"cannot reach the S3 endpoint {self.where} for FARM_STORE_URL{waited}: "
+                                 f"{type(exc).__name__}")) from None
+        log.warning("waiting for the artifact store %s: %s; retrying for up to %.0f s more (FARM_STORE_WAIT_S)",
+                    self.where, type(exc).__name__, self.wait_s - (now - since))
+        time.sleep(min(5.0, max(0.5, (now - since) / 4), self.wait_s - (now - since)))
+        return since
 
     def _key(self, key: str) -> str:
         check_key(key)
@@ -90,22 +164,25 @@ class S3Store(ArtifactStore):
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _code(exc) in _MISSING:
                 return False
             raise
 
     @_user_errors
     def put_file(self, path: Path) -> str:
-        """Upload unless an intact object is there already: one that exists
-        is verified (its server-side SHA-256, else its bytes) and a corrupt
-        one is overwritten."""
+        """Upload unless an intact object is there already (one that exists
+        is verified, a corrupt one overwritten); a new upload is read back
+        and hashed before its key is returned, and removed if it is not whole."""
         key = hash_file(Path(path))
         checksum = base64.b64encode(bytes.fromhex(key)).decode()
         if self._intact(key, checksum, Path(path).stat().st_size):
             return key
         with open(path, "rb") as handle:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=handle,
-                                   ChecksumSHA256=checksum)
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=handle, ChecksumSHA256=checksum)
+        stored = self._stored_hash(key)
+        if stored != key:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+            raise StoreIntegrityError(f"upload of artifact {key} to {self.url} read back as {stored}; removed it")
         return key
 
     def _intact(self, key: str, checksum: str, size: int) -> bool:
@@ -114,21 +191,30 @@ class S3Store(ArtifactStore):
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _code(exc) in _MISSING:
                 return False
             raise
         if head.get("ContentLength") != size:
             return False
         if head.get("ChecksumSHA256") == checksum:
             return True  # the server checked these bytes against this SHA-256 when they were written
-        # Written without a checksum (or multipart): hash the object's bytes.
-        import hashlib
+        return self._stored_hash(key) == key  # written without a checksum (or multipart): hash its bytes
 
+    def _stored_hash(self, key: str) -> str | None:
+        """The SHA-256 of the bytes the server returns for ``key`` now (None
+        when there is no such object)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise
         digest = hashlib.sha256()
-        body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-        for block in iter(lambda: body.read(1 << 20), b""):
-            digest.update(block)
-        return digest.hexdigest() == key
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     @_user_errors
     def _fetch_to(self, key: str, dest: Path) -> None:
@@ -137,34 +223,46 @@ class S3Store(ArtifactStore):
         try:
             self.client.download_file(self.bucket, self._key(key), str(dest))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                raise ArtifactMissingError(f"artifact {key} is not in s3://{self.bucket}/{self.prefix}") from None
+            if _code(exc) in _MISSING:
+                raise ArtifactMissingError(f"artifact {key} is not in {self.url}") from None
             raise
+
+    @_user_errors
+    def check(self) -> None:
+        """One line if the bucket is missing, refused or unreachable."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise self.missing_bucket() from None
+            raise
+
+    @_user_errors
+    def create_bucket(self) -> bool:
+        """Create the bucket unless it exists; True when it was created."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return False
+        except ClientError as exc:
+            if _code(exc) not in _MISSING:
+                raise
+        self.client.create_bucket(Bucket=self.bucket)
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m farm.store.s3 create-bucket``: create FARM_STORE_URL's
-    bucket if it does not exist (a deployment's one-shot init step)."""
-    import argparse
+    """``python -m farm.store.s3 create-bucket``: kept for deployments that
+    call it; the command is ``farm store create-bucket``."""
+    import sys
 
-    from farm.config import settings
+    from farm.cli import main as farm_main
 
-    parser = argparse.ArgumentParser(prog="python -m farm.store.s3", description=main.__doc__)
-    parser.add_argument("action", choices=["create-bucket"])
-    parser.parse_args(argv)
-    url = settings().store_url
-    if not url.startswith("s3://"):
-        print(f"Error: FARM_STORE_URL is {url!r}, not s3://bucket/prefix")
-        return 1
-    store = S3Store.from_url(url)
-    from botocore.exceptions import ClientError
-
-    try:
-        store.client.head_bucket(Bucket=store.bucket)
-    except ClientError:
-        store.client.create_bucket(Bucket=store.bucket)
-    print(f"bucket {store.bucket} ready")
-    return 0
+    args = sys.argv[1:] if argv is None else argv
+    return farm_main(["store", *args]) or 0
 
 
 if __name__ == "__main__":

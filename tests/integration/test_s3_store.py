@@ -1,5 +1,6 @@
-"""The S3 artifact store against a real moto server on 127.0.0.1, and key
-checks shared by every store."""
+"""The S3 artifact store against a real SeaweedFS on 127.0.0.1 (started by
+the s3_server fixture, with access keys), and key checks shared by every
+store."""
 
 from __future__ import annotations
 
@@ -35,6 +36,23 @@ def test_corrupt_object_is_detected(s3_store, tmp_path):
     with pytest.raises(StoreIntegrityError, match="corrupt"):
         s3_store.get_file(key, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_unsigned_and_wrong_key_requests_are_refused(s3_server, s3_store):
+    from botocore import UNSIGNED
+    from botocore.exceptions import ClientError
+
+    key = s3_store.put_bytes(b"private engine")
+    unsigned = s3_server.client(signature_version=UNSIGNED)
+    wrong_key = s3_server.client(secret_key="not-the-secret")
+    for client in (unsigned, wrong_key):
+        for request in (lambda: client.get_object(Bucket=s3_store.bucket, Key=s3_store._key(key)),
+                        lambda: client.put_object(Bucket=s3_store.bucket, Key="intruder", Body=b"x"),
+                        lambda: client.list_objects_v2(Bucket=s3_store.bucket)):
+            with pytest.raises(ClientError) as refused:
+                request()
+            assert refused.value.response["Error"]["Code"] in ("AccessDenied", "SignatureDoesNotMatch")
+    assert s3_store.get_bytes(key) == b"private engine"
 
 
 def test_missing_object(s3_store, tmp_path):

@@ -17,7 +17,9 @@ def runtime():
     try:
         from cuda.bindings import runtime as rt
     except ImportError:
-        raise CudaError("GPU timing needs cuda-python (pip install 'cuda-python>=12' or cuda-bindings)") from None
+        from farm.optional import missing_message
+
+        raise CudaError(missing_message("cuda", "GPU timing")) from None
     return rt
 
 

@@ -36,7 +36,7 @@ def test_tensorrt_missing_stops_before_any_work(tmp_path, cli_env, farm_home, mo
     result = farm(["run", "--model", str(models_dir / "det.onnx"), "--backend", "tensorrt"], cli_env, tmp_path)
     assert result.returncode == 1
     assert result.stderr == ("Error: backend 'tensorrt' needs the Python package tensorrt, "
-                             "which is not installed here\n")
+                             "which is not installed here: pip install 'engine-farm[tensorrt]'\n")
     assert snapshot(farm_home) == before
 
 
