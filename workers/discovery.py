@@ -4,6 +4,7 @@ launcher can discover GPUs without claiming one."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from dataclasses import asdict, dataclass, field
@@ -30,10 +31,21 @@ class DiscoveredDevice:
         return asdict(self)
 
 
+def worker_instance() -> str:
+    """FARM_WORKER_INSTANCE, or one derived from FARM_HOME: two launchers on
+    one host with their own FARM_HOME are two workers without any setting,
+    and the same FARM_HOME gives the same name after every restart."""
+    explicit = os.environ.get("FARM_WORKER_INSTANCE")
+    if explicit:
+        return explicit
+    from farm.config import settings
+
+    return "home-" + hashlib.sha256(str(settings().home).encode()).hexdigest()[:8]
+
+
 def cpu_device() -> DiscoveredDevice:
-    instance = os.environ.get("FARM_WORKER_INSTANCE")
     host = hostname()
-    uuid = f"cpu-{host}" + (f"-{instance}" if instance else "")
+    uuid = f"cpu-{host}-{worker_instance()}"
     total = None
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)

@@ -22,15 +22,14 @@ from farm.config import stale_s
 from farm.db import Device, session_scope
 from farm.db.clock import db_now
 from farm.errors import UserError
-from workers.discovery import DiscoveredDevice
+from workers.discovery import DiscoveredDevice, worker_instance
 
 log = logging.getLogger(__name__)
 
 
 def worker_name(device: DiscoveredDevice, pid: int | None = None) -> str:
     tag = "cpu" if device.kind == "cpu" else f"gpu{device.index}"
-    instance = os.environ.get("FARM_WORKER_INSTANCE")
-    return f"farm-{tag}{'-' + instance if instance else ''}-{pid or os.getpid()}@{device.host}"
+    return f"farm-{tag}-{worker_instance()}-{pid or os.getpid()}@{device.host}"
 
 
 def _describe(row: Device, device: DiscoveredDevice) -> None:
@@ -87,8 +86,12 @@ def take(device: DiscoveredDevice, worker: str) -> int:
     return _wait(lambda: _try_take(device, worker), device)
 
 
-def wait_free(device: DiscoveredDevice) -> None:
-    """For a launcher: refuse to start a second worker for a live device."""
+def wait_free(device: DiscoveredDevice, locked_here: bool = False) -> None:
+    """For a launcher: refuse to start a second worker for a live device.
+
+    ``locked_here``: this launcher holds the device's host lock
+    (workers.device_lock), so a worker of this host that still looks alive
+    is dead; its row is freed at once instead of waiting for it to go stale."""
 
     def free():
         device_id = register(device)
@@ -96,7 +99,11 @@ def wait_free(device: DiscoveredDevice) -> None:
             cutoff = db_now(session) - timedelta(seconds=stale_s())
             row = session.get(Device, device_id)
             alive = row.worker and row.last_heartbeat and row.last_heartbeat >= cutoff
-            return None if alive else device_id
+            holder = row.worker
+        if alive and locked_here and holder.endswith(f"@{device.host}"):
+            release(device.uuid, holder)
+            return device_id
+        return None if alive else device_id
 
     _wait(free, device)
 

@@ -26,9 +26,15 @@ def worker_group() -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker_start(device, loglevel):
     """Start one pinned solo-pool worker process per selected device; each
-    consumes only its device class's queue. Runs until interrupted."""
+    consumes only its device class's queue. Runs until interrupted: the first
+    SIGTERM/SIGINT lets current jobs finish (exit 0), a second one (or
+    FARM_SHUTDOWN_GRACE_S, default 540 s) stops at once and hands them back."""
     command = [sys.executable, "-m", "workers", "start", "--device", device, "--loglevel", loglevel]
-    sys.exit(subprocess.call(command, env=dict(os.environ)))
+    # Become the launcher (same pid): signals from a container runtime or a
+    # terminal reach it directly, and as PID 1 it is the one that reaps.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
 
 
 def _device_rows() -> list[dict]:

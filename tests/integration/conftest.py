@@ -159,14 +159,17 @@ class Farm:
             monkeypatch.setenv(key, value)  # the test process is the coordinator
         monkeypatch.setenv("FARM_HOME", str(root / "coordinator"))
 
-    def start_worker(self, instance: str, extra: dict | None = None) -> subprocess.Popen:
+    def start_worker(self, instance: str, extra: dict | None = None, wrap: tuple[str, ...] = (),
+                     command: tuple[str, ...] = ("-m", "workers", "start")) -> subprocess.Popen:
+        """``command``: ("-m", "farm", "worker", "start") for the CLI; ``wrap``:
+        a program the launcher runs under (e.g. unshare, to be PID 1)."""
         home = self.root / f"home-{instance}"
         home.mkdir(parents=True, exist_ok=True)
         env = {**self.env, "FARM_HOME": str(home), "FARM_WORKER_INSTANCE": instance, **(extra or {})}
         log = open(home / "launcher.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "workers", "start", "--device", "cpu",
-                                    "--loglevel", "WARNING"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True, cwd=self.root)
+        process = subprocess.Popen([*wrap, sys.executable, *command, "--device", "cpu", "--loglevel", "WARNING"],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   cwd=self.root)
         log.close()
         self.launchers[instance] = process
         return process
