@@ -80,16 +80,22 @@ def _with_data(plans: list[JobPlan], data_sha256: str) -> list[JobPlan]:
 
 
 def _upsert_model(session, model: ModelInfo) -> Model:
+    """Insert-or-get: shells submitting the same new model at once all get
+    the one row (farm.db.upsert), none an IntegrityError."""
+    from farm.db.upsert import insert_ignoring_duplicates
+
+    store = open_store()
     row = session.scalar(select(Model).where(Model.sha256 == model.sha256))
     if row is None:
-        key = open_store().put_file(model.path)
-        row = Model(sha256=model.sha256, name=model.path.name, path=str(model.path),
-                    size_bytes=model.size_bytes, inputs=[i.to_json() for i in model.inputs], artifact_sha256=key)
-        session.add(row)
-        session.flush()
+        key = store.put_file(model.path)
+        values = {"sha256": model.sha256, "name": model.path.name, "path": str(model.path),
+                  "size_bytes": model.size_bytes, "inputs": [i.to_json() for i in model.inputs],
+                  "artifact_sha256": key}
+        session.execute(insert_ignoring_duplicates(session, Model, values, "sha256"))
+        row = session.scalar(select(Model).where(Model.sha256 == model.sha256))
     else:
         # Verified, not just present: a missing object (a new store) is uploaded again, a corrupt one replaced.
-        open_store().put_file(model.path)
+        store.put_file(model.path)
     return row
 
 
@@ -267,10 +273,27 @@ def resume_sweep(sweep_id: str) -> dict:
     """Send pending jobs, recover orphaned running ones and re-send queued
     ones whose message the broker lost (all of them when the broker cannot
     be looked into). Duplicate deliveries are harmless: a job runs once."""
+    from farm.queue import check_broker
     from farm.reconcile import reconcile
 
     sweep_status(sweep_id)  # unknown ids fail here with a clear error
+    check_broker()  # a broker that is down: one line, nothing changed
     sent = enqueue_pending(sweep_id)
-    report = reconcile(sweep_id, grace_s=0, resend_unknown=True)
+    try:
+        report = reconcile(sweep_id, grace_s=0, resend_unknown=True)
+    except Exception as exc:
+        if not _is_broker_error(exc):
+            raise
+        # The broker went away after check_broker: jobs it was sending are
+        # queued without a message, which the next resume (or any
+        # launcher's reconcile pass) sends again.
+        raise UserError(f"the broker stopped answering ({exc}); run 'farm sweep resume {sweep_id}' "
+                        f"once it is back") from None
     return {"enqueued": sent, "requeued": report.requeued, "quarantined": report.quarantined,
             "resent": report.resent}
+
+
+def _is_broker_error(error: BaseException) -> bool:
+    from kombu.exceptions import OperationalError as BrokerError
+
+    return isinstance(error, (BrokerError, ConnectionError, OSError))

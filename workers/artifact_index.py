@@ -3,7 +3,8 @@
 
 The store is content-addressed, so the name -> sha256 mapping lives in the
 artifacts table (``meta['index_key']``) that every worker shares; a local
-copy under FARM_HOME/cache/<kind>/ spares the download on the next job.
+copy under FARM_HOME/cache/<kind>/ spares the download on the next job; it
+is used only while it hashes to the published sha256.
 """
 
 from __future__ import annotations
@@ -45,22 +46,30 @@ def publish(store, kind: str, key: str, path: Path, meta: dict, media_type: str)
     """Put ``path`` in the store and record it under (kind, key)."""
     from farm.db import Artifact, session_scope
 
+    from farm.db.upsert import insert_ignoring_duplicates
+
     sha = store.put_file(path)
+    row = {"sha256": sha, "size_bytes": path.stat().st_size, "kind": kind, "media_type": media_type,
+           "meta": {**meta, "index_key": key}}
     with session_scope() as session:
-        if session.get(Artifact, sha) is None:
-            session.add(Artifact(sha256=sha, size_bytes=path.stat().st_size, kind=kind, media_type=media_type,
-                                 meta={**meta, "index_key": key}))
+        # Two workers publishing identical bytes at once: the first row wins.
+        session.execute(insert_ignoring_duplicates(session, Artifact, row, "sha256"))
     return sha
 
 
 def fetch(store, kind: str, key: str, suffix: str) -> Path | None:
-    """The local copy of (kind, key), downloading it if another worker
-    published it; None if nobody has."""
+    """The local copy of (kind, key), verified against the hash published
+    for it (a copy edited since, or older than the newest publication, is
+    downloaded again); None if nobody has published it."""
+    from workers.verified_files import matches
+
     target = local_path(kind, key, suffix)
-    if target.exists():
-        return target
     sha = lookup(kind, key)
-    if sha is None or not store.exists(sha):
+    if sha is None:
+        return None
+    if matches(target, sha):
+        return target
+    if not store.exists(sha):
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
     return store.get_file(sha, target)

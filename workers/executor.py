@@ -1,6 +1,13 @@
 """Run one job: claim it, build, check accuracy, measure, and record the
 result in one transaction. Called by the Celery task with a job id; safe to
-call twice for the same id (the claim is a guarded status transition)."""
+call twice for the same id (the claim is a guarded status transition).
+
+Two transactions per job touch the database: the claim (device busy, job
+running, in one commit) and the end (result, job status, device idle, in
+one commit). Both are retried while the database is unreachable
+(farm.db.retry), so an outage neither loses a result nor leaves a job
+running under a worker that has moved on.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +15,69 @@ import logging
 import shutil
 import tempfile
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from farm.config import default_timeouts, settings
-from farm.db import Artifact, Job, Measurement, Model, session_scope, utcnow
+from farm.db import FINAL_STATES, Artifact, Device, Job, Measurement, Model, Sweep, session_scope, utcnow
+from farm.db.clock import db_now_value
+from farm.db.retry import DatabaseUnavailable, is_transient, retrying
+from farm.db.upsert import insert_ignoring_duplicates
 from farm.errors import BackendUnsupported, UserError
-from farm.model_info import read_model
 from farm.redact import mask
 from farm.spec import MeasureConfig
 from farm.stats import median_cv, summarize
 from farm.store import open_store
-from workers import environment
+from workers import environment, phases
 from workers.backends import load_backend
 from workers.backends.base import BuildResult, DeviceContext, JobContext, Runner, TimingResult
 from workers.build_phase import hand_over, is_build_only, prebuilt
 from workers.inputs import load_data
-from workers.onnx_quirks import normalized_model
+from workers.model_cache import SourceModel, reference_key, reference_outputs, source_model
+from workers.verified_files import matches
 from workers.watchdog import Watchdog, guard
 
 log = logging.getLogger(__name__)
 CLAIMABLE = ("pending", "queued")
+DISPLACED = "displaced"
+# Work directories are removed off the job's path: the next job need not wait for the disk.
+_cleanup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="farm-cleanup")
+_WATCHDOG_WRITE_S = 20.0  # the watchdog exits 30 s after a timeout, written or not
+
+
+class ClaimUnreachable(Exception):
+    """The job table stayed unreachable before the job was claimed: the
+    message goes back to the broker unacknowledged (the task rejects it)."""
+
+
+class ResultUnreachable(Exception):
+    """The job ran but its end could not be written: the job is still
+    ``running`` under this worker, which must stop so the reconciler can
+    hand the job to another (the task does that)."""
+
+
+@dataclass
+class Claimed:
+    attempt: int
+    job: Job
+    limits: dict[str, float]
+    model_sha256: str
+    artifact_sha256: str
+
+
+def _claim_statement(job_id: str, worker: str, device_id: int | None):
+    return (update(Job)
+            .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
+            .values(status="running", attempts=Job.attempts + 1, worker=worker, device_id=device_id,
+                    started_at=utcnow(), error=None))
+
+
+def _claim_update(session, job_id: str, worker: str, device_id: int | None) -> int | None:
+    statement = _claim_statement(job_id, worker, device_id).returning(Job.attempts)
+    return session.execute(statement).scalar_one_or_none()
 
 
 def claim(job_id: str, worker: str, device_id: int | None) -> int | None:
@@ -40,53 +88,80 @@ def claim(job_id: str, worker: str, device_id: int | None) -> int | None:
     message), the database lets exactly one match the WHERE clause.
     """
     with session_scope() as session:
-        attempt = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
-            .values(status="running", attempts=Job.attempts + 1, worker=worker, device_id=device_id,
-                    started_at=utcnow(), error=None)
-            .returning(Job.attempts)
-        ).scalar_one_or_none()
-        return attempt
+        return _claim_update(session, job_id, worker, device_id)
 
 
-def _model_file(session, job: Job, store, cache: Path) -> Path:
-    model = session.get(Model, job.sweep.model_id)
-    target = cache / "models" / f"{model.sha256}.onnx"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        store.get_file(model.artifact_sha256, target)
-    return normalized_model(target)
+def take(job_id: str, worker: str, device_id: int | None) -> Claimed | str | None:
+    """Mark the device busy with the job, claim the job and read what the
+    job needs, in one transaction (one round trip's worth of waiting per
+    job). The device row names the job in the same commit that makes the
+    job running, so a reconciler that sees the job running also sees who
+    holds it (farm.reconcile). Returns DISPLACED when another worker holds
+    our device row, None when the job is not claimable."""
+    with session_scope() as session:
+        if device_id is not None:
+            held = session.execute(update(Device).where(Device.id == device_id, Device.worker == worker)
+                                   .values(current_job_id=job_id, last_heartbeat=db_now_value(session)))
+            if held.rowcount != 1:
+                return DISPLACED
+        job = session.execute(_claim_statement(job_id, worker, device_id).returning(Job),
+                              execution_options={"synchronize_session": False}).scalar_one_or_none()
+        if job is None:
+            session.rollback()  # the device stays idle
+            return None
+        limits, model_sha, artifact_sha = _sweep_facts(session, job.sweep_id)
+        return Claimed(job.attempts, job, limits, model_sha, artifact_sha)
+
+
+_sweeps: dict[str, tuple[dict[str, float], str, str]] = {}
+
+
+def _sweep_facts(session, sweep_id: str) -> tuple[dict[str, float], str, str]:
+    """(time limits, model sha256, model store key) of a sweep: fixed at
+    submit time, so read once per worker process and sweep."""
+    facts = _sweeps.get(sweep_id)
+    if facts is None:
+        spec, model_sha, artifact_sha = session.execute(
+            select(Sweep.spec, Model.sha256, Model.artifact_sha256).join(Model, Model.id == Sweep.model_id)
+            .where(Sweep.id == sweep_id)).one()
+        limits = {**default_timeouts(), **((spec or {}).get("timeouts") or {})}
+        facts = _sweeps[sweep_id] = (limits, model_sha, artifact_sha or model_sha)
+    return facts
+
+
+def _shutting_down() -> bool:
+    """Celery is stopping this worker: a message we could not claim goes
+    back to the broker now rather than after the whole retry window."""
+    from celery.worker import state
+
+    return bool(state.should_stop or state.should_terminate)
+
+
+def _clear_device(session, job_id: str, worker: str, device_id: int | None) -> None:
+    """The device is idle again (part of the transaction that ends the job)."""
+    if device_id is not None:
+        session.execute(update(Device).where(Device.id == device_id, Device.worker == worker,
+                                             Device.current_job_id == job_id).values(current_job_id=None))
+
+
+def clear_device(job_id: str, worker: str, device_id: int | None) -> None:
+    def transaction():
+        with session_scope() as session:
+            _clear_device(session, job_id, worker, device_id)
+
+    retrying(transaction, f"marking the device idle after job {job_id}")
 
 
 def _data_file(key: str | None, store, cache: Path) -> Path | None:
-    """The user's input samples (spec ``data``), fetched once per worker."""
+    """The user's input samples (spec ``data``), fetched once per worker and
+    verified against their store key before each use."""
     if not key:
         return None
     target = cache / "data" / f"{key}.npz"
-    if not target.exists():
+    if not matches(target, key):
         target.parent.mkdir(parents=True, exist_ok=True)
         store.get_file(key, target)
     return target
-
-
-def _register_artifact(session, store, path: Path, kind: str, media_type: str, meta: dict) -> str:
-    key = store.put_file(path)
-    if session.get(Artifact, key) is None:
-        # Identical bytes from two workers at once (e.g. the same optimised
-        # model for two batch sizes): the first row wins, the other is a no-op.
-        row = {"sha256": key, "size_bytes": path.stat().st_size, "kind": kind, "media_type": media_type,
-               "meta": meta}
-        session.execute(_insert_ignoring_duplicates(session, row))
-    return key
-
-
-def _insert_ignoring_duplicates(session, row: dict):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(Artifact).values(**row).on_conflict_do_nothing(index_elements=["sha256"])
 
 
 def _measure_stably(runner: Runner, feeds, config: MeasureConfig) -> tuple[TimingResult, int]:
@@ -109,76 +184,94 @@ def _measure_stably(runner: Runner, feeds, config: MeasureConfig) -> tuple[Timin
     return best, attempt
 
 
-def _reference_outputs(model_path: Path, feeds) -> dict:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feeds)))
-
-
-def _limits(job: Job) -> dict[str, float]:
-    return {**default_timeouts(), **((job.sweep.spec or {}).get("timeouts") or {})}
-
-
 def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | None) -> str:
-    """Run the job end to end; returns its final status (or 'skipped')."""
-    attempt = claim(job_id, worker, device_id)
-    if attempt is None:
+    """Run the job end to end; returns its final status ('skipped' when it
+    was not claimable, DISPLACED when our device row is someone else's).
+    On return the device row no longer names the job."""
+    try:
+        claimed = retrying(lambda: take(job_id, worker, device_id), f"claiming job {job_id}",
+                           stop=_shutting_down)
+    except DatabaseUnavailable as exc:
+        raise ClaimUnreachable(str(exc)) from exc
+    phases.lap("claim")
+    if claimed is None:
         return "skipped"
-    store = open_store(patient=True)  # an S3 outage mid-job is waited out, not a failed job
-    cache = settings().home / "cache"
+    if claimed == DISPLACED:
+        return DISPLACED
+    assert isinstance(claimed, Claimed)
+    ends = _Ends(job_id, worker, claimed.attempt, device_id)
     workdir = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-"))
     try:
-        with session_scope() as session:
-            job = session.get(Job, job_id)
-            limits = _limits(job)
-        # The watchdog ends this process if a phase overruns; it records the
-        # failure first, through the same guarded finish as any other end.
-        with Watchdog(limits, lambda reason: _finish(job_id, worker, attempt, "failed", reason)):
-            with session_scope() as session:
-                job = session.get(Job, job_id)
-                model_path = _model_file(session, job, store, cache)
-                config, build_only = job.config, is_build_only(job, device)
-                earlier = prebuilt(job.build, store, workdir) if job.build else None
-            data = _data_file(config.get("data_sha256"), store, cache)
-            ctx = JobContext(
-                job_id=job_id, precision=config["precision"], batch_size=config["batch_size"],
-                shapes=config["profile"]["inputs"], model_path=model_path, model=read_model(model_path),
-                measure=MeasureConfig(**config["measure"]), calibration=config["calibration"], device=device,
-                workdir=workdir, store=store, data=load_data(data) if data else None,
-            )
-            if build_only:
-                return _build_and_hand_over(ctx, config, worker, attempt, store)
-            outcome = _run(ctx, config, earlier)
-            return _record(job_id, worker, attempt, device_id, store, outcome)
+        return _execute_claimed(claimed, worker, device, workdir, ends)
     except BackendUnsupported as exc:
-        return _finish(job_id, worker, attempt, "unsupported", str(exc))
+        return ends.finish("unsupported", str(exc))
     except UserError as exc:
-        return _finish(job_id, worker, attempt, "failed", str(exc))
-    except Exception:
+        return ends.finish("failed", str(exc))
+    except (ResultUnreachable, ClaimUnreachable):
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            # The database went away mid-job (a cache lookup, say): not the
+            # job's fault. Hand it back untouched; the message is redelivered.
+            ends.hand_back(f"{type(exc).__name__}")
+            raise ClaimUnreachable(f"job {job_id} handed back: the database went away mid-job") from exc
         log.exception("job %s failed", job_id)
-        return _finish(job_id, worker, attempt, "failed", traceback.format_exc(limit=20))
+        return ends.finish("failed", traceback.format_exc(limit=20))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        _cleanup.submit(shutil.rmtree, workdir, ignore_errors=True)
 
 
-def _build_and_hand_over(ctx: JobContext, config: dict, worker: str, attempt: int, store) -> str:
+def _execute_claimed(claimed: Claimed, worker: str, device: DeviceContext, workdir: Path, ends: "_Ends") -> str:
+    job, store = claimed.job, open_store(patient=True)  # an S3 outage mid-job is waited out, not a failed job
+    # The watchdog ends this process if a phase overruns; it records the
+    # failure first, through the same guarded finish as any other end.
+    with Watchdog(claimed.limits, lambda reason: ends.finish("failed", reason, window_s=_WATCHDOG_WRITE_S)):
+        phases.lap("setup")
+        source = source_model(claimed.model_sha256, claimed.artifact_sha256, store, settings().home / "cache")
+        config, build_only = job.config, is_build_only(job, device)
+        earlier = prebuilt(job.build, store, workdir) if job.build else None
+        data = _data_file(config.get("data_sha256"), store, settings().home / "cache")
+        ctx = JobContext(
+            job_id=job.id, precision=config["precision"], batch_size=config["batch_size"],
+            shapes=config["profile"]["inputs"], model_path=source.path, model=source.info,
+            measure=MeasureConfig(**config["measure"]), calibration=config["calibration"], device=device,
+            workdir=workdir, store=store, data=load_data(data) if data else None,
+        )
+        phases.lap("model")
+        if build_only:
+            return _build_and_hand_over(ctx, config, worker, claimed.attempt, store, ends)
+        outcome = _run(ctx, config, source, earlier)
+        return ends.record(store, outcome, job)
+
+
+def _build_and_hand_over(ctx: JobContext, config: dict, worker: str, attempt: int, store, ends: "_Ends") -> str:
     backend = guard(load_backend(config["backend"], config.get("build")))
     built = backend.build(ctx)
-    with session_scope() as session:
-        key, extras = _register_outputs(session, store, ctx.job_id, built, config)
-    return hand_over(ctx.job_id, worker, attempt, built, backend.version(), key, extras)
+    key, extras, rows = _put_outputs(store, ctx.job_id, built, config)
+
+    def transaction():
+        with session_scope() as session:
+            _insert_artifacts(session, rows)
+
+    ends.write(transaction, f"recording the build of job {ctx.job_id}")
+    _remember_artifacts(rows)
+    status = ends.write(lambda: hand_over(ctx.job_id, worker, attempt, built, backend.version(), key, extras),
+                        f"handing job {ctx.job_id} over for measurement")
+    clear_device(ctx.job_id, worker, ends.device_id)
+    return status
 
 
-def _run(ctx: JobContext, config: dict, earlier: BuildResult | None = None) -> dict:
+def _run(ctx: JobContext, config: dict, source: SourceModel, earlier: BuildResult | None = None) -> dict:
     backend = guard(load_backend(config["backend"], config.get("build")))  # per-phase time limits
     built: BuildResult = earlier or backend.build(ctx)
+    phases.lap("build")
     outcome = {"built": built, "version": backend.version(), "timing": None, "accuracy": None,
                "unsupported": None, "remeasured": 0}
     feeds = ctx.measurement_feeds()
+    phases.lap("feeds")
     try:
         runner = backend.load(built.artifact, ctx)
+        phases.lap("load")
     except BackendUnsupported as exc:
         # The build is real and kept; only measurement is impossible here.
         outcome["unsupported"] = str(exc)
@@ -187,13 +280,17 @@ def _run(ctx: JobContext, config: dict, earlier: BuildResult | None = None) -> d
         if config["accuracy"].get("enabled", True):
             from farm.accuracy import evaluate
 
-            reference = _reference_outputs(ctx.model_path, feeds)
+            key = reference_key(source, config.get("data_sha256"), ctx.run_shapes)
+            reference = reference_outputs(source, key, feeds)
+            phases.lap("reference")
             outcome["accuracy"] = evaluate(runner.infer(feeds), reference, ctx.precision, config["accuracy"])
+            phases.lap("accuracy")
         if ctx.measure.streams > 1 and not runner.multi_stream:
             outcome["unsupported"] = (f"measure.streams is {ctx.measure.streams}, but the {config['backend']} runner "
                                       "measures one stream only (multi-stream: tensorrt, tensorrt-rtx, torch)")
             return outcome
         outcome["timing"], outcome["remeasured"] = _measure_stably(runner, feeds, ctx.measure)
+        phases.lap("measure")
         if ctx.measure.layer_profile:
             outcome["layer_profile"] = _layer_profile(runner, feeds, ctx)
     finally:
@@ -226,52 +323,131 @@ def _profile_summary(path: Path | None, key: str | None) -> dict:
                               "total_median_ms": table["total_median_ms"], "rows": len(table["layers"]), "top": top}}
 
 
-def _finish(job_id: str, worker: str, attempt: int, status: str, error: str | None) -> str:
-    with session_scope() as session:
-        session.execute(
-            update(Job).where(Job.id == job_id, Job.status == "running", Job.attempts == attempt,
-                              Job.worker == worker)
-            .values(status=status, error=mask(error) if error else error, finished_at=utcnow())  # shown in reports
-        )
-    return status
+class _Ends:
+    """The ways a claimed job ends. Each is one transaction guarded by this
+    worker and attempt (a worker presumed dead cannot overwrite its
+    successor) that also marks the device idle, retried while the database
+    is down (farm.db.retry); if it never comes back, ResultUnreachable."""
 
+    def __init__(self, job_id: str, worker: str, attempt: int, device_id: int | None):
+        self.job_id, self.worker, self.attempt, self.device_id = job_id, worker, attempt, device_id
 
-def _record(job_id: str, worker: str, attempt: int, device_id, store, outcome: dict) -> str:
-    built: BuildResult = outcome["built"]
-    timing: TimingResult | None = outcome["timing"]
-    status = "unsupported" if outcome["unsupported"] else "done"
-    with session_scope() as session:
-        job = session.get(Job, job_id)
-        key, extras = _register_outputs(session, store, job_id, built, job.config)
+    def _ours(self):
+        return (Job.id == self.job_id, Job.status == "running", Job.attempts == self.attempt,
+                Job.worker == self.worker)
+
+    def write(self, transaction, what: str, window_s: float | None = None):
+        try:
+            return retrying(transaction, what, window_s)
+        except DatabaseUnavailable as exc:
+            raise ResultUnreachable(str(exc)) from exc
+
+    def finish(self, status: str, error: str | None, window_s: float | None = None) -> str:
+        def transaction():
+            with session_scope() as session:
+                session.execute(update(Job).where(*self._ours()).values(
+                    status=status, error=mask(error) if error else error, finished_at=utcnow()))  # shown in reports
+                _clear_device(session, self.job_id, self.worker, self.device_id)
+
+        self.write(transaction, f"recording job {self.job_id} as {status}", window_s)
+        return status
+
+    def hand_back(self, why: str) -> None:
+        """Back to queued without counting the attempt (the farm failed, not the job)."""
+        def transaction():
+            with session_scope() as session:
+                session.execute(update(Job).where(*self._ours()).values(
+                    status="queued", worker=None, attempts=Job.attempts - 1, queued_at=utcnow(),
+                    error=f"attempt {self.attempt} handed back: {why}"))
+                _clear_device(session, self.job_id, self.worker, self.device_id)
+
+        self.write(transaction, f"handing job {self.job_id} back")
+
+    def record(self, store, outcome: dict, job: Job) -> str:
+        built: BuildResult = outcome["built"]
+        timing: TimingResult | None = outcome["timing"]
+        status = "unsupported" if outcome["unsupported"] else "done"
+
+        def transaction() -> str:
+            with session_scope() as session:
+                result = session.execute(update(Job).where(*self._ours()).values(
+                    status=status, artifact_sha256=key, error=outcome["unsupported"], finished_at=finished_at,
+                    backend_version=outcome["version"]))
+                if result.rowcount != 1:
+                    session.rollback()
+                    return self._landed_before(session) or "superseded"
+                _insert_artifacts(session, rows)
+                session.add(_measurement(job, self.attempt, self.device_id, built, timing, outcome, key, extras))
+                _clear_device(session, self.job_id, self.worker, self.device_id)
+                return status
+
+        key, extras, rows = _put_outputs(store, self.job_id, built, job.config)
         if outcome.get("layer_profile"):
-            extras["layer-profile"] = _register_artifact(session, store, outcome["layer_profile"], "layer-profile",
-                                                         "application/json", {"job_id": job_id})
-        session.add(_measurement(job, attempt, device_id, built, timing, outcome, key, extras))
-        result = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == "running", Job.attempts == attempt,
-                              Job.worker == worker)
-            .values(status=status, artifact_sha256=key, error=outcome["unsupported"], finished_at=utcnow(),
-                    backend_version=outcome["version"])
-        )
-        if result.rowcount != 1:
+            extras["layer-profile"] = _put_file(store, outcome["layer_profile"], "layer-profile", "application/json",
+                                                {"job_id": self.job_id}, rows)
+        finished_at = utcnow()
+        final = self.write(transaction, f"recording the result of job {self.job_id}")
+        if final == status:
+            _remember_artifacts(rows)
+        if final == "superseded":
             # Another worker took the job over (we were presumed dead): our
             # result must not land twice.
-            session.rollback()
-            return "superseded"
-    return status
+            clear_device(self.job_id, self.worker, self.device_id)
+        phases.lap("record")
+        return final
+
+    def _landed_before(self, session) -> str | None:
+        """Our own earlier attempt at this write committed (the connection
+        broke before the commit was acknowledged)."""
+        row = session.execute(select(Job.status).where(Job.id == self.job_id, Job.attempts == self.attempt,
+                                                       Job.worker == self.worker)).scalar_one_or_none()
+        return row if row in FINAL_STATES else None
 
 
-def _register_outputs(session, store, job_id: str, built: BuildResult, config: dict) -> tuple[str, dict]:
-    """Store the engine and its extra artifacts; returns their keys."""
+def _finish(job_id: str, worker: str, attempt: int, status: str, error: str | None) -> str:
+    """End a claimed job (guarded by worker and attempt) outside a job run."""
+    return _Ends(job_id, worker, attempt, None).finish(status, error)
+
+
+def _put_outputs(store, job_id: str, built: BuildResult, config: dict) -> tuple[str, dict, list[dict]]:
+    """Store the engine and its extra artifacts; returns their keys and the
+    artifact rows to insert with the result."""
     meta = {"job_id": job_id, "backend": config["backend"], "precision": config["precision"],
             "device_class": config["device_class"], **built.info}
-    key = _register_artifact(session, store, built.artifact, "engine", built.media_type, meta)
-    extras = {kind: _register_artifact(session, store, path, kind,
-                                       "application/json" if path.suffix == ".json" else "application/octet-stream",
-                                       {"job_id": job_id})
-              for kind, path in built.extra_artifacts.items()}
-    extras.update(built.info.get("extra_artifacts") or {})  # a build recorded by another worker
-    return key, extras
+    files = [("engine", built.artifact, built.media_type, meta)] + [
+        (kind, path, "application/json" if path.suffix == ".json" else "application/octet-stream",
+         {"job_id": job_id}) for kind, path in built.extra_artifacts.items()]
+    keys: dict[str, str] = {}
+    rows: list[dict] = []
+    for kind, path, media_type, info in files:
+        keys[kind] = _put_file(store, path, kind, media_type, info, rows)
+    key = keys.pop("engine")
+    keys.update(built.info.get("extra_artifacts") or {})  # a build recorded by another worker
+    return key, keys, rows
+
+
+def _put_file(store, path: Path, kind: str, media_type: str, meta: dict, rows: list[dict]) -> str:
+    """Put ``path`` in the store; its artifact row joins ``rows``."""
+    key = store.put_file(path)
+    rows.append({"sha256": key, "size_bytes": path.stat().st_size, "kind": kind, "media_type": media_type,
+                 "meta": meta})
+    return key
+
+
+_recorded_artifacts: set[str] = set()  # rows this process has seen committed
+
+
+def _insert_artifacts(session, rows: list[dict]) -> None:
+    # Identical bytes from two workers at once (e.g. the same optimised
+    # model for two batch sizes): the first row wins, the other is a no-op.
+    # A row this process committed before is not sent again.
+    for row in rows:
+        if row["sha256"] not in _recorded_artifacts:
+            session.execute(insert_ignoring_duplicates(session, Artifact, row, "sha256"))
+
+
+def _remember_artifacts(rows: list[dict]) -> None:
+    _recorded_artifacts.update(row["sha256"] for row in rows)
 
 
 def _measurement(job: Job, attempt: int, device_id, built: BuildResult, timing: TimingResult | None,

@@ -21,8 +21,7 @@ from pathlib import Path
 from sqlalchemy import update
 
 from farm.config import settings
-from farm.db import FinalRound, Finals, Job, session_scope, utcnow
-from farm.model_info import read_model
+from farm.db import FinalRound, Finals, Job, Model, session_scope, utcnow
 from farm.search.finals import RUN_FINALS
 from farm.spec import MeasureConfig
 from farm.store import open_store
@@ -44,8 +43,9 @@ def claim(finals_id: str, worker: str, device_id: int | None) -> int | None:
 
 
 def _contexts(session, finals: Finals, device, workdir: Path) -> list[tuple[str, JobContext, dict, Path]]:
-    from workers.executor import _data_file, _model_file
+    from workers.executor import _data_file
     from workers.inputs import load_data
+    from workers.model_cache import source_model
 
     store, cache = open_store(), settings().home / "cache"
     out = []
@@ -56,12 +56,14 @@ def _contexts(session, finals: Finals, device, workdir: Path) -> list[tuple[str,
         if job.device_class != device.device_class:
             raise ValueError(f"job {job_id} is for {job.device_class}, this worker is {device.device_class}")
         config = job.config
-        model_path = _model_file(session, job, store, cache)
+        model = session.get(Model, job.sweep.model_id)
+        # Prepared once per worker process, from verified cached files (workers/model_cache.py).
+        source = source_model(model.sha256, model.artifact_sha256 or model.sha256, store, cache)
         artifact = workdir / f"candidate-{position}.artifact"
         store.get_file(job.artifact_sha256, artifact)
         data = _data_file(config.get("data_sha256"), store, cache)
         ctx = JobContext(job_id=job_id, precision=config["precision"], batch_size=config["batch_size"],
-                         shapes=config["profile"]["inputs"], model_path=model_path, model=read_model(model_path),
+                         shapes=config["profile"]["inputs"], model_path=source.path, model=source.info,
                          measure=MeasureConfig(**config["measure"]), calibration=config["calibration"],
                          device=device, workdir=workdir, store=store, data=load_data(data) if data else None)
         out.append((job_id, ctx, config, artifact))

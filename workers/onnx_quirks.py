@@ -14,7 +14,7 @@
    copy leaves such axes unnamed, which is what "?" means.
 
 Every backend gets the copy (or the model itself when nothing applies),
-made once per worker cache.
+made once per worker cache and verified before each use.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 SUFFIX = ".normalized.onnx"
 CHECKED = ".no-quirks"
 PLACEHOLDER_DIM_NAMES = ("?",)
+NORMALIZE_VERSION = 1  # bump when the copy changes; older copies are made again
 
 
 def _drop_initializer_inputs(model) -> bool:
@@ -52,13 +53,19 @@ def _clear_placeholder_dim_names(model) -> bool:
     return changed
 
 
-def normalized_model(path: Path) -> Path:
-    """``path``, or a copy of it without the quirks above."""
+def normalized_model(path: Path, source_sha256: str | None = None) -> Path:
+    """``path``, or a copy of it without the quirks above. A copy made
+    earlier is used only while it matches the hash recorded when it was made
+    from this very source (workers/verified_files.py); otherwise it is made
+    again."""
+    from workers.verified_files import hash_file, intact, write_record
+
     copy, checked = path.with_name(path.stem + SUFFIX), path.with_name(path.name + CHECKED)
-    if copy.exists():
-        return copy
+    facts = {"source_sha256": source_sha256 or hash_file(path), "version": NORMALIZE_VERSION}
     if checked.exists():
         return path
+    if copy.exists() and intact(copy, **facts):
+        return copy
     import onnx
 
     model = onnx.load(str(path))
@@ -67,11 +74,12 @@ def normalized_model(path: Path) -> Path:
     if not changed:
         checked.touch()
         return path
-    # Workers of one host share the cache: write whole, then rename.
+    # Workers of one host share the cache: write whole, record, then rename.
     handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(handle)
     try:
         onnx.save(model, temp)
+        write_record(copy, hash_file(Path(temp)), **facts)
         os.replace(temp, copy)
     finally:
         Path(temp).unlink(missing_ok=True)

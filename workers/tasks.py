@@ -2,30 +2,61 @@
 
 The worker's device is fixed at process start (``workers.serve``); the task
 only looks the job up and hands it to the executor.
+
+While the database is down the task never acknowledges a message it could
+not act on: the claim is retried (FARM_DB_RETRY_S), then the message is
+rejected back to the broker, so workers do not drain the queue into
+failures. A job whose end could not be written stops the worker (its job is
+still ``running`` under this worker's name, which only the reconciler may
+hand to another worker once this one is gone).
 """
 
 from __future__ import annotations
+
+import logging
+import os
+import signal
+
+from celery.exceptions import Reject
 
 from farm.queue import RUN_JOB, make_app
 from workers import runtime_state
 
 app = make_app()
+log = logging.getLogger(__name__)
 
 
 @app.task(name=RUN_JOB)
 def run_job(job_id: str, queue: str | None = None) -> str:
-    from workers.executor import execute
-    from workers.registry import beat
+    from workers import phases
+    from workers.executor import ClaimUnreachable, ResultUnreachable, clear_device, execute
 
     state = runtime_state.current()
-    # current_job is set before the claim, so whoever sees the job running
-    # also sees which worker holds it (farm.reconcile relies on this order).
-    if not beat(state.device_id, state.worker, current_job=job_id):
-        return "displaced"  # another worker holds our device row; the reconciler re-sends the job
+    clock = phases.start(job_id, state.worker)
+    status = "error"
     try:
-        return execute(job_id, state.worker, state.device, state.device_id)
+        # execute claims the job and marks our device busy in one commit,
+        # and leaves the device idle again when it returns.
+        status = execute(job_id, state.worker, state.device, state.device_id)
+        return status  # 'displaced': another worker holds our device row; the reconciler re-sends the job
+    except ClaimUnreachable as exc:
+        status = "rejected"
+        log.warning("%s; the message goes back to the broker", exc)
+        raise Reject(str(exc), requeue=True) from None
+    except ResultUnreachable as exc:
+        status = "abandoned"
+        log.error("%s; stopping this worker so that the reconciler hands job %s to another", exc, job_id)
+        os.kill(os.getpid(), signal.SIGTERM)  # a warm shutdown: the launcher starts a new worker
+        return status
+    except Exception:
+        try:
+            clear_device(job_id, state.worker, state.device_id)
+        except Exception:
+            log.warning("could not mark the device idle after job %s", job_id, exc_info=True)
+        raise
     finally:
-        beat(state.device_id, state.worker, clear_job=True)
+        clock.lap("end")
+        clock.write(status)
 
 
 # Registers engine_farm.run_finals (interleaved finals of a search) on this app.
