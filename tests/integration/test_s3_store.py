@@ -93,3 +93,43 @@ def test_an_intact_object_is_not_uploaded_again(s3_store, tmp_path):
     assert s3_store.put_file(source) == key
     head = s3_store.client.head_object(Bucket=s3_store.bucket, Key=s3_store._key(key))
     assert (head["ETag"], head["LastModified"]) == (etag, modified)
+
+
+def _farm(args, env, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    full = {**os.environ, "FARM_HOME": str(tmp_path / "home"), **env}
+    return subprocess.run([sys.executable, "-m", "farm", *args], env=full, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _one_error_line(result) -> str:
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    return line
+
+
+def test_missing_bucket_is_one_line_and_create_bucket_makes_it(s3_server, tiny_model, tmp_path):
+    env = {**s3_server.env(), "FARM_STORE_URL": "s3://missing-bucket/x"}
+    submit = ["sweep", "submit", "--model", str(tiny_model), "--devices", "cpu"]
+    line = _one_error_line(_farm(submit, env, tmp_path))
+    assert line == (f"Error: the bucket 'missing-bucket' of FARM_STORE_URL does not exist on {s3_server.endpoint}; "
+                    f"create it with 'farm store create-bucket'")
+    assert _one_error_line(_farm(["store", "check"], env, tmp_path)) == line
+    env["FARM_STORE_URL"] = f"s3://made-{tmp_path.name[-8:].lower().replace('_', '-')}/x"
+    created = _farm(["store", "create-bucket"], env, tmp_path)
+    assert created.returncode == 0 and created.stdout.endswith(f"created on {s3_server.endpoint}\n")
+    again = _farm(["store", "create-bucket"], env, tmp_path)
+    assert again.returncode == 0 and "already exists" in again.stdout
+    assert _farm(["store", "check"], env, tmp_path).returncode == 0
+
+
+def test_wrong_secret_and_unreachable_server_are_one_line(s3_server, s3_env, tmp_path):
+    wrong = _one_error_line(_farm(["store", "check"], {**s3_env, "AWS_SECRET_ACCESS_KEY": "not-it"}, tmp_path))
+    assert wrong.startswith(f"Error: the S3 server {s3_server.endpoint} refused the credentials")
+    assert "not-it" not in wrong
+    down = _one_error_line(_farm(["store", "check"], {**s3_env, "FARM_S3_ENDPOINT_URL": "http://127.0.0.1:9"},
+                                 tmp_path))
+    assert down == "Error: cannot reach the S3 endpoint http://127.0.0.1:9 for FARM_STORE_URL: EndpointConnectionError"
