@@ -8,9 +8,13 @@ workload):
    ``max_latency_ms`` prunes every larger one of its series.
 2. Memory grows the same way: a broken ``max_memory_mb`` prunes larger ones.
 3. A precision that failed the accuracy gate (or ``max_rel_error``) at one
-   batch size is skipped at the others, unless
-   ``search.retry_failed_precisions`` is set.
-4. A precision the backend refused as unsupported is skipped at the others.
+   batch size is skipped at the other batch sizes (and streams) of its
+   series, unless ``search.retry_failed_precisions`` is set. Other build
+   knobs are a different series: the numerics may differ (ONNX Runtime's
+   graph optimisation level changes a detector's fp32 outputs enough to
+   pass or fail).
+4. A precision the backend refused as unsupported is skipped everywhere in
+   the group for that backend.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def prune(candidates: list[Candidate], observations: dict[int, Observation], con
                           f"{_describe(source)}; memory grows with batch"))
         failure = _accuracy_failure(obs, constraints)
         if failure and not retry_failed_precisions:
-            rules.append((lambda a, b: _precision_of(a) == _precision_of(b),
+            rules.append((lambda a, b: a.series() == b.series(),
                           f"{source.axes.get('precision')} {failure} at {_describe(source)}"))
         precision = str(source.axes.get("precision"))
         if obs.status == "unsupported" and precision in (obs.error or ""):

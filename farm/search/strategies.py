@@ -20,6 +20,7 @@ coordinator died carries on from the database alone, to the same decisions.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from farm.search.space import ORDERED_AXES, Candidate, axis_names, axis_values, 
 
 MAX_PASSES = 3
 FLAT_STEPS = 2  # steps in a row inside the noise before an ordered axis stops
+BAYES_STARTUP = 3  # random trials before TPE models the space
 
 
 class Need(Exception):
@@ -82,24 +84,22 @@ def brute(view: GroupView) -> list[int]:
 
 
 def _climb(view: GroupView, table, axis: str, values: list, point: dict, best: Observation) -> tuple[dict, Observation]:
-    """Walk an ordered axis up from the point (down if up gains nothing):
-    move on while the objective improves; a step inside the noise counts
-    as flat, FLAT_STEPS flat steps or one step worse beyond noise stop."""
+    """Walk an ordered axis up from the point (down if up gains nothing),
+    moving to every step that improves the point estimate. A step that is
+    not better beyond the noise is a strike; FLAT_STEPS strikes in a row
+    stop the axis (one noisy dip does not), as does a broken constraint."""
     start = values.index(point[axis])
     for direction in (1, -1):
-        flat, moved, i = 0, False, start
+        strikes, moved, i = 0, False, start
         while 0 <= i + direction < len(values):
             i += direction
             obs = view.value(table.get(point_key({**point, axis: values[i]})))
-            if obs is None or significantly_better(best, obs, view.objective):
+            if obs is None:
                 break
-            if significantly_better(obs, best, view.objective):
-                flat = 0
-            else:
-                flat += 1
+            strikes = 0 if significantly_better(obs, best, view.objective) else strikes + 1
             if better(obs, best, view.objective):
                 point, best, moved = {**point, axis: values[i]}, obs, True
-            if flat >= FLAT_STEPS:
+            if strikes >= FLAT_STEPS:
                 break
         if moved:
             break  # went up: no need to look down
@@ -118,21 +118,20 @@ def _try_values(view: GroupView, table, axis: str, values: list, point: dict, be
 
 
 def _start(view: GroupView, table, axes: list[str], values: dict) -> tuple[dict, Observation] | None:
-    """Smallest batch of the fastest precision that meets the constraints."""
-    base = {a: values[a][0] for a in axes}
-    for precision in values.get("precision", [None]):
-        point = dict(base) if precision is None else {**base, "precision": precision}
-        for ordered in [a for a in axes if a in ORDERED_AXES][:1] or [None]:
-            for value in values[ordered] if ordered else [None]:
-                step = point if ordered is None else {**point, ordered: value}
-                candidate = table.get(point_key(step))
-                if candidate is None:
-                    continue
-                obs = view.value(candidate)
-                if obs is not None:
-                    return step, obs
-                if candidate.idx in view.pruned or not feasible(view.observations.get(candidate.idx), view.constraints):
-                    break  # this precision's series is out: next precision
+    """The smallest batch of the fastest precision (first knob values) that
+    meets the constraints; when a series is out (accuracy, latency at its
+    smallest batch), the next combination of precision and knobs."""
+    ordered = [a for a in axes if a in ORDERED_AXES]
+    categorical = [a for a in axes if a not in ORDERED_AXES]
+    base = {a: values[a][0] for a in ordered}
+    for combo in itertools.product(*(values[a] for a in categorical)):
+        point = {**base, **dict(zip(categorical, combo))}
+        candidate = table.get(point_key(point))
+        if candidate is None:
+            continue
+        obs = view.value(candidate)
+        if obs is not None:
+            return point, obs
     return None
 
 
@@ -147,7 +146,8 @@ def quick(view: GroupView) -> list[int]:
         point, best = start
         for _ in range(MAX_PASSES):
             before = point_key(point)
-            for axis in axes:
+            # Categorical axes first, at the current batch (cheap builds), then climb.
+            for axis in sorted(axes, key=lambda a: a in ORDERED_AXES):
                 if len(values[axis]) < 2:
                     continue
                 mover = _climb if axis in ORDERED_AXES else _try_values
@@ -184,9 +184,33 @@ def _converged(view: GroupView) -> bool:
     return best is not None and since >= bayes_patience(len(view.members))
 
 
+def _distributions(members: list[Candidate]):
+    """TPE's view of the axes: ordered ones as an integer index (neighbours
+    are alike, which TPE's Parzen estimator can use), the others categorical."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    out, values = {}, {}
+    for axis in axis_names(members):
+        values[axis] = axis_values(members, axis)
+        out[axis] = (IntDistribution(0, len(values[axis]) - 1) if axis in ORDERED_AXES
+                     else CategoricalDistribution(values[axis]))
+    return out, values
+
+
+def _params(axes_values: dict, values: dict) -> dict | None:
+    """Candidate axes -> TPE parameters (None if a value is outside the space)."""
+    params = {}
+    for axis, choices in values.items():
+        if axis not in axes_values or axes_values[axis] not in choices:
+            return None
+        params[axis] = choices.index(axes_values[axis]) if axis in ORDERED_AXES else axes_values[axis]
+    return params
+
+
 def bayes(view: GroupView) -> list[int]:
+    import warnings
+
     import optuna
-    from optuna.distributions import CategoricalDistribution
     from optuna.trial import create_trial
 
     if view.pending:
@@ -198,18 +222,18 @@ def bayes(view: GroupView) -> list[int]:
         view.stop_reason = f"no better configuration in the last {bayes_patience(len(view.members))} builds"
         return []
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    axes = axis_names(view.members)
-    dists = {a: CategoricalDistribution(axis_values(view.members, a)) for a in axes}
+    dists, values = _distributions(view.members)
     table = lookup(view.members)
     by_idx = {c.idx: c for c in view.members}
-    startup = max(2, min(5, len(view.members) // 10))
-    sampler = optuna.samplers.TPESampler(seed=view.seed, n_startup_trials=startup, multivariate=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=view.seed, n_startup_trials=BAYES_STARTUP, multivariate=True)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     penalty = _penalty(view)
 
     def add(axes_values: dict, value: float) -> None:
-        params = {a: axes_values[a] for a in axes if a in axes_values}
-        if len(params) == len(axes) and all(params[a] in dists[a].choices for a in axes):
+        params = _params(axes_values, values)
+        if params is not None:
             study.add_trial(create_trial(params=params, distributions=dists, value=value))
 
     for prior_axes, prior_score in view.priors:
@@ -221,8 +245,11 @@ def bayes(view: GroupView) -> list[int]:
     for idx in view.pruned:
         add(by_idx[idx].axes, penalty)
     for _ in range(64):
-        trial = study.ask(dists)
-        candidate = table.get(point_key(trial.params))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = study.ask(dists)
+        axes_values = {a: values[a][v] if a in ORDERED_AXES else v for a, v in trial.params.items()}
+        candidate = table.get(point_key(axes_values))
         if candidate is None or candidate.idx in view.pruned:
             study.tell(trial, penalty)
         elif candidate.idx in view.observations:

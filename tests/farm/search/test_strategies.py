@@ -38,11 +38,14 @@ def test_quick_finds_the_latency_winner_with_a_fraction_of_the_builds(sweep):
     assert result["builds"] <= 0.25 * len(sweep["candidates"])
 
 
-def test_quick_climbs_batch_for_throughput(sweep):
+def test_quick_tries_precisions_and_knobs_at_the_smallest_batch_then_climbs(sweep):
     result = run(sweep, SearchConfig(strategy="quick", objective="throughput"))
-    batches = [sweep["candidates"][i].axes["batch_size"] for i in result["order"]]
-    assert batches[:3] == [1, 2, 4]  # ascending from the smallest batch
-    assert max(batches) > 4
+    built = [sweep["candidates"][i].axes for i in result["order"]]
+    assert built[0]["precision"] == "int8" and built[0]["batch_size"] == 1  # fastest expected on a CPU
+    first_climb = next(i for i, axes in enumerate(built) if axes["batch_size"] > 1)
+    assert {a["precision"] for a in built[:first_climb]} == {"int8", "fp32"}
+    climb = [a["batch_size"] for a in built[first_climb:] if a["batch_size"] > 1]
+    assert climb[:2] == [2, 4] and len(built) < 0.3 * len(sweep["candidates"])
 
 
 def test_bayes_respects_its_budget_and_brute_builds_all_but_the_pruned(sweep):
