@@ -26,6 +26,32 @@ def farm(args, env, cwd):
                           timeout=120)
 
 
+def farm_in_process(args, env, cwd) -> tuple[int, str]:
+    """``farm.cli.main`` (the console script's function) under CliRunner isolation: seconds, not minutes."""
+    from click.testing import CliRunner
+
+    from farm.cli import main
+    from farm.db.session import dispose_engines
+
+    overrides = {name: None for name in os.environ if name.startswith("FARM_")}
+    overrides.update({k: v for k, v in env.items() if k.startswith("FARM_")})
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with CliRunner().isolation(env=overrides) as (_, err, _):
+            try:
+                main(args)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stderr.flush()
+            stderr = err.getvalue().decode()
+    finally:
+        os.chdir(previous)
+        dispose_engines()
+    return code, stderr
+
+
 @pytest.fixture
 def home(tmp_path, tiny_cnn):
     (tmp_path / "models").mkdir()
@@ -77,9 +103,9 @@ CASES = {
 def test_bad_search_blocks(home, case):
     cwd, env = home
     body, expected = CASES[case]
-    result = farm(["sweep", "submit", write(cwd, body)], env, cwd)
-    assert (result.returncode, result.stderr.strip()) == (1, expected)
-    assert "Traceback" not in result.stderr and sweeps(cwd / "home") == 0
+    code, stderr = farm_in_process(["sweep", "submit", write(cwd, body)], env, cwd)
+    assert (code, stderr.strip()) == (1, expected)
+    assert "Traceback" not in stderr and sweeps(cwd / "home") == 0
 
 
 def test_unknown_strategy_flag(home):
