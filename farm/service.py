@@ -276,7 +276,7 @@ def resume_sweep(sweep_id: str) -> dict:
     from farm.queue import check_broker
     from farm.reconcile import reconcile
 
-    sweep_status(sweep_id)  # unknown ids fail here with a clear error
+    status = sweep_status(sweep_id)  # unknown ids fail here with a clear error
     check_broker()  # a broker that is down: one line, nothing changed
     sent = enqueue_pending(sweep_id)
     try:
@@ -289,6 +289,10 @@ def resume_sweep(sweep_id: str) -> dict:
         # launcher's reconcile pass) sends again.
         raise UserError(f"the broker stopped answering ({exc}); run 'farm sweep resume {sweep_id}' "
                         f"once it is back") from None
+    if status.get("search"):
+        from farm.search.driver import advance
+
+        advance(sweep_id)  # one step (re-sends lost finals); 'farm sweep drive' carries it to the end
     return {"enqueued": sent, "requeued": report.requeued, "quarantined": report.quarantined,
             "resent": report.resent}
 

@@ -142,3 +142,5 @@ def resume_cmd(sweep_id):
     click.echo(f"re-enqueued {result['enqueued'] + again} jobs of sweep {sweep_id} "
                f"({result['enqueued']} pending, {len(result['requeued'])} orphaned, "
                f"{len(result['resent'])} lost by the broker); quarantined {len(result['quarantined'])}")
+    if sweep_status(sweep_id).get("search", {}).get("state") not in (None, "finished"):
+        click.echo(f"this sweep is a search: carry it on with 'farm sweep drive {sweep_id}'")
