@@ -43,7 +43,7 @@ def _accuracy_failure(obs: Observation, constraints: dict) -> str | None:
 
 
 def _describe(c: Candidate) -> str:
-    return ", ".join(f"{k} {v}" for k, v in c.axes.items() if k not in ("backend",))
+    return ", ".join(f"{k} {v}" for k, v in c.axes.items() if k != "backend" and not (k == "streams" and v == 1))
 
 
 def prune(candidates: list[Candidate], observations: dict[int, Observation], constraints: dict,
