@@ -171,7 +171,9 @@ def advance(sweep_id: str, enqueue: bool = True) -> dict:
         search, rows, candidates, observations, pending, order = load_state(session, sweep_id)
         config = SearchConfig.from_json(search.config)
         seen_step = search.step
-        if search.state == "searching":
+        if session.get(Sweep, sweep_id).cancelled and search.state != "finished":
+            _cancel(search, rows)
+        elif search.state == "searching":
             _search_step(session, search, rows, candidates, observations, pending, order, config, _new_job)
         elif search.state == "finals":
             from farm.search.finals import settle
@@ -187,6 +189,15 @@ def advance(sweep_id: str, enqueue: bool = True) -> dict:
 
         send_queued(sweep_id)
     return search_summary(sweep_id)
+
+
+def _cancel(search: Search, rows) -> None:
+    now = utcnow()
+    for row in rows:
+        if row.state == "open":
+            row.state, row.reason, row.step, row.decided_at = "skipped", "not built: the sweep was cancelled", \
+                search.step + 1, now
+    search.state, search.finished_at = "finished", now
 
 
 def _search_step(session, search, rows, candidates, observations, pending, order, config, new_job) -> None:
@@ -232,7 +243,8 @@ def search_summary(sweep_id: str) -> dict:
                                     .order_by(SearchCandidate.idx)))
         jobs = {j.id: j for j in session.scalars(select(Job).where(Job.sweep_id == sweep_id))}
         finals = list(session.scalars(select(Finals).where(Finals.sweep_id == sweep_id)))
-        built = [r for r in rows if r.state == "built"]
+        built = [r for r in rows if r.state == "built" and (jobs.get(r.job_id) is None
+                                                            or jobs[r.job_id].status != "cancelled")]
         reused = sum(1 for r in built if jobs.get(r.job_id) is not None and jobs[r.job_id].result_job_id)
         in_flight = sum(1 for r in built if jobs.get(r.job_id) is not None and jobs[r.job_id].status not in FINAL_STATES)
         config = SearchConfig.from_json(search.config)
