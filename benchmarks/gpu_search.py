@@ -1,9 +1,11 @@
 """Live search vs brute force on one GPU, on the same real model.
 
-Phase 1 (FARM_HOME A, its own Inductor cache): a ``quick`` search through
-the farm (``farm sweep submit`` + ``farm sweep drive``, one pinned worker),
-finals included. Phase 2 (FARM_HOME B, a cold cache of its own, so nothing
-is reused): the brute-force sweep of the same space. Records both winners,
+Phase 1: a ``quick`` search through the farm (``farm sweep submit`` +
+``farm sweep drive``, one pinned worker), finals included. Phase 2: the
+brute-force sweep of the same space in the same farm, so the jobs the search
+ran are reused (identical keys) and only the rest is built: brute force's
+build count is the whole space either way, and one device call holds both
+(``--separate`` runs phase 2 in a fresh farm instead). Records both winners,
 whether the search's winner is the brute-force winner or statistically tied
 with it (``farm best`` over the brute-force results), build counts, wall
 times, the finals' rounds with their NVML clocks, and the brute-force sweep
@@ -48,17 +50,16 @@ def spec(model: Path, chw, batches, search: dict | None, kind: dict) -> dict:
     return out
 
 
-def phase(name: str, work: Path, spec_body: dict, deadline: float, drive: bool, selector: str) -> dict:
-    home = work / name
+def phase(name: str, home: Path, spec_body: dict, deadline: float, drive: bool, selector: str) -> dict:
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "FARM_HOME": str(home), "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{name}")}
-    path = home / "spec.json"
+    env = {**os.environ, "FARM_HOME": str(home), "TORCHINDUCTOR_CACHE_DIR": str(home / "inductor")}
+    path = home / f"{name}.json"
     path.write_text(json.dumps(spec_body))
     subprocess.run([sys.executable, "-m", "workers", "discover", "--register"], env=env, check=True,
                    capture_output=True)
     start = time.time()
     sweep_id = farm("sweep", "submit", str(path), env=env).strip().splitlines()[-1]
-    log = open(home / "workers.log", "ab")
+    log = open(home / f"workers-{name}.log", "ab")
     launcher = subprocess.Popen([sys.executable, "-m", "workers", "start", "--device", selector, "--loglevel",
                                  "WARNING"], env=env, stdout=log, stderr=subprocess.STDOUT)
     driver = (subprocess.Popen([*FARM, "sweep", "drive", sweep_id], env=env, stdout=subprocess.PIPE,
@@ -127,7 +128,10 @@ def compare(search: dict, brute: dict) -> dict:
             "tied": config is not None and any((p, b) == config for p, b, _ in brute_best),
             "search_builds": (search["status"].get("search") or {}).get("built"),
             "search_space": (search["status"].get("search") or {}).get("space"),
-            "brute_builds": sum(1 for r in brute["report"] if r["status"] in ("done", "failed", "unsupported")),
+            "brute_builds": len(brute["report"]),
+            "brute_built_new_in_phase_2": sum(1 for r in brute["report"] if not r["reused"]),
+            "build_s_search": round(sum(r["build_s"] or 0 for r in search["report"] if not r["reused"]), 1),
+            "build_s_brute": round(sum(r["build_s"] or 0 for r in brute["report"]), 1),
             "search_wall_s": search["wall_s"], "brute_wall_s": brute["wall_s"]}
 
 
@@ -136,11 +140,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--model", type=Path, default=ROOT / "examples" / "models" / "ppocr_det.onnx")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--batches", default="1,2,4,8,16,32")
     parser.add_argument("--work", type=Path, default=Path("/tmp/farm-gpu-search"))
     parser.add_argument("--search-s", type=float, default=140.0)
     parser.add_argument("--brute-s", type=float, default=190.0)
     parser.add_argument("--cpu", action="store_true", help="dry run of this script with ONNX Runtime on the CPU")
+    parser.add_argument("--separate", action="store_true", help="brute force in a fresh farm (builds everything)")
     args = parser.parse_args()
     kind = ({"backend": "onnxruntime", "precisions": ["fp32", "int8"], "devices": "cpu", "selector": "cpu"}
             if args.cpu else {"backend": "torch", "precisions": ["fp32", "fp16", "bf16"], "devices": "gpu",
@@ -150,10 +155,11 @@ def main() -> int:
     search_block = {"strategy": "quick", "objective": "throughput",
                     "finals": {"rounds": 4, "warmup_ms": 100, "duration_ms": 300}}
     started = time.time()
-    search = phase("search", args.work, spec(args.model.resolve(), chw, batches, search_block, kind),
+    search = phase("search", args.work / "farm", spec(args.model.resolve(), chw, batches, search_block, kind),
                    time.time() + args.search_s, drive=True, selector=kind["selector"])
-    brute = phase("brute", args.work, spec(args.model.resolve(), chw, batches, None, kind),
-                  time.time() + args.brute_s, drive=False, selector=kind["selector"])
+    brute = phase("brute", args.work / ("farm-brute" if args.separate else "farm"),
+                  spec(args.model.resolve(), chw, batches, None, kind), time.time() + args.brute_s, drive=False,
+                  selector=kind["selector"])
     summary = {"command": " ".join(sys.argv), "model": str(args.model), "input_chw": list(chw),
                "measure": MEASURE, "build": BUILD, "search_block": search_block,
                "wall_s": round(time.time() - started, 1), "comparison": compare(search, brute)}

@@ -51,6 +51,8 @@ WORKLOADS = {  # name -> (model file, C x H x W, batch sizes)
     "det_128": ("ch_PP-OCRv4_det_infer.onnx", (3, 128, 128), [1, 2, 4, 8]),
     "det_192": ("ch_PP-OCRv4_det_infer.onnx", (3, 192, 192), [1, 2, 4, 8]),
     "det_256": ("ch_PP-OCRv4_det_infer.onnx", (3, 256, 256), [1, 2, 4]),
+    "cls_48x96": ("ch_ppocr_mobile_v2.0_cls_infer.onnx", (3, 48, 96), [1, 2, 4, 8, 16, 32]),
+    "det_96": ("ch_PP-OCRv4_det_infer.onnx", (3, 96, 96), [1, 2, 4, 8]),
 }
 
 
