@@ -1,28 +1,73 @@
-"""HTML pages of the live dashboard (server-side rendered, no scripts
-except a meta refresh; plots are inline SVG from farm.reports)."""
+"""HTML pages of the live dashboard, server-side rendered from the same
+functions as the HTML report (farm.reports.html).
+
+Live pages put their content in ``<main id="live">``; /live.js (a small
+same-origin script, no inline code) fetches ``?fragment=1`` of the same URL
+every few seconds and swaps that content in place when it changed, so
+nothing reloads and the scroll position stays. Without JavaScript the page
+is still complete, only static.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 
 from farm.reports import find_best, load_frame
-from farm.reports.html import BEST_COLUMNS, STYLE, sections, table
-from farm.service import list_sweeps
+from farm.reports.compare import parse_prices
+from farm.reports.html import BEST_COLUMNS, STYLE, VIEWS, table, view_sections
+from farm.service import device_rows, list_sweeps
 
-NAV = '<p><a href="/">sweeps</a> | <a href="/best">best per GPU</a></p>'
+NAV = ('<nav><a href="/">sweeps</a> <a href="/best">best per GPU</a> <a href="/workers">workers</a> '
+       '<a href="/compare">compare sweeps</a></nav>')
+REFRESH_S = 5
+LIVE_JS = """(function () {
+  var main = document.getElementById("live");
+  if (!main || !window.fetch) { return; }
+  var every = parseInt(main.getAttribute("data-refresh") || "5", 10) * 1000;
+  var last = null;
+  function tick() {
+    var url = new URL(window.location.href);
+    url.searchParams.set("fragment", "1");
+    fetch(url.toString(), {cache: "no-store"})
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html !== null && html !== last) {
+          main.innerHTML = html;
+          last = html;
+          main.setAttribute("data-updated", new Date().toISOString());
+        }
+      })
+      .catch(function () {})
+      .then(function () { window.setTimeout(tick, every); });
+  }
+  window.setTimeout(tick, every);
+})();
+"""
 
 
-def page(title: str, body: str, refresh: int | None = None) -> str:
-    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
-    return (f'<!DOCTYPE html><html><head><meta charset="utf-8">{meta}<title>{escape(title)}</title>'
-            f"<style>{STYLE}progress{{width:160px}}</style></head><body><h1>{escape(title)}</h1>{NAV}{body}"
-            "</body></html>")
+@dataclass
+class Page:
+    title: str
+    body: str
+    live: bool = False
+
+    def html(self) -> str:
+        content = (f'<main id="live" data-refresh="{REFRESH_S}">{self.body}</main>'
+                   '<script src="/live.js" defer></script>') if self.live else f"<main>{self.body}</main>"
+        return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(self.title)}</title>'
+                f"<style>{STYLE}progress{{width:160px}}.dead{{color:#888}}</style></head><body>"
+                f"<h1>{escape(self.title)}</h1>{NAV}{content}</body></html>")
 
 
-def sweeps_page() -> str:
+def page(title: str, body: str) -> str:
+    return Page(title, body).html()
+
+
+def sweeps_page() -> Page:
     rows = []
     for s in reversed(list_sweeps()):
         counts = ", ".join(f"{n} {k}" for k, n in sorted(s["counts"].items()))
@@ -35,8 +80,7 @@ def sweeps_page() -> str:
                     f'<td class="t">{escape(counts)}</td>'
                     f'<td class="t">{escape(s["created_at"])}</td></tr>')
     head = "".join(f"<th>{h}</th>" for h in ("sweep", "name", "model", "state", "progress", "jobs", "created"))
-    head = f"<tr>{head}</tr>"
-    return page("Engine Farm sweeps", f'<table class="sweeps">{head}{"".join(rows)}</table>', refresh=10)
+    return Page("Engine Farm sweeps", f'<table class="sweeps"><tr>{head}</tr>{"".join(rows)}</table>', live=True)
 
 
 def _with_download(frame: pd.DataFrame) -> str:
@@ -45,19 +89,79 @@ def _with_download(frame: pd.DataFrame) -> str:
     return f"<h2>Artifacts (download, sha256 verified)</h2><ul>{links}</ul>"
 
 
-def sweep_page(sweep_id: str) -> str:
+def _view_links(sweep_id: str, view: str, prices: list[str]) -> str:
+    links = []
+    for name in VIEWS:
+        query = urlencode([("view", name)] + [("price", p) for p in prices if name == "cross-device"])
+        current = ' class="current"' if name == view else ""
+        links.append(f'<a{current} href="/sweep/{quote(sweep_id)}?{escape(query)}">{name}</a>')
+    return f'<p class="views">views: {" | ".join(links)}</p>'
+
+
+def sweep_page(sweep_id: str, view: str = "jobs", prices: list[str] | None = None) -> Page:
+    prices = prices or []
+    if view not in VIEWS:
+        from farm.errors import UserError
+
+        raise UserError(f"unknown view {view!r}; one of {', '.join(VIEWS)}")
     frame = load_frame(sweep_id=sweep_id)
     best = find_best(sweep_id=sweep_id)
     status = next((s for s in list_sweeps() if s["sweep_id"] == sweep_id), None)
-    progress = (f'<p>{escape(status["state"])}: <progress value="{status["finished"]}" max="{status["total"] or 1}">'
-                f'</progress> {status["finished"]}/{status["total"]} jobs</p>') if status else ""
-    return page(f"Sweep {sweep_id}", progress + sections(frame, best) + _with_download(frame), refresh=30)
+    progress = (f'<p class="sweep-progress">{escape(status["state"])}: <progress value="{status["finished"]}" '
+                f'max="{status["total"] or 1}"></progress> <span class="progress">{status["finished"]}/'
+                f'{status["total"]}</span> jobs</p>') if status else ""
+    price_form = ""
+    if view == "cross-device":
+        price_form = ('<form method="get"><input type="hidden" name="view" value="cross-device">'
+                      '<label>price per device-hour <input name="price" size="40" '
+                      'placeholder="gpu.nvidia-h100-80gb-hbm3=3.5"></label> <button>apply</button></form>')
+    body = (_view_links(sweep_id, view, prices) + price_form + progress
+            + view_sections(view, sweep_id, frame, best, parse_prices(prices))
+            + (_with_download(frame) if view == "jobs" else ""))
+    return Page(f"Sweep {sweep_id}" + ("" if view == "jobs" else f" ({view})"), body, live=True)
 
 
-def best_page() -> str:
+def best_page() -> Page:
     parts = []
     for model in sorted({s["model"] for s in list_sweeps()}):
         best = find_best(model=model)
         best = best[best["device_class"].str.startswith("gpu.") | best["device_class"].str.startswith("cpu.")]
         parts.append(f"<h2>{escape(model)}</h2>" + table(best, BEST_COLUMNS, "best"))
-    return page("Best configuration per device class", "".join(parts) or "<p>no results yet</p>", refresh=30)
+    return Page("Best configuration per device class", "".join(parts) or "<p>no results yet</p>", live=True)
+
+
+WORKER_COLUMNS = (("worker", "worker"), ("state", "state"), ("device class", "device_class"), ("device", "name"),
+                  ("host", "host"), ("uuid", "uuid"), ("current job", "current_job"),
+                  ("last heartbeat", "last_heartbeat"), ("heartbeat age s", "heartbeat_age_s"),
+                  ("backends", "backends"), ("driver", "driver_version"))
+
+
+def workers_page() -> Page:
+    rows = device_rows()
+    frame = pd.DataFrame(rows, columns=[k for _, k in WORKER_COLUMNS if k != "state"] + ["live"])
+    frame["state"] = ["live" if live else ("stale" if w else "no worker") for live, w in
+                      zip(frame["live"], frame["worker"])]
+    frame["job_id"] = frame["worker"]
+    live = int(frame["live"].sum()) if len(frame) else 0
+    body = (f'<p class="worker-count">{live} live workers on {len(frame)} registered devices</p>'
+            + table(frame.sort_values(["live", "host", "device_class"], ascending=[False, True, True]),
+                    WORKER_COLUMNS, "workers"))
+    return Page("Workers", body, live=True)
+
+
+def compare_page(sweep_a: str | None, sweep_b: str | None, min_change: float = 10.0) -> Page:
+    sweeps = list_sweeps()
+    def options(chosen):
+        return "".join(f'<option value="{escape(s["sweep_id"])}"{" selected" if s["sweep_id"] == chosen else ""}>'
+                       f'{escape(s["sweep_id"])} {escape(s["name"])} ({escape(s["created_at"])})</option>'
+                       for s in reversed(sweeps))
+
+    form = (f'<form method="get"><label>A <select name="a">{options(sweep_a)}</select></label> '
+            f'<label>B <select name="b">{options(sweep_b)}</select></label> <button>compare</button></form>')
+    if not (sweep_a and sweep_b):
+        return Page("Compare sweeps", form + "<p>Pick sweep A (before) and sweep B (after).</p>")
+    from farm.reports.compare_html import sweep_compare_body
+    from farm.reports.sweep_compare import compare_sweeps
+
+    body = sweep_compare_body(compare_sweeps(sweep_a, sweep_b, min_change_pct=min_change))
+    return Page(f"{sweep_b} against {sweep_a}", form + body, live=True)

@@ -6,8 +6,10 @@ to the database and be sha256 hex digests, so no path ever comes from the
 request. Binds 127.0.0.1 by default: results may be confidential. Beyond
 loopback a token is required (FARM_DASHBOARD_TOKEN), sent as a Bearer
 token or as the basic-auth password, compared in constant time. Every
-response carries hardening headers; the pages are self-contained (inline
-CSS and SVG, no scripts), so the CSP allows nothing else.
+response carries hardening headers; the pages are inline CSS and SVG plus
+one same-origin script (/live.js: in-place updates through fetch, no inline
+code), so the CSP allows that script, its fetches and same-origin GET forms
+(view, price and compare pickers), nothing else.
 """
 
 from __future__ import annotations
@@ -20,22 +22,23 @@ import re
 import shutil
 import socket
 import tempfile
+from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from sqlalchemy import select
 
 from dashboards import pages
 from farm.db import Artifact, Job, session_scope
-from farm.errors import ArtifactMissingError, NotFoundError, StoreIntegrityError
+from farm.errors import ArtifactMissingError, NotFoundError, StoreIntegrityError, UserError
 from farm.redact import masked_traceback
 from farm.store import open_store
 
 _SHA = re.compile(r"^/artifact/([0-9a-f]{64})$")
 _SWEEP = re.compile(r"^/sweep/([0-9A-Za-z_-]{1,32})$")
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
-       "frame-ancestors 'none'")
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'self'; connect-src 'self'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -93,19 +96,21 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's naming)
         if not self._authorized():
             return
-        path = unquote(urlparse(self.path).path)
+        url = urlparse(self.path)
+        path, query = unquote(url.path), parse_qs(url.query)
+        fragment = query.get("fragment") == ["1"]
         try:
-            if path == "/":
-                return self._html(pages.sweeps_page())
-            if path == "/best":
-                return self._html(pages.best_page())
-            if match := _SWEEP.match(path):
-                return self._html(pages.sweep_page(match.group(1)))
+            if path == "/live.js":
+                return self._send(pages.LIVE_JS.encode(), "text/javascript; charset=utf-8")
+            if (page := self._page(path, query)) is not None:
+                return self._html(page.body if fragment else page.html())
             if match := _SHA.match(path):
                 return self._artifact(match.group(1))
             self._error(404, "not found")
         except NotFoundError as exc:
             self._error(404, str(exc))
+        except UserError as exc:
+            self._error(400, str(exc))
         except (StoreIntegrityError, ArtifactMissingError) as exc:
             # Known to the database, but the verified bytes are gone: not a server bug.
             self._error(410, f"{exc}; re-run its job to rebuild it")
@@ -146,17 +151,32 @@ class Handler(BaseHTTPRequestHandler):
             return decoded.partition(b":")[2]
         return b""
 
+    def _page(self, path: str, query: dict) -> pages.Page | None:
+        if path == "/":
+            return pages.sweeps_page()
+        if path == "/best":
+            return pages.best_page()
+        if path == "/workers":
+            return pages.workers_page()
+        if path == "/compare":
+            a, b = query.get("a", [None])[0], query.get("b", [None])[0]
+            return pages.compare_page(a, b)
+        if match := _SWEEP.match(path):
+            prices = [p for p in query.get("price", []) if p.strip()]
+            return pages.sweep_page(match.group(1), query.get("view", ["jobs"])[0], prices)
+        return None
+
     def _html(self, text: str, status: int = 200) -> None:
-        body = text.encode()
+        self._send(text.encode(), "text/html; charset=utf-8", status)
+
+    def _send(self, body: bytes, content_type: str, status: int = 200) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
     def _error(self, status: int, message: str) -> None:
-        from html import escape
-
         self._html(pages.page(f"{status}", f"<p>{escape(message)}</p>"), status)
 
     def _artifact(self, key: str) -> None:

@@ -259,14 +259,38 @@ def list_sweeps() -> list[dict]:
     return [sweep_status(sweep_id) for sweep_id in ids]
 
 
-def cancel_sweep(sweep_id: str) -> int:
-    """Cancel jobs not yet running; running ones finish (their result is kept)."""
+def cancel_sweep(sweep_id: str) -> dict:
+    """Cancel jobs not yet running; running ones finish (their result is kept).
+
+    A sweep with nothing left to run (finished, or cancelled before) is left
+    as it is: ``changed`` is False and ``state`` says why.
+    """
+    from farm.search.driver import is_searching
+
     with session_scope() as session:
         sweep = get_sweep(session, sweep_id)
+        counts = Counter(job.status for job in sweep.jobs)
+        state = _sweep_state(counts, len(sweep.jobs), sweep.cancelled)
+        searching = is_searching(session, sweep_id) and not sweep.cancelled  # a search may add jobs yet
+        if state in ("finished", "cancelled") and not (counts["pending"] or counts["queued"] or searching):
+            return {"sweep_id": sweep_id, "changed": False, "cancelled": 0, "state": state,
+                    "running": counts["running"]}
         sweep.cancelled = True
         result = session.execute(update(Job).where(Job.sweep_id == sweep_id, Job.status.in_(("pending", "queued")))
                                  .values(status="cancelled", finished_at=utcnow()))
-        return result.rowcount
+        return {"sweep_id": sweep_id, "changed": True, "cancelled": result.rowcount, "state": "cancelled",
+                "running": counts["running"]}
+
+
+def running_jobs(sweep_id: str) -> list[dict]:
+    """A sweep's running jobs with the worker running each (oldest first)."""
+    with session_scope() as session:
+        jobs = session.scalars(select(Job).where(Job.sweep_id == sweep_id, Job.status == "running")
+                               .order_by(Job.started_at, Job.seq)).all()
+        return [{"job_id": j.id, "backend": j.backend, "precision": j.precision, "batch_size": j.batch_size,
+                 "profile": j.profile, "device_class": j.device_class, "worker": j.worker,
+                 "started_at": j.started_at.isoformat(timespec="seconds") if j.started_at else None}
+                for j in jobs]
 
 
 def resume_sweep(sweep_id: str) -> dict:
@@ -301,3 +325,25 @@ def _is_broker_error(error: BaseException) -> bool:
     from kombu.exceptions import OperationalError as BrokerError
 
     return isinstance(error, (BrokerError, ConnectionError, OSError))
+
+
+def device_rows() -> list[dict]:
+    """Registered devices with their worker, current job, heartbeat and
+    versions; ``live`` when a worker holds the device and beat recently."""
+    with session_scope() as session:
+        rows, now = [], db_now(session)
+        for d in session.scalars(select(Device).order_by(Device.host, Device.kind, Device.index)):
+            age = (now - d.last_heartbeat).total_seconds() if d.last_heartbeat else None
+            versions = d.versions or {}
+            known = versions.get("backend_versions") or {}
+            rows.append({"uuid": d.uuid, "kind": d.kind, "name": d.name, "device_class": d.device_class,
+                         "host": d.host, "index": d.index, "compute_capability": d.compute_capability,
+                         "memory_mb": d.memory_mb, "driver_version": d.driver_version, "worker": d.worker,
+                         "current_job": d.current_job_id, "heartbeat_age_s": age,
+                         "last_heartbeat": d.last_heartbeat.isoformat(timespec="seconds") if d.last_heartbeat
+                         else None, "versions": versions,
+                         "backends": ", ".join(f"{n} {known[n]}" if n in known else n
+                                               for n in versions.get("backends") or []),
+                         "live": d.worker is not None and age is not None and age < stale_s()})
+        return rows
+

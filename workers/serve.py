@@ -8,7 +8,7 @@ import logging
 
 from farm.config import heartbeat_s
 from farm.errors import UserError
-from farm.backends import backend_config, local_backends
+from farm.backends import backend_config, backend_version, local_backends
 from farm.queue import check_time_limits
 from farm.routing import build_queue, queue_for
 from workers import runtime_state
@@ -34,7 +34,9 @@ def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ())
         raise UserError(f"device {uuid} is not on this host")
     name = worker_name(device)
     backends = local_backends(device.kind)
-    device.versions = {**device.versions, "backends": backends}  # what `farm sweep status` reads
+    # "backends" is what `farm sweep status` reads; their versions show in `farm workers`.
+    device.versions = {**device.versions, "backends": backends,
+                       "backend_versions": {b: backend_version(b) for b in backends}}
     device_id = take(device, name)
     context = DeviceContext(kind=device.kind, name=device.name, device_class=device.device_class,
                             index=0 if device.kind == "gpu" else None,

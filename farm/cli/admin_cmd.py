@@ -6,12 +6,10 @@ import subprocess
 import sys
 
 import click
-from sqlalchemy import select
 
-from farm.cli.output import to_json
-from farm.config import stale_s
-from farm.db import Device, session_scope, upgrade
-from farm.db.clock import db_now
+from farm.cli.output import render_table, to_json
+from farm.db import upgrade
+from farm.service import device_rows
 from farm.spec_schema import SPEC_SCHEMA
 
 
@@ -37,19 +35,6 @@ def worker_start(device, loglevel):
     os.execv(sys.executable, command)
 
 
-def _device_rows() -> list[dict]:
-    with session_scope() as session:
-        rows, now = [], db_now(session)
-        for d in session.scalars(select(Device).order_by(Device.host, Device.kind, Device.index)):
-            age = (now - d.last_heartbeat).total_seconds() if d.last_heartbeat else None
-            rows.append({"uuid": d.uuid, "kind": d.kind, "name": d.name, "device_class": d.device_class,
-                         "host": d.host, "index": d.index, "compute_capability": d.compute_capability,
-                         "memory_mb": d.memory_mb, "driver_version": d.driver_version, "worker": d.worker,
-                         "current_job": d.current_job_id, "heartbeat_age_s": age,
-                         "live": d.worker is not None and age is not None and age < stale_s()})
-        return rows
-
-
 @click.command("devices")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--local", is_flag=True, help="Discover this host's devices instead of listing registered ones.")
@@ -60,28 +45,34 @@ def devices_cmd(fmt, local):
                              check=True).stdout
         rows = json.loads(out)
     else:
-        rows = _device_rows()
+        rows = device_rows()
     if fmt == "json":
         click.echo(to_json(rows))
         return
-    for row in rows:
-        extra = f"cc {row['compute_capability']}" if row.get("compute_capability") else row["kind"]
-        click.echo(f"{row['device_class']}  {row['name']}  {extra}  host={row['host']}  uuid={row['uuid']}")
+    if not rows:
+        click.echo("no devices registered" if not local else "no devices found")
+        return
+    headers = ["device class", "name", "kind", "cc", "host", "uuid"]
+    keys = ["device_class", "name", "kind", "compute_capability", "host", "uuid"]
+    click.echo(render_table(headers, keys, rows))
 
 
 @click.command("workers")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def workers_cmd(fmt):
     """List live workers: device, current job, last heartbeat."""
-    rows = [r for r in _device_rows() if r["live"]]
+    rows = [r for r in device_rows() if r["live"]]
     if fmt == "json":
         click.echo(to_json(rows))
         return
     if not rows:
         click.echo("no live workers")
+        return
     for row in rows:
-        click.echo(f"{row['worker']}  {row['device_class']}  device={row['uuid']}  "
-                   f"job={row['current_job'] or '-'}  heartbeat {row['heartbeat_age_s']:.1f}s ago")
+        row["heartbeat"] = f"{row['heartbeat_age_s']:.1f}s ago"
+    headers = ["worker", "device class", "device", "current job", "heartbeat", "backends"]
+    keys = ["worker", "device_class", "uuid", "current_job", "heartbeat", "backends"]
+    click.echo(render_table(headers, keys, rows))
 
 
 @click.group("db")

@@ -13,6 +13,9 @@ import time
 from farm.config import ensure_home
 from farm.errors import UserError
 
+STOP_GRACE_S = 40  # the sweep finished: let workers shut down cleanly
+INTERRUPT_GRACE_S = 2  # Ctrl-C: the user is waiting
+
 
 def register_local_devices() -> list[dict]:
     result = subprocess.run([sys.executable, "-m", "workers", "discover", "--register"],
@@ -44,26 +47,31 @@ class LocalWorkers:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         if not self.process or self.process.poll() is not None:
             return
+        # Ctrl-C: stop now. The running job is abandoned (its worker is
+        # killed after a short grace), the queue keeps the rest for resume.
+        grace = STOP_GRACE_S
+        if exc_type is KeyboardInterrupt:
+            print("interrupted: stopping the local workers", file=sys.stderr, flush=True)
+            grace = INTERRUPT_GRACE_S
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
+            self.process.wait(timeout=grace)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
 
-def wait_for_sweep(sweep_id: str, workers: LocalWorkers, show) -> dict:
-    from farm.service import sweep_status
+def wait_for_sweep(sweep_id: str, workers: LocalWorkers, progress) -> dict:
+    """Poll until every job is final; ``progress.update(status, running)``
+    on each poll."""
+    from farm.service import running_jobs, sweep_status
 
-    last = None
     while True:
         status = sweep_status(sweep_id)
-        if status != last:
-            show(status)
-            last = status
+        progress.update(status, running_jobs(sweep_id))
         if status["finished"] == status["total"]:
             return status
         if not workers.alive():

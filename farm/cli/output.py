@@ -1,9 +1,24 @@
-"""Plain-text tables and number formatting for the CLI."""
+"""Tables, colour and number formatting for the CLI.
+
+Tables are rich tables: on a terminal they fit its width and wrap long
+cells (never truncate them); piped or redirected they are as wide as their
+content, plain text with trailing spaces stripped, so scripts can split
+them. Colour (FAIL in red, flags in yellow) only on a terminal and never
+with NO_COLOR set (https://no-color.org).
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
+import sys
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 TABLE_COLUMNS = (
     ("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
@@ -18,6 +33,12 @@ BEST_TABLE_COLUMNS = (
     ("p50 CI low", "latency_p50_ci_low_ms"), ("p50 CI high", "latency_p50_ci_high_ms"), ("p99 ms", "latency_p99_ms"),
     ("thru/s", "throughput"), ("mem MB", "memory_mb"), ("acc", "accuracy_pass"), ("note", "note"),
 )
+# Cells whose text gets a colour on a terminal.
+STYLES = {"FAIL": "bold red", "failed": "red", "slower": "bold red", "faster": "green", "pass": "green",
+          "unsupported": "yellow", "cancelled": "yellow"}
+LEFT = {"job_id", "status", "backend", "precision", "profile", "device_class", "note", "role", "verdict",
+        "device", "worker", "name", "model", "state", "sweep_id", "jobs", "created_at", "kind", "host", "uuid",
+        "current_job", "backends", "device_class_a", "device_class_b"}
 
 
 def fmt(value) -> str:
@@ -33,28 +54,80 @@ def fmt(value) -> str:
         if abs(value) >= 0.01:
             return f"{value:.3f}"
         return f"{value:.2e}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
     return str(value)
 
 
 def note(row: dict) -> str:
+    """Reuse, flags and (for failed jobs) the whole last line of the error."""
     parts = []
     if row.get("reused"):
         parts.append("reused")
     parts.extend(row.get("flags") or [])
     if row.get("status") in ("failed", "unsupported") and row.get("error"):
-        parts.append(row["error"].strip().splitlines()[-1][:70])
-    return ", ".join(parts)
+        lines = row["error"].strip().splitlines()
+        parts.append(lines[-1] if lines else "")
+    return ", ".join(p for p in parts if p)
 
 
-def table(rows: list[dict], columns=TABLE_COLUMNS) -> str:
-    cells = [[h for h, _ in columns]]
+def color_enabled(stream=None) -> bool:
+    stream = stream or sys.stdout
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def _terminal_width(stream) -> int | None:
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return int(os.environ.get("COLUMNS", 100))
+
+
+def _cell(key: str, value, color: bool) -> Text:
+    text = fmt(value)
+    style = STYLES.get(text, "") if color else ""
+    if color and key in ("note", "flags") and text:
+        style = "yellow"
+    return Text(text, style=style)
+
+
+def render_table(headers: list[str], keys: list[str], rows: list[dict], stream=None) -> str:
+    """The text of a table for ``stream`` (stdout by default)."""
+    stream = stream or sys.stdout
+    color, width = color_enabled(stream), _terminal_width(stream)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold" if color else "",
+                  safe_box=True)
+    for header, key in zip(headers, keys):
+        table.add_column(header, justify="left" if key in LEFT else "right", overflow="fold")
     for row in rows:
-        row = {**row, "note": note(row)}
-        cells.append([fmt(row.get(key)) for _, key in columns])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+        table.add_row(*[_cell(key, row.get(key), color) for key in keys])
+    buffer = io.StringIO()
+    probe = Console(file=io.StringIO(), width=100_000, color_system=None)
+    console = Console(file=buffer, width=width or probe.measure(table).maximum, highlight=False,
+                      color_system="standard" if color else None, force_terminal=color, no_color=not color,
+                      legacy_windows=False)
+    console.print(table)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+def table(rows: list[dict], columns=TABLE_COLUMNS, stream=None) -> str:
+    rows = [{**row, "note": note(row)} for row in rows]
+    return render_table([h for h, _ in columns], [k for _, k in columns], rows, stream)
+
+
+def emit(text: str, output=None) -> None:
+    """Text to FILE (atomically, saying so on stderr) or to stdout."""
+    import click
+
+    from farm.output_files import write_output
+
+    if output:
+        write_output(output, text if text.endswith("\n") else text + "\n")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
 
 
 def to_json(data) -> str:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import click
 from sqlalchemy import select
 
-from farm.output_files import check_output, write_output
-from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, table, to_json
+from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, emit, table, to_json
+from farm.output_files import check_output
 from farm.compat import incompatibility
 from farm.db import Device, Job, Measurement, session_scope
 from farm.devices import cpu_class, hostname
@@ -41,40 +42,45 @@ def report_cmd(sweep_id, fmt, view, prices, output):
     """
     check_output(output)
     frame = load_frame(sweep_id=sweep_id)
+    price_map = parse_prices(prices)
+    if prices and view != "cross-device":
+        raise UserError("--price applies to --view cross-device only")
     if fmt == "html":
+        cross_device(frame, price_map)  # unknown device classes in --price fail before anything is written
         best = find_best(sweep_id=sweep_id)
-        _emit(report_html(sweep_id, frame, best), output)
+        emit(report_html(sweep_id, frame, best, view, price_map), output)
         return
     if view == "compare":
         frame, fields = comparison(frame), COMPARE_FIELDS
     elif view == "cross-device":
-        frame, fields = cross_device(frame, parse_prices(prices)), CROSS_FIELDS
+        frame, fields = cross_device(frame, price_map), CROSS_FIELDS
     else:
         fields = REPORT_FIELDS
     if fmt == "parquet":
         write_parquet(frame, fields, output)
         click.echo(f"wrote {output}", err=True)
     elif fmt in ("csv", "json"):
-        _emit(to_text(frame, fields, fmt), output)
+        emit(to_text(frame, fields, fmt), output)
     else:
-        _emit(table(frame_rows(frame, fields), _table_columns(view)), output)
+        emit(table(frame_rows(frame, fields), _table_columns(view), stream=_table_stream(output)), output)
 
 
 def _table_columns(view: str):
     if view == "compare":
-        return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:11] + (("speed-up", "speedup"), ("e2e p50", "e2e_latency_p50_ms"))
-                + TABLE_COLUMNS[11:])
+        return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:10] + (("thru gain x", "throughput_gain"),
+                                                          ("p50 speed-up x", "speedup"),
+                                                          ("baseline", "baseline_job_id"),
+                                                          ("e2e p50", "e2e_latency_p50_ms"))
+                + TABLE_COLUMNS[10:])
     if view == "cross-device":
-        return TABLE_COLUMNS[1:10] + (("$/h", "price_per_hour"), ("$/1M inf", "cost_per_million"))
+        return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:10] + (("acc", "accuracy_pass"), ("price/h", "price_per_hour"),
+                                                          ("cost/1M inf", "cost_per_million")))
     return TABLE_COLUMNS
 
 
-def _emit(text: str, output: Path | None) -> None:
-    if output:
-        write_output(output, text if text.endswith("\n") else text + "\n")
-        click.echo(f"wrote {output}", err=True)
-    else:
-        click.echo(text)
+def _table_stream(output: Path | None):
+    """Tables written to a file get no colour and no terminal width."""
+    return io.StringIO() if output else None
 
 
 def _constraint_options(device_help: str):
@@ -158,7 +164,8 @@ def _device_row(device_class: str) -> dict:
                      "host's GPU with results, else its CPU).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the artifact.")
-def fetch_cmd(model, sweep_id, device, output, **constraints):
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def fetch_cmd(model, sweep_id, device, output, fmt, **constraints):
     """Write the best artifact for a device to FILE, verified by its sha256.
 
     Without --device: this host's device (its GPU if it has one with
@@ -179,6 +186,11 @@ def fetch_cmd(model, sweep_id, device, output, **constraints):
     winner = best.iloc[0]
     _check_runs_there(winner)
     _fetch_verified(winner, output)
+    if fmt == "json":
+        fields = ("job_id", "device_class", "backend", "precision", "batch_size", "profile", "artifact_sha256",
+                  "latency_p50_ms", "throughput")
+        click.echo(to_json({"path": str(output), **frame_rows(best.iloc[:1], fields)[0]}))
+        return
     click.echo(f"wrote {output} (sha256 {winner['artifact_sha256']}): {winner['backend']} {winner['precision']} "
                f"batch {winner['batch_size']} profile {winner['profile']} for {winner['device_class']}")
 

@@ -1,33 +1,16 @@
 from __future__ import annotations
 
-import sys
-
 import click
 
 from farm.backends import require_local
 from farm.cli.local_workers import LocalWorkers, register_local_devices, wait_for_sweep
 from farm.cli.options import spec_from_cli, spec_options
 from farm.cli.output import table, to_json
+from farm.cli.progress import SweepProgress
 from farm.devices import hostname
+from farm.errors import UserError
 from farm.reports import job_rows
 from farm.service import submit, validate
-
-
-def progress_printer():
-    tty = sys.stderr.isatty()
-
-    def show(status: dict) -> None:
-        done, total = status["finished"], status["total"]
-        width = 30
-        filled = int(width * done / total) if total else width
-        running = status["counts"].get("running", 0)
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs finished, {running} running"
-        if tty:
-            click.echo("\r" + line, nl=done == total, err=True)
-        else:
-            click.echo(line, err=True)
-
-    return show
 
 
 @click.command("run")
@@ -51,6 +34,18 @@ def run_cmd(force, fmt, **spec_args):
                f"{submission.unsupported} unsupported, {submission.queued} to run", err=True)
     for skipped in submission.skipped:
         click.echo(f"skipped: {skipped}", err=True)
+    try:
+        _run_here(spec, submission)
+    except KeyboardInterrupt:
+        raise UserError(f"interrupted; local workers stopped. Unfinished jobs stay queued: 'farm sweep resume "
+                        f"{submission.sweep_id}' with 'farm worker start' continues, 'farm sweep cancel "
+                        f"{submission.sweep_id}' drops them") from None
+    rows = job_rows(submission.sweep_id)
+    click.echo(to_json(rows) if fmt == "json" else table(rows))
+
+
+def _run_here(spec, submission) -> None:
+    """Local workers until the sweep (or search) is done."""
     if spec.search is not None:
         from farm.cli.sweep_cmd import search_lines
         from farm.search.driver import drive
@@ -66,10 +61,8 @@ def run_cmd(force, fmt, **spec_args):
     elif submission.queued:
         classes = {row["device_class"] for row in job_rows(submission.sweep_id)}
         selector = "all" if any(c.startswith("gpu.") for c in classes) else "cpu"
-        with LocalWorkers(selector) as workers:
-            wait_for_sweep(submission.sweep_id, workers, progress_printer())
-    rows = job_rows(submission.sweep_id)
-    click.echo(to_json(rows) if fmt == "json" else table(rows))
+        with LocalWorkers(selector) as workers, SweepProgress() as progress:
+            wait_for_sweep(submission.sweep_id, workers, progress)
 
 
 def _search_groups(sweep_id: str) -> set[str]:

@@ -5,7 +5,7 @@ import time
 import click
 
 from farm.cli.options import spec_from_cli, spec_options
-from farm.cli.output import to_json
+from farm.cli.output import render_table, to_json
 from farm.service import cancel_sweep, list_sweeps, resume_sweep, submit, sweep_status
 
 
@@ -17,7 +17,9 @@ def sweep_group() -> None:
 @sweep_group.command("submit")
 @spec_options
 @click.option("--force", is_flag=True, help="Rebuild and re-measure even if identical jobs finished before.")
-def submit_cmd(force, **spec_args):
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: the sweep id on stdout, counts on stderr; json: one object on stdout.")
+def submit_cmd(force, fmt, **spec_args):
     """Expand a sweep into jobs and enqueue them; prints the sweep id.
 
     Workers started with 'farm worker start' (here or on other hosts
@@ -25,6 +27,12 @@ def submit_cmd(force, **spec_args):
     """
     spec = spec_from_cli(**spec_args)
     submission = submit(spec, force=force)
+    if fmt == "json":
+        click.echo(to_json({"sweep_id": submission.sweep_id, "jobs": submission.jobs, "queued": submission.queued,
+                            "reused": submission.reused, "unsupported": submission.unsupported,
+                            "skipped": list(submission.skipped),
+                            "search": spec.search.strategy if spec.search is not None else None}))
+        return
     if spec.search is not None:
         click.echo(f"search {spec.search.strategy} over {submission.jobs} configurations: {submission.queued} "
                    f"queued, {submission.reused} reused, {submission.unsupported} pruned; carry it on with "
@@ -39,7 +47,8 @@ def submit_cmd(force, **spec_args):
 
 def _status_line(status: dict) -> str:
     counts = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
-    return f"{status['sweep_id']}  {status['name']}  {status['state']}  {status['finished']}/{status['total']}  ({counts})"
+    return (f"{status['sweep_id']}  {status['name']}  {status['state']}  {status['finished']}/{status['total']}  "
+            f"({counts})")
 
 
 @sweep_group.command("status")
@@ -117,27 +126,45 @@ def list_cmd(fmt):
     if fmt == "json":
         click.echo(to_json(sweeps))
         return
+    if not sweeps:
+        click.echo("no sweeps")
+        return
     for status in sweeps:
-        click.echo(_status_line(status))
+        status["progress"] = f"{status['finished']}/{status['total']}"
+        status["jobs"] = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
+    keys = ["sweep_id", "name", "model", "state", "progress", "jobs", "created_at"]
+    click.echo(render_table(["sweep", "name", "model", "state", "finished", "jobs", "created"], keys, sweeps))
 
 
 @sweep_group.command("cancel")
 @click.argument("sweep_id")
-def cancel_cmd(sweep_id):
-    """Cancel a sweep's jobs that have not started (running ones finish)."""
-    count = cancel_sweep(sweep_id)
-    click.echo(f"cancelled {count} jobs of sweep {sweep_id}")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def cancel_cmd(sweep_id, fmt):
+    """Cancel a sweep's jobs that have not started (running ones finish).
+    A sweep with nothing left to run is left unchanged."""
+    result = cancel_sweep(sweep_id)
+    if fmt == "json":
+        click.echo(to_json(result))
+    elif not result["changed"]:
+        click.echo(f"sweep {sweep_id} is already {result['state']}: nothing to cancel, nothing changed")
+    else:
+        running = f"; {result['running']} running jobs will finish" if result["running"] else ""
+        click.echo(f"cancelled {result['cancelled']} jobs of sweep {sweep_id}{running}")
 
 
 @sweep_group.command("resume")
 @click.argument("sweep_id")
-def resume_cmd(sweep_id):
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def resume_cmd(sweep_id, fmt):
     """Re-enqueue what a sweep lost: pending jobs, running jobs whose worker
     died (quarantined as failed after FARM_MAX_ATTEMPTS deaths) and queued
     jobs whose message the broker no longer has (e.g. Redis restarted).
     Workers' launchers do the same every FARM_RECONCILE_S; duplicate
     deliveries are harmless: a job runs once."""
     result = resume_sweep(sweep_id)
+    if fmt == "json":
+        click.echo(to_json({"sweep_id": sweep_id, **result}))
+        return
     again = len(result["requeued"]) + len(result["resent"])
     click.echo(f"re-enqueued {result['enqueued'] + again} jobs of sweep {sweep_id} "
                f"({result['enqueued']} pending, {len(result['requeued'])} orphaned, "

@@ -90,3 +90,14 @@ def add_intervals(frame, samples_list, level: float = LEVEL):
     tlo, thi = throughput_ci(samples_list, batches, level)
     frame["throughput_ci_low"], frame["throughput_ci_high"] = tlo, thi
     return frame
+
+
+def bootstrap_medians(samples, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """The bootstrap distribution of one sample list's median (same
+    shortcut as median_ci). Two lists compared with each other need
+    different seeds, or equal-sized lists would draw the same ranks."""
+    data = np.sort(np.asarray(samples, dtype=np.float64))
+    if data.size == 0:
+        return np.full(resamples, np.nan)
+    low, high = _median_ranks(data.size, resamples, seed)
+    return (data[low] + data[high]) * 0.5

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from farm.errors import MissingDependencyError, UserError
-from farm.reports.rows import frame_rows
+from farm.reports.rows import INTEGER_FIELDS, frame_rows
 
 EXPORT_FORMATS = ("csv", "json", "parquet")
 
@@ -17,7 +17,7 @@ def to_text(frame: pd.DataFrame, fields, fmt: str) -> str:
     """csv or json text with exactly ``fields`` as columns, in order."""
     if fmt == "json":
         return json.dumps(frame_rows(frame, fields), indent=2, default=str, allow_nan=False)
-    out = frame[list(fields)].copy()
+    out = _integers(frame[list(fields)].copy())
     for column in out.columns:  # lists (flags, tied_with) as ';'-joined text
         if out[column].map(lambda v: isinstance(v, list)).any():
             out[column] = out[column].map(lambda v: ";".join(map(str, v)) if isinstance(v, list) else v)
@@ -33,5 +33,12 @@ def write_parquet(frame: pd.DataFrame, fields, path: Path | None) -> None:
         raise MissingDependencyError("parquet export needs pyarrow: pip install 'engine-farm[parquet]'") from None
     from farm.output_files import written_by
 
-    out = pd.DataFrame(frame_rows(frame, fields), columns=list(fields))
+    out = _integers(pd.DataFrame(frame_rows(frame, fields), columns=list(fields)))
     written_by(path, lambda tmp: out.to_parquet(tmp, index=False))
+
+
+def _integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Integer fields as nullable Int64: 17, not 17.0 (missing stays empty)."""
+    for column in INTEGER_FIELDS & set(frame.columns):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").round().astype("Int64")
+    return frame

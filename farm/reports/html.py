@@ -1,6 +1,7 @@
-"""Self-contained HTML report of a sweep: inline SVG plots and tables,
-no scripts, no external resources (opens offline). The dashboard reuses
-``sections`` for its sweep page."""
+"""Self-contained HTML report of a sweep: the summary first, then inline
+SVG plots and tables; no scripts, no external resources (opens offline).
+Each ``--view`` (jobs, compare, cross-device) is its own page; the
+dashboard serves the same views through ``view_sections``."""
 
 from __future__ import annotations
 
@@ -8,14 +9,22 @@ from html import escape
 
 import pandas as pd
 
-from farm.cli.output import fmt
-from farm.reports import svg
-from farm.reports.compare import comparison
+from farm.cli.output import fmt, note
+from farm.reports import plots
+from farm.reports.compare import comparison, cross_device
+from farm.reports.summary import summaries, summary_html
 from farm.reports.layers import layer_section
 
-STYLE = """body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 24px}
-td,th{border:1px solid #ccc;padding:3px 7px;font-size:12px;text-align:right}th{background:#eee}
-td.t{text-align:left}.plots{display:flex;flex-wrap:wrap;gap:12px}h2{margin-top:28px}.fail{color:#b00}"""
+VIEWS = ("jobs", "compare", "cross-device")
+STYLE = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1500px}
+table{border-collapse:collapse;margin:8px 0 24px}
+td,th{border:1px solid #ccc;padding:3px 7px;font-size:12px;text-align:right;vertical-align:top}th{background:#eee}
+td.t{text-align:left;max-width:420px;overflow-wrap:anywhere}.plots{display:flex;flex-wrap:wrap;gap:14px}
+figure.chart{margin:0;border:1px solid #ddd;padding:6px;background:#fff}
+ol.key{font-size:12px;margin:4px 0 0;padding-left:0;list-style:none;columns:2;max-width:620px}
+ol.key li{margin:1px 0}ol.key li.fail{color:#b00}
+h2{margin-top:28px}.fail{color:#b00;font-weight:bold}.good{color:#1a7f37;font-weight:bold}
+.summary p.verdict{font-size:15px;line-height:1.5;max-width:1100px;background:#f4f8ff;border-left:4px solid #1f5fa8;padding:6px 10px}nav a{margin-right:10px}"""
 BEST_COLUMNS = (("device", "device_class"), ("role", "role"), ("job", "job_id"), ("backend", "backend"),
                 ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
                 ("p50 ms", "latency_p50_ms"), ("p50 CI low", "latency_p50_ci_low_ms"),
@@ -24,93 +33,119 @@ BEST_COLUMNS = (("device", "device_class"), ("role", "role"), ("job", "job_id"),
 COMPARE_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
                    ("batch", "batch_size"), ("profile", "profile"), ("p50 ms", "latency_p50_ms"),
                    ("p99 ms", "latency_p99_ms"), ("e2e p50 ms", "e2e_latency_p50_ms"), ("thru/s", "throughput"),
-                   ("speed-up", "speedup"), ("build s", "build_s"), ("artifact B", "artifact_size"),
+                   ("throughput gain x", "throughput_gain"), ("p50 speed-up x", "speedup"),
+                   ("baseline", "baseline_job_id"), ("build s", "build_s"), ("artifact B", "artifact_size"),
                    ("rel L2", "rel_l2_error"), ("cosine", "cosine"), ("accuracy", "accuracy_pass"),
                    ("flags", "flags"))
+CROSS_COLUMNS = (("backend", "backend"), ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
+                 ("device", "device_class"), ("job", "job_id"), ("p50 ms", "latency_p50_ms"),
+                 ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"), ("accuracy", "accuracy_pass"),
+                 ("price/h", "price_per_hour"), ("cost per 1M inferences", "cost_per_million"))
+FRONT_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
+                 ("batch", "batch_size"), ("profile", "profile"), ("p50 ms", "latency_p50_ms"),
+                 ("thru/s", "throughput"), ("accuracy", "accuracy_pass"))
+JOB_COLUMNS = (("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
+               ("batch", "batch_size"), ("profile", "profile"), ("device", "device_class"),
+               ("p50 ms", "latency_p50_ms"), ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"),
+               ("samples", "samples"), ("build s", "build_s"), ("rel L2", "rel_l2_error"),
+               ("accuracy", "accuracy_pass"), ("note", "note"))
+INTEGER_COLUMNS = {"batch_size", "samples", "artifact_size"}
 
 
-def _cell(value) -> str:
-    if isinstance(value, list):
-        return escape(", ".join(map(str, value)))
+def _cell(key: str, value) -> str:
+    if key in INTEGER_COLUMNS and isinstance(value, float) and value.is_integer():
+        value = int(value)
     text = escape(fmt(value))
-    return f'<span class="fail">{text}</span>' if text == "FAIL" else text
+    if text in ("FAIL", "slower", "faster"):
+        return f'<span class="{"fail" if text != "faster" else "good"}">{text}</span>'
+    return text
 
 
 def table(frame: pd.DataFrame, columns, css: str) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h, _ in columns)
     body = []
     for record in frame.to_dict("records"):
+        if any(key == "note" for _, key in columns):
+            record["note"] = note(record)
         cells = []
         for _, key in columns:
             value = record.get(key)
             value = None if isinstance(value, float) and value != value else value
             kind = "t" if isinstance(value, (str, list)) else "n"
-            cells.append(f'<td class="{kind}" data-field="{key}">{_cell(value)}</td>')
+            cells.append(f'<td class="{kind}" data-field="{key}">{_cell(key, value)}</td>')
         body.append(f'<tr data-job="{escape(str(record.get("job_id", "")))}">{"".join(cells)}</tr>')
     return f'<table class="{css}"><tr>{head}</tr>{"".join(body)}</table>'
 
 
-def _label(r) -> str:
-    return f"{r.backend} {r.precision} b{r.batch_size} {r.profile}: p50 {r.latency_p50_ms:.4g} ms"
+def _done(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[(frame["status"] == "done") & frame["latency_p50_ms"].notna()]
 
 
-def _points(frame: pd.DataFrame, x: str, y: str) -> list[dict]:
-    rows = frame[frame[x].notna() & frame[y].notna()]
-    return [{"x": float(getattr(r, x)), "y": float(getattr(r, y)), "job": r.job_id, "label": _label(r),
-             "shape": "circle" if r.accuracy_pass is not False else "cross"} for r in rows.itertuples()]
+def _fronts(done: pd.DataFrame) -> pd.DataFrame:
+    parts = [plots.pareto(g) for _, g in done.groupby("device_class", sort=True)]
+    return pd.concat(parts) if parts else done.iloc[:0]
 
 
-def pareto(frame: pd.DataFrame) -> pd.DataFrame:
-    """Configurations no other beats on both lower p50 and higher throughput."""
-    ordered = frame.sort_values(["latency_p50_ms", "throughput"], ascending=[True, False])
-    best, keep = -1.0, []
-    for r in ordered.itertuples():
-        keep.append(r.throughput > best)
-        best = max(best, r.throughput)
-    return ordered[keep]
-
-
-def plots(done: pd.DataFrame) -> list[str]:
-    charts = []
-    for device, group in done.groupby("device_class", sort=True):
-        series = {f"{b} {p}": _points(g, "batch_size", "latency_p50_ms")
-                  for (b, p), g in group.groupby(["backend", "precision"], sort=True)}
-        charts.append(svg.line_chart("latency-vs-batch", f"p50 latency vs batch: {device}", "batch size",
-                                     "p50 latency (ms)", series))
-        front = _points(pareto(group), "latency_p50_ms", "throughput")
-        charts.append(svg.line_chart("pareto", f"throughput vs latency (Pareto front dashed): {device}",
-                                     "p50 latency (ms)", "throughput (samples/s)",
-                                     {device: _points(group, "latency_p50_ms", "throughput")}, lines=False,
-                                     front=sorted(front, key=lambda p: p["x"])))
-        bars = [{"label": f"{r.backend} {r.precision} b{r.batch_size} {r.profile}"[:34], "value": float(r.build_s),
-                 "job": r.job_id} for r in group[group["build_s"].notna()].itertuples()]
-        charts.append(svg.bar_chart("build-time", f"build time (s): {device}", "seconds", bars))
-    accuracy = {d: _points(g, "latency_p50_ms", "rel_l2_error") for d, g in done.groupby("device_class")}
-    charts.append(svg.line_chart("accuracy-vs-speed", "accuracy vs speed (x: failed gate)", "p50 latency (ms)",
-                                 "relative L2 error", accuracy, lines=False))
-    return charts
-
-
-def sections(frame: pd.DataFrame, best: pd.DataFrame) -> str:
-    done = frame[(frame["status"] == "done") & frame["latency_p50_ms"].notna()]
-    compared = comparison(frame)
-    return "".join([
-        "<h2>Best per device class</h2>", table(best, BEST_COLUMNS, "best"),
-        "<h2>Plots</h2>", '<div class="plots">', "".join(plots(done)), "</div>",
-        "<h2>Comparison (speed-up vs fp32 batch 1 of the same backend)</h2>",
-        table(compared, COMPARE_COLUMNS, "compare"),
-        layer_section(best),
-    ])
-
-
-def report_html(sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame) -> str:
-    model = escape(str(frame["model"].iloc[0])) if len(frame) else ""
-    counts = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().sort_index().items())
+def _search(sweep_id: str) -> str:
+    """The search section (after the summary) of a sweep run as a search."""
+    if not sweep_id:
+        return ""
     from farm.search.driver import search_summary
     from farm.search.report import search_section
 
-    search = search_section(search_summary(sweep_id))
-    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Engine Farm sweep {escape(sweep_id)}</title>'
-            f"<style>{STYLE}</style></head><body><h1>Sweep {escape(sweep_id)}</h1>"
-            f'<p>model <b>{model}</b>; {len(frame)} jobs ({escape(counts)})</p>{search}{sections(frame, best)}'
-            "</body></html>")
+    return search_section(search_summary(sweep_id))
+
+
+def _plots(figures: list[str]) -> str:
+    return f'<div class="plots">{"".join(figures)}</div>' if figures else "<p>nothing measured yet</p>"
+
+
+def view_sections(view: str, sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame,
+                  prices: dict[str, float] | None = None) -> str:
+    """The body of one view: the summary, then that view's plots and tables."""
+    compared = comparison(frame)
+    head = summary_html(summaries(sweep_id, frame, best, compared)) + _search(sweep_id)
+    if view == "compare":
+        return "".join([head, "<h2>Speed-up against fp32 batch 1 of the same backend and device</h2>",
+                        "<p>throughput gain = throughput / baseline throughput; p50 speed-up = baseline p50 / p50 "
+                        "(both &gt; 1 is better).</p>", _plots(plots.compare_figures(compared)),
+                        table(compared, COMPARE_COLUMNS, "compare")])
+    if view == "cross-device":
+        cross = cross_device(frame, prices)
+        hint = "" if prices else ("<p>No prices given: add <code>--price DEVICE_CLASS=PRICE_PER_HOUR</code> "
+                                  "for the cost per million inferences.</p>")
+        return "".join([head, "<h2>Each configuration on every device</h2>", hint,
+                        "<p>cost per 1M inferences = price per device-hour / (3600 x throughput) x 10<sup>6</sup>"
+                        "</p>", _plots(plots.cross_figures(cross)), table(cross, CROSS_COLUMNS, "cross-device")])
+    done = _done(frame)
+    return "".join([
+        head, "<h2>Best per device class</h2>", table(best, BEST_COLUMNS, "best"),
+        "<h2>Plots</h2>", _plots(plots.sweep_figures(done)),
+        "<h2>Pareto front (configurations passing the accuracy gate)</h2>",
+        table(_fronts(done), FRONT_COLUMNS, "pareto-front"),
+        "<h2>Comparison (speed-up vs fp32 batch 1 of the same backend)</h2>",
+        table(compared, COMPARE_COLUMNS, "compare"),
+        layer_section(best),
+        "<h2>All jobs</h2>", table(frame, JOB_COLUMNS, "jobs"),
+    ])
+
+
+def sections(frame: pd.DataFrame, best: pd.DataFrame, sweep_id: str = "") -> str:
+    """The jobs view's body (kept for callers of the old name)."""
+    return view_sections("jobs", sweep_id, frame, best)
+
+
+def page(title: str, body: str, head: str = "") -> str:
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(title)}</title>{head}'
+            f"<style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def report_html(sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame, view: str = "jobs",
+                prices: dict[str, float] | None = None) -> str:
+    model = escape(str(frame["model"].iloc[0])) if len(frame) else ""
+    counts = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().sort_index().items())
+    title = f"Engine Farm sweep {sweep_id}" + ("" if view == "jobs" else f" ({view})")
+    body = (f"<h1>Sweep {escape(sweep_id)}{'' if view == 'jobs' else ': ' + escape(view)}</h1>"
+            f'<p>model <b>{model}</b>; {len(frame)} jobs ({escape(counts)})</p>'
+            + view_sections(view, sweep_id, frame, best, prices))
+    return page(title, body)

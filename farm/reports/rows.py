@@ -31,6 +31,9 @@ REPORT_FIELDS = (
 CI_FIELDS = REPORT_FIELDS[-4:]
 # Columns kept internally next to the report fields (ordering, dedupe, ids).
 HIDDEN = ("measurement_id", "job_key", "sweep_created_at", "seq")
+# Counts and sizes: integers in every output format, even in a column with
+# missing values (pandas holds those as float64).
+INTEGER_FIELDS = frozenset({"batch_size", "samples", "artifact_size"})
 
 
 def measurement_columns(m) -> list:
@@ -136,7 +139,12 @@ def _plain(value):
 def frame_rows(frame: pd.DataFrame, fields=REPORT_FIELDS) -> list[dict]:
     """Plain-Python dicts (NaN -> None) in field order; JSON-safe."""
     records = frame[list(fields)].astype(object).to_dict("records")
-    return [{k: _plain(v) for k, v in record.items()} for record in records]
+    return [{k: _integer(_plain(v)) if k in INTEGER_FIELDS else _plain(v) for k, v in record.items()}
+            for record in records]
+
+
+def _integer(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def job_rows(sweep_id: str | None = None, model: str | None = None) -> list[dict]:

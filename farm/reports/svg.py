@@ -1,131 +1,347 @@
-"""Small inline-SVG charts (no plotting dependency, works offline).
+"""Inline-SVG charts that read without hovering (no plotting dependency,
+no scripts: pages stay self-contained and open offline).
 
-Every mark carries ``data-job`` and ``data-x``/``data-y`` attributes and a
-``<title>`` tooltip, so the figures can be checked in the DOM.
+Why not a plotting library: matplotlib's SVG carries no per-point data
+(tests and users could not check a mark against the database) and costs a
+large dependency for the coordinator; plotly/bokeh pages embed megabytes of
+JavaScript and put labels behind hover. These charts are small, exact and
+deterministic.
+
+Reading aids: every series has a fixed style (colour = precision, marker =
+backend, line dash = profile; ``style_for``) used on every chart and page;
+line charts label each line at its end; scatter charts number each point
+next to it and list the numbers in a key beside the chart; configurations
+that fail the accuracy gate are hollow with a cross; axes turn logarithmic
+when the data spans more than 10x. Every mark carries ``data-job``,
+``data-x``, ``data-y``, ``data-series`` and ``data-gate`` attributes.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from html import escape
 
-W, H, PAD_L, PAD_R, PAD_T, PAD_B = 560, 300, 64, 150, 28, 44
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+W, H, PAD_L, PAD_R, PAD_T, PAD_B = 620, 340, 64, 170, 30, 46
+PRECISION_COLORS = {"fp32": "#1f5fa8", "tf32": "#4b8bd6", "fp16": "#e07b00", "bf16": "#2a9d3f",
+                    "int8": "#c4282d", "fp8": "#7d3fb0", "int4": "#8c564b"}
+OTHER_COLORS = ("#17becf", "#bcbd22", "#e377c2", "#555555")
+BACKEND_MARKERS = {"onnxruntime": "circle", "tensorrt": "square", "tensorrt-rtx": "triangle", "torch": "diamond"}
+OTHER_MARKERS = ("pentagon", "star", "circle")
+DASHES = ("", "7 4", "2 3", "9 3 2 3")
+CHAR_W = 6.3  # mean glyph width at font-size 11 (sans-serif), for label boxes
+LOG_RANGE = 10.0  # data spanning more than this factor gets a log axis
 
 
-def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    if hi <= lo:
-        return [lo]
-    step = 10 ** math.floor(math.log10((hi - lo) / count))
-    for mult in (1, 2, 5, 10):
-        if (hi - lo) / (step * mult) <= count:
-            step *= mult
-            break
-    start = math.ceil(lo / step) * step
-    return [start + i * step for i in range(int((hi - start) / step) + 1)]
+@dataclass(frozen=True)
+class Style:
+    color: str
+    marker: str
+    dash: str
+
+
+def style_for(backend: str, precision: str, profile_index: int = 0) -> Style:
+    """The same (backend, precision, profile) looks the same everywhere."""
+    color = PRECISION_COLORS.get(precision) or OTHER_COLORS[sum(map(ord, precision)) % len(OTHER_COLORS)]
+    marker = BACKEND_MARKERS.get(backend) or OTHER_MARKERS[sum(map(ord, backend)) % len(OTHER_MARKERS)]
+    return Style(color, marker, DASHES[profile_index % len(DASHES)])
+
+
+@dataclass
+class Point:
+    x: float
+    y: float
+    job: str
+    text: str  # what the key / tooltip says about it
+    passed: bool = True  # accuracy gate not failed
+    number: int | None = None  # its number in the chart's key
+
+
+@dataclass
+class Series:
+    name: str
+    style: Style
+    points: list[Point] = field(default_factory=list)
 
 
 def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
-class Axes:
-    def __init__(self, xs, ys, log_y: bool = False):
-        self.log_y = log_y
-        ys = [math.log10(y) for y in ys if y > 0] if log_y else list(ys)
-        self.x0, self.x1 = _span(xs)
-        self.y0, self.y1 = _span(ys or [0.0])
+def _nice_step(span: float, count: int) -> float:
+    step = 10 ** math.floor(math.log10(span / count))
+    for mult in (1, 2, 2.5, 5, 10):
+        if span / (step * mult) <= count:
+            return step * mult
+    return step * 10
 
-    def x(self, v: float) -> float:
-        return PAD_L + (v - self.x0) / (self.x1 - self.x0) * (W - PAD_L - PAD_R)
 
-    def y(self, v: float) -> float:
-        if self.log_y:
-            v = math.log10(max(v, 1e-300))
-        return H - PAD_B - (v - self.y0) / (self.y1 - self.y0) * (H - PAD_T - PAD_B)
+class Axis:
+    """One axis: linear (from 0 for non-negative data when that costs
+    little) or log10 when positive data spans more than LOG_RANGE."""
 
-    def frame(self, title: str, xlabel: str, ylabel: str) -> list[str]:
-        out = [f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
-               f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}" stroke="#333"/>',
-               f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{H - PAD_B}" stroke="#333"/>',
-               f'<text x="{(PAD_L + W - PAD_R) / 2}" y="{H - 8}" text-anchor="middle">{escape(xlabel)}</text>',
-               f'<text transform="translate(14,{H / 2}) rotate(-90)" text-anchor="middle">{escape(ylabel)}</text>']
-        for t in _ticks(self.x0, self.x1):
-            out.append(f'<text x="{self.x(t):.1f}" y="{H - PAD_B + 14}" text-anchor="middle">{_num(t)}</text>')
-        for t in _ticks(self.y0, self.y1):
-            label = _num(10 ** t) if self.log_y else _num(t)
-            py = H - PAD_B - (t - self.y0) / (self.y1 - self.y0) * (H - PAD_T - PAD_B)
-            out.append(f'<text x="{PAD_L - 4}" y="{py + 4:.1f}" text-anchor="end">{label}</text>')
+    def __init__(self, values, lo_px: float, hi_px: float, discrete: bool = False, allow_log: bool = True):
+        data = sorted({float(v) for v in values if v is not None and math.isfinite(v)}) or [0.0]
+        self.data, self.lo_px, self.hi_px, self.discrete = data, lo_px, hi_px, discrete
+        positive = [v for v in data if v > 0]
+        self.log = allow_log and len(positive) > 1 and positive[-1] / positive[0] > LOG_RANGE
+        if self.log:
+            self.floor = positive[0]  # zeros are drawn at the floor, labelled 0
+            lo, hi = math.log10(positive[0]), math.log10(positive[-1])
+            margin = (hi - lo) * 0.06
+            self.lo, self.hi = lo - margin, hi + margin
+        else:
+            lo, hi = data[0], data[-1]
+            if lo == hi:  # one value: centre it; its only tick is the value itself
+                half = abs(lo) * 0.5 or 1.0
+                lo, hi = lo - half, hi + half
+                if data[0] >= 0:
+                    lo = max(lo, 0.0)
+            elif lo >= 0 and lo < (hi - lo) * 0.6:
+                lo = 0.0  # non-negative data starts at zero when that wastes little room
+            margin = (hi - lo) * 0.06
+            self.lo, self.hi = (lo if lo == 0 else lo - margin), hi + margin
+
+    def __call__(self, value: float) -> float:
+        if self.log:
+            value = math.log10(max(value, self.floor))
+        return self.lo_px + (value - self.lo) / (self.hi - self.lo) * (self.hi_px - self.lo_px)
+
+    def ticks(self) -> list[tuple[float, str]]:
+        """(value, label) pairs."""
+        if self.discrete or len(self.data) == 1:
+            return [(v, _num(v)) for v in self.data]
+        if self.log:
+            return self._log_ticks()
+        step = _nice_step(self.hi - self.lo, 5)
+        start = math.ceil(self.lo / step - 1e-9) * step
+        values = [start + i * step for i in range(int((self.hi - start) / step + 1e-9) + 1)]
+        return [(v, _num(round(v, 12))) for v in values]
+
+    def _log_ticks(self) -> list[tuple[float, str]]:
+        lo, hi = math.floor(self.lo), math.ceil(self.hi)
+        mults = (1,) if hi - lo > 4 else (1, 2, 5) if hi - lo > 1 else (1, 2, 3, 5, 7)
+        ticks = [m * 10.0 ** e for e in range(lo, hi + 1) for m in mults]
+        ticks = [t for t in ticks if self.lo <= math.log10(t) <= self.hi]
+        out = [(t, _num(t)) for t in ticks]
+        if self.data[0] <= 0:
+            out.insert(0, (self.floor, "0"))
         return out
 
 
-def _span(values) -> tuple[float, float]:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return 0.0, 1.0
-    lo, hi = min(values), max(values)
-    if lo == hi:
-        lo, hi = lo - (abs(lo) * 0.1 or 1), hi + (abs(hi) * 0.1 or 1)
-    margin = (hi - lo) * 0.05
-    return lo - margin, hi + margin
+def _marker(shape: str, x: float, y: float, color: str, passed: bool, attrs: str, tip: str) -> str:
+    fill = color if passed else "#fff"
+    common = f'class="mark" {attrs} fill="{fill}" stroke="{color}" stroke-width="{1.2 if passed else 1.8}"'
+    r = 4.6
+    if shape == "square":
+        body = f'<rect {common} x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r:.1f}" height="{2 * r:.1f}">'
+        end = "</rect>"
+    elif shape in ("triangle", "diamond", "pentagon", "star"):
+        pts = _polygon(shape, x, y, r + 1)
+        body, end = f'<polygon {common} points="{pts}">', "</polygon>"
+    else:
+        body, end = f'<circle {common} cx="{x:.1f}" cy="{y:.1f}" r="{r}">', "</circle>"
+    cross = "" if passed else (f'<path class="failed-gate" d="M{x - r:.1f},{y - r:.1f}L{x + r:.1f},{y + r:.1f}'
+                               f'M{x - r:.1f},{y + r:.1f}L{x + r:.1f},{y - r:.1f}" stroke="#b00" stroke-width="1.6"/>')
+    return f"{body}<title>{escape(tip)}</title>{end}{cross}"
 
 
-def _svg(kind: str, body: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-plot="{kind}" width="{W}" height="{H}" '
-            f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="11">' + "".join(body) + "</svg>")
+def _polygon(shape: str, x: float, y: float, r: float) -> str:
+    corners = {"triangle": 3, "diamond": 4, "pentagon": 5, "star": 10}[shape]
+    pts = []
+    for i in range(corners):
+        angle = -math.pi / 2 + 2 * math.pi * i / corners
+        radius = r * (0.45 if shape == "star" and i % 2 else 1.0)
+        pts.append(f"{x + radius * math.cos(angle):.1f},{y + radius * math.sin(angle):.1f}")
+    return " ".join(pts)
 
 
-def _point(ax: Axes, p: dict, color: str, shape: str = "circle") -> str:
-    x, y = ax.x(p["x"]), ax.y(p["y"])
-    tip = escape(p.get("label", ""))
-    attrs = f'data-job="{escape(str(p.get("job", "")))}" data-x="{_num(p["x"])}" data-y="{_num(p["y"])}"'
-    if shape == "cross":
-        return (f'<path class="mark" {attrs} d="M{x - 4:.1f},{y - 4:.1f}L{x + 4:.1f},{y + 4:.1f}M{x - 4:.1f},'
-                f'{y + 4:.1f}L{x + 4:.1f},{y - 4:.1f}" stroke="{color}" stroke-width="2"><title>{tip}</title></path>')
-    return f'<circle class="mark" {attrs} cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{color}"><title>{tip}</title></circle>'
+class _Labels:
+    """Greedy placement: each label takes the first of eight spots around
+    its point that overlaps no label or mark placed before."""
+
+    OFFSETS = ((7, -6), (7, 12), (-7, -6), (-7, 12), (0, -10), (0, 19), (12, 3), (-12, 3))
+
+    def __init__(self, marks: list[tuple[float, float]], box: tuple[float, float, float, float]):
+        self.boxes = [(x - 5, y - 5, x + 5, y + 5) for x, y in marks]
+        self.box = box
+
+    def place(self, x: float, y: float, text: str) -> tuple[float, float, str]:
+        width, height = CHAR_W * len(text), 11
+        choice = None
+        for dx, dy in self.OFFSETS:
+            anchor = "start" if dx > 0 else "end" if dx < 0 else "middle"
+            left = x + dx if dx > 0 else x + dx - width if dx < 0 else x - width / 2
+            rect = (left, y + dy - height + 2, left + width, y + dy + 2)
+            inside = self.box[0] <= rect[0] and rect[2] <= self.box[2] and self.box[1] <= rect[1] and \
+                rect[3] <= self.box[3]
+            if inside and not any(_overlap(rect, b) for b in self.boxes):
+                choice = (x + dx, y + dy, anchor, rect)
+                break
+            choice = choice or (x + dx, y + dy, anchor, rect)
+        self.boxes.append(choice[3])
+        return choice[0], choice[1], choice[2]
 
 
-def line_chart(kind: str, title: str, xlabel: str, ylabel: str, series: dict[str, list[dict]],
-               lines: bool = True, log_y: bool = False, front: list[dict] | None = None) -> str:
-    """series: name -> points {x, y, job, label, shape?}. ``front`` draws a
-    highlighted polyline (the Pareto front)."""
-    points = [p for pts in series.values() for p in pts]
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _svg(kind: str, body: list[str], height: int = H) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-plot="{kind}" width="{W}" height="{height}" '
+            f'viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="11">' + "".join(body) + "</svg>")
+
+
+def _frame(title: str, xlabel: str, ylabel: str, ax: Axis, ay: Axis) -> list[str]:
+    out = [f'<text x="{(PAD_L + W - PAD_R) / 2}" y="17" text-anchor="middle" font-weight="bold" '
+           f'font-size="12">{escape(title)}</text>',
+           f'<rect x="{PAD_L}" y="{PAD_T}" width="{W - PAD_L - PAD_R}" height="{H - PAD_T - PAD_B}" fill="none" '
+           f'stroke="#999"/>',
+           f'<text x="{(PAD_L + W - PAD_R) / 2}" y="{H - 8}" text-anchor="middle">'
+           f'{escape(xlabel + (" (log scale)" if ax.log else ""))}</text>',
+           f'<text transform="translate(14,{(PAD_T + H - PAD_B) / 2}) rotate(-90)" text-anchor="middle">'
+           f'{escape(ylabel + (" (log scale)" if ay.log else ""))}</text>']
+    for value, label in ax.ticks():
+        px = ax(value)
+        out.append(f'<line x1="{px:.1f}" y1="{PAD_T}" x2="{px:.1f}" y2="{H - PAD_B}" stroke="#eee"/>'
+                   f'<text class="tick-x" x="{px:.1f}" y="{H - PAD_B + 15}" text-anchor="middle">{label}</text>')
+    for value, label in ay.ticks():
+        py = ay(value)
+        out.append(f'<line x1="{PAD_L}" y1="{py:.1f}" x2="{W - PAD_R}" y2="{py:.1f}" stroke="#eee"/>'
+                   f'<text class="tick-y" x="{PAD_L - 5}" y="{py + 4:.1f}" text-anchor="end">{label}</text>')
+    return out
+
+
+def _legend(series: list[Series], extra: list[str]) -> list[str]:
+    out, x = [], W - PAD_R + 12
+    for i, s in enumerate(series):
+        y = PAD_T + 8 + 15 * i
+        dash = f' stroke-dasharray="{s.style.dash}"' if s.style.dash else ""
+        out.append(f'<g class="legend-item" data-series="{escape(s.name)}"><line x1="{x}" y1="{y}" x2="{x + 18}" '
+                   f'y2="{y}" stroke="{s.style.color}"{dash}/>'
+                   + _marker(s.style.marker, x + 9, y, s.style.color, True, 'data-legend="1"', s.name)
+                   .replace('class="mark"', 'class="legend-mark"')
+                   + f'<text class="legend" x="{x + 24}" y="{y + 4}">{escape(s.name)}</text></g>')
+    for j, text in enumerate(extra):
+        out.append(f'<text class="legend-note" x="{x}" y="{PAD_T + 8 + 15 * (len(series) + j) + 6}" '
+                   f'fill="#555">{escape(text)}</text>')
+    return out
+
+
+def chart(kind: str, title: str, xlabel: str, ylabel: str, series: list[Series], lines: bool = False,
+          front: list[Point] | None = None, discrete_x: bool = False) -> str:
+    """Lines: each series joined in x order and labelled at its end.
+    Scatter (lines=False): each point labelled with its key number.
+    ``front`` draws the Pareto front as a thick grey step line under the marks."""
+    points = [p for s in series for p in s.points]
     if not points:
         return _svg(kind, [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text>'])
-    ax = Axes([p["x"] for p in points], [p["y"] for p in points], log_y)
-    body = ax.frame(title, xlabel, ylabel)
+    ax = Axis([p.x for p in points], PAD_L, W - PAD_R, discrete=discrete_x)
+    ay = Axis([p.y for p in points], H - PAD_B, PAD_T)
+    body = _frame(title, xlabel, ylabel, ax, ay)
     if front:
-        path = " ".join(f"{ax.x(p['x']):.1f},{ax.y(p['y']):.1f}" for p in front)
-        body.append(f'<polyline class="front" points="{path}" fill="none" stroke="#000" stroke-dasharray="4 3"/>')
-    for i, (name, pts) in enumerate(series.items()):
-        color = COLORS[i % len(COLORS)]
-        pts = sorted(pts, key=lambda p: p["x"])
+        path = " ".join(f"{ax(p.x):.1f},{ay(p.y):.1f}" for p in front)
+        jobs = " ".join(p.job for p in front)
+        body.append(f'<polyline class="front" data-jobs="{escape(jobs)}" points="{path}" fill="none" '
+                    f'stroke="#222" stroke-opacity="0.35" stroke-width="7" stroke-linejoin="round" '
+                    f'stroke-linecap="round"/>')
+    labels = _Labels([(ax(p.x), ay(p.y)) for p in points], (PAD_L, PAD_T, W - PAD_R, H - PAD_B))
+    for s in series:
+        pts = sorted(s.points, key=lambda p: p.x)
+        group = [f'<g class="series" data-series="{escape(s.name)}">']
         if lines and len(pts) > 1:
-            path = " ".join(f"{ax.x(p['x']):.1f},{ax.y(p['y']):.1f}" for p in pts)
-            body.append(f'<polyline points="{path}" fill="none" stroke="{color}"/>')
-        body.extend(_point(ax, p, color, p.get("shape", "circle")) for p in pts)
-        ly = PAD_T + 14 * i
-        body.append(f'<rect x="{W - PAD_R + 10}" y="{ly}" width="10" height="10" fill="{color}"/>'
-                    f'<text class="legend" x="{W - PAD_R + 24}" y="{ly + 9}">{escape(name)}</text>')
-    return _svg(kind, body)
+            path = " ".join(f"{ax(p.x):.1f},{ay(p.y):.1f}" for p in pts)
+            dash = f' stroke-dasharray="{s.style.dash}"' if s.style.dash else ""
+            group.append(f'<polyline points="{path}" fill="none" stroke="{s.style.color}" stroke-width="1.6"{dash}/>')
+        for p in pts:
+            attrs = (f'data-job="{escape(p.job)}" data-x="{_num(p.x)}" data-y="{_num(p.y)}" '
+                     f'data-series="{escape(s.name)}" data-gate="{"pass" if p.passed else "fail"}"')
+            group.append(_marker(s.style.marker, ax(p.x), ay(p.y), s.style.color, p.passed, attrs, p.text))
+        group.append("</g>")
+        body.extend(group)
+    for s in series:  # labels after every mark, so marks are avoided
+        pts = sorted(s.points, key=lambda p: p.x)
+        targets = pts[-1:] if lines else pts
+        for p in targets:
+            text = s.name if lines else str(p.number)
+            lx, ly, anchor = labels.place(ax(p.x), ay(p.y), text)
+            body.append(f'<text class="label" data-job="{escape(p.job)}" x="{lx:.1f}" y="{ly:.1f}" '
+                        f'text-anchor="{anchor}" fill="{s.style.color}" font-weight="bold">{escape(text)}</text>')
+    extra = ["hollow + cross: failed", "  the accuracy gate"] if any(not p.passed for p in points) else []
+    if front:
+        extra.append("grey band: Pareto front")
+    return _svg(kind, body + _legend(series, extra))
 
 
 def bar_chart(kind: str, title: str, xlabel: str, bars: list[dict]) -> str:
-    """Horizontal bars: {label, value, job}."""
+    """Horizontal bars, each labelled with its name and value:
+    {label, value, job, style?, passed?}."""
     if not bars:
         return _svg(kind, [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text>'])
-    height = max(H, PAD_T + PAD_B + 16 * len(bars))
+    height = max(160, PAD_T + 40 + 17 * len(bars))
     top = max(b["value"] for b in bars) or 1.0
-    body = [f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
-            f'<text x="{W / 2}" y="{height - 8}" text-anchor="middle">{escape(xlabel)}</text>']
-    span = W - 200 - 80
+    label_w = min(300, max(CHAR_W * len(b["label"]) for b in bars) + 12)
+    span = W - label_w - 90
+    body = [f'<text x="{W / 2}" y="17" text-anchor="middle" font-weight="bold" font-size="12">{escape(title)}</text>',
+            f'<text x="{label_w + span / 2}" y="{height - 8}" text-anchor="middle">{escape(xlabel)}</text>']
     for i, bar in enumerate(bars):
-        y = PAD_T + 16 * i
-        width = bar["value"] / top * span
-        attrs = f'data-job="{escape(str(bar["job"]))}" data-x="{_num(bar["value"])}"'
-        body.append(f'<text x="196" y="{y + 11}" text-anchor="end">{escape(bar["label"])}</text>'
-                    f'<rect class="mark" {attrs} x="200" y="{y}" width="{width:.1f}" height="12" fill="{COLORS[0]}">'
-                    f'<title>{escape(bar["label"])}: {_num(bar["value"])}</title></rect>'
-                    f'<text x="{204 + width:.1f}" y="{y + 11}">{_num(bar["value"])}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-plot="{kind}" width="{W}" height="{height}" '
-            f'viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="11">' + "".join(body) + "</svg>")
+        y = PAD_T + 17 * i
+        width = max(bar["value"] / top * span, 1.0)
+        style = bar.get("style") or style_for("", "fp32")
+        passed = bar.get("passed", True)
+        attrs = (f'data-job="{escape(str(bar["job"]))}" data-x="{_num(bar["value"])}" '
+                 f'data-series="{escape(bar.get("series", ""))}" data-gate="{"pass" if passed else "fail"}"')
+        fill = style.color if passed else "#fff"
+        body.append(f'<text class="label" x="{label_w - 6}" y="{y + 11}" text-anchor="end">{escape(bar["label"])}'
+                    f'</text><rect class="mark" {attrs} x="{label_w}" y="{y}" width="{width:.1f}" height="13" '
+                    f'fill="{fill}" stroke="{style.color}"><title>{escape(bar["label"])}: {_num(bar["value"])}'
+                    f'</title></rect><text class="value" x="{label_w + width + 4:.1f}" y="{y + 11}">'
+                    f'{_num(bar["value"])}{"" if passed else " (failed gate)"}</text>')
+    return _svg(kind, body, height)
+
+
+def _ratio_ticks(lo: float, hi: float) -> list[float]:
+    """Readable ticks for a log10 range [lo, hi] of ratios around 1."""
+    for mults in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.1, 1.25, 1.5, 2, 3, 5, 7, 9, 0.9, 0.8)):
+        ticks = sorted({round(m * 10.0 ** e, 6) for e in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in mults
+                        if lo <= math.log10(m * 10.0 ** e) <= hi})
+        if len(ticks) >= 4:
+            break
+    return ticks
+
+
+def interval_chart(kind: str, title: str, xlabel: str, rows: list[dict], band: float = 0.0) -> str:
+    """A forest plot: per row a point with its interval on a log axis
+    around 1 (ratios), with a shaded no-change band of +-``band``.
+    rows: {label, value, low, high, job, verdict}."""
+    if not rows:
+        return _svg(kind, [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text>'])
+    height = PAD_T + 50 + 18 * len(rows)
+    label_w = min(300, max(CHAR_W * len(r["label"]) for r in rows) + 12)
+    values = [v for r in rows for v in (r["low"], r["high"], r["value"]) if v and math.isfinite(v)]
+    lo, hi = math.log10(min(values + [1 / (1 + band) / 1.02])), math.log10(max(values + [(1 + band) * 1.02]))
+    x0, x1 = label_w, W - 100
+
+    def px(v: float) -> float:
+        return x0 + (math.log10(v) - lo) / (hi - lo) * (x1 - x0)
+
+    colors = {"slower": "#c4282d", "faster": "#2a9d3f"}
+    body = [f'<text x="{W / 2}" y="17" text-anchor="middle" font-weight="bold" font-size="12">{escape(title)}</text>',
+            f'<rect x="{px(1 / (1 + band)):.1f}" y="{PAD_T}" width="{px(1 + band) - px(1 / (1 + band)):.1f}" '
+            f'height="{18 * len(rows)}" fill="#eee"/>',
+            f'<line x1="{px(1):.1f}" y1="{PAD_T}" x2="{px(1):.1f}" y2="{PAD_T + 18 * len(rows)}" stroke="#666"/>',
+            f'<text x="{(x0 + x1) / 2}" y="{height - 8}" text-anchor="middle">{escape(xlabel)}</text>']
+    for v in _ratio_ticks(lo, hi):
+        body.append(f'<text class="tick-x" x="{px(v):.1f}" y="{PAD_T + 18 * len(rows) + 14}" '
+                    f'text-anchor="middle">{_num(v)}</text>')
+    for i, r in enumerate(rows):
+        y = PAD_T + 18 * i + 9
+        color = colors.get(r["verdict"], "#444")
+        low, high = r["low"] or r["value"], r["high"] or r["value"]
+        attrs = f'data-job="{escape(str(r["job"]))}" data-x="{_num(r["value"])}" data-verdict="{r["verdict"]}"'
+        body.append(f'<text class="label" x="{label_w - 6}" y="{y + 4}" text-anchor="end">{escape(r["label"])}</text>'
+                    f'<line x1="{px(low):.1f}" y1="{y}" x2="{px(high):.1f}" y2="{y}" stroke="{color}" '
+                    f'stroke-width="2"/><circle class="mark" {attrs} cx="{px(r["value"]):.1f}" cy="{y}" r="4" '
+                    f'fill="{color}"/><text class="value" x="{x1 + 6}" y="{y + 4}" fill="{color}">'
+                    f'{_num(r["value"])}x {escape(r["verdict"])}</text>')
+    return _svg(kind, body, height)

@@ -74,3 +74,76 @@ def test_read_only(dashboard):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)
     assert info.value.code == 501
+
+
+def test_sweep_views_and_fragments(dashboard, known):
+    status, body, headers = _get(f"{dashboard}/sweep/{SWEEP}?view=cross-device&price={H100}%3D3.6")
+    page = body.decode()
+    assert status == 200 and "cost per 1M inferences" in page and 'data-field="cost_per_million">1.000<' in page
+    assert 'data-plot="cost-per-million"' in page and '<script src="/live.js"' in page
+    assert 'http-equiv="refresh"' not in page  # nothing reloads the whole page
+    status, body, _ = _get(f"{dashboard}/sweep/{SWEEP}?view=compare")
+    assert status == 200 and 'data-field="throughput_gain">' in body.decode()
+    status, body, _ = _get(f"{dashboard}/sweep/{SWEEP}?view=compare&fragment=1")
+    assert status == 200 and not body.startswith(b"<!DOCTYPE") and b'<section class="summary">' in body
+    status, body, headers = _get(f"{dashboard}/live.js")
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript") and b"fragment" in body
+    assert _get(f"{dashboard}/sweep/{SWEEP}?view=nope")[0] == 400
+    assert _get(f"{dashboard}/sweep/{SWEEP}?view=cross-device&price=gpu.nope%3D1")[0] == 400
+
+
+def test_sweeps_page_updates_in_place(dashboard, known, tmp_path, monkeypatch):
+    """The page is rendered once; a job added afterwards shows up in the
+    same page (no reload) once live.js fetched the fragment."""
+    from dashboards import pages
+    from farm.db import Job, session_scope
+
+    original, calls = pages.sweeps_page, []
+
+    def render_then_add_a_job():
+        page = original()
+        if not calls:
+            with session_scope() as session:
+                session.add(Job(id="j-new", sweep_id=SWEEP, seq=100, key="key-new", backend="tensorrt",
+                                backend_version="10.0", precision="fp16", batch_size=2, profile="default",
+                                device_class=H100, config={}, status="queued"))
+        calls.append(page.body)
+        return page
+
+    monkeypatch.setattr(pages, "sweeps_page", render_then_add_a_job)
+    dom, shot = render(dashboard + "/", tmp_path, "live", budget_ms=20_000)
+    assert '<span class="progress">8/8</span>' in calls[0]  # what the page first said
+    row = re.search(rf'<tr data-sweep="{SWEEP}">(.*?)</tr>', dom, re.S).group(1)
+    assert '<span class="progress">8/9</span>' in row and "1 queued" in row
+    assert re.search(r'<main id="live"[^>]*data-updated="', dom)
+
+
+def test_workers_page(dashboard, known, tmp_path):
+    from datetime import timedelta
+
+    from farm.db import Device, session_scope
+    from farm.db.clock import db_now
+
+    with session_scope() as session:
+        gpu = session.query(Device).filter_by(uuid="GPU-1").one()
+        gpu.worker, gpu.current_job_id = "farm-gpu0@h1", "j-fp16-b1"
+        gpu.last_heartbeat = db_now(session) - timedelta(seconds=1)
+        gpu.versions = {"backends": ["tensorrt"], "backend_versions": {"tensorrt": "10.8.0"}}
+    dom, shot = render(dashboard + "/workers", tmp_path, "workers")
+    assert shot.stat().st_size > 5_000
+    assert "1 live workers on 2 registered devices" in dom
+    row = re.search(r'<tr data-job="farm-gpu0@h1">(.*?)</tr>', dom, re.S).group(1)
+    cells = dict(re.findall(r'data-field="(\w+)">([^<]*)<', row))
+    assert (cells["state"], cells["device_class"], cells["current_job"], cells["backends"]) == \
+        ("live", H100, "j-fp16-b1", "tensorrt 10.8.0")
+    assert cells["last_heartbeat"]
+
+
+def test_compare_page(dashboard, known):
+    from seeding import seed_rerun
+
+    seed_rerun("sweep-b", {"j-fp16-b1": 1.5})
+    status, body, _ = _get(f"{dashboard}/compare?a={SWEEP}&b=sweep-b")
+    page = body.decode()
+    assert status == 200 and 'data-plot="sweep-ratio"' in page
+    assert re.search(r'data-job="j-fp16-b1-sweep-b" data-x="1.5" data-verdict="slower"', page)

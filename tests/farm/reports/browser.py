@@ -19,10 +19,11 @@ def chromium() -> str:
     return path
 
 
-def render(url: str, tmp: Path, name: str) -> tuple[str, Path]:
-    """(DOM after load, screenshot path); a fresh profile per call."""
+def render(url: str, tmp: Path, name: str, budget_ms: int = 5000) -> tuple[str, Path]:
+    """(DOM after load and ``budget_ms`` of virtual time, screenshot path);
+    a fresh profile per call."""
     exe = chromium()
-    common = FLAGS + ["--window-size=1300,2600", "--virtual-time-budget=5000"]
+    common = FLAGS + ["--window-size=1300,2600", f"--virtual-time-budget={budget_ms}"]
     shot = tmp / f"{name}.png"
     subprocess.run([exe, *common, f"--user-data-dir={tmp / (name + '-shot')}", f"--screenshot={shot}", url],
                    check=True, capture_output=True, timeout=90)

@@ -64,3 +64,36 @@ def seed(sweep_id: str = SWEEP) -> dict[str, str]:
                         backend_version="10.0", precision="fp8", batch_size=1, profile="default", device_class=H100,
                         config={}, status="failed", attempts=3, error="RuntimeError: boom"))
     return artifacts
+
+
+def seed_rerun(sweep_id: str, factors: dict[str, float], drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """A second sweep of the same model and configurations (after seed()):
+    each job's samples scaled by ``factors`` (default 1: identical samples),
+    jobs in ``drop`` left out. Returns old job id -> new job id."""
+    from sqlalchemy import select
+
+    ids = {}
+    with session_scope() as session:
+        model = session.scalar(select(Model).where(Model.name == "known.onnx"))
+        gpu, cpu = (session.scalar(select(Device).where(Device.uuid == u)) for u in ("GPU-1", "CPU-1"))
+        session.add(Sweep(id=sweep_id, name="rerun", model_id=model.id, spec={}, created_at=datetime(2026, 1, 3)))
+        for seq, (job_id, dc, backend, prec, batch, samples, p99, ok, mem, build, flags) in enumerate(CONFIGS):
+            if job_id in drop:
+                continue
+            new_id = ids[job_id] = f"{job_id}-{sweep_id}"[:32]
+            factor = factors.get(job_id, 1.0)
+            samples = [round(v * factor, 6) for v in samples]
+            device = gpu if dc == H100 else cpu
+            session.add(Job(id=new_id, sweep_id=sweep_id, seq=seq, key=f"key-{new_id}", backend=backend,
+                            backend_version="10.1", precision=prec, batch_size=batch, profile="default",
+                            device_class=dc, config={}, status="done", attempts=1, device_id=device.id,
+                            finished_at=datetime(2026, 1, 3, 1)))
+            session.flush()
+            stats = summarize(samples, batch)
+            session.add(Measurement(
+                job_id=new_id, attempt=1, device_id=device.id, samples_ms=samples, count=stats["count"],
+                mean_ms=stats["mean_ms"], p50_ms=stats["p50_ms"], p90_ms=stats["p90_ms"], p95_ms=stats["p95_ms"],
+                p99_ms=stats["p99_ms"], stdev_ms=stats["stdev_ms"], cv=stats["cv"], throughput=stats["throughput"],
+                build_s=build, artifact_size=2000 + seq, memory_mb=mem, rel_l2_error=0.5 if ok is False else 1e-3,
+                cosine=0.99, accuracy_pass=ok, flags=flags, created_at=datetime(2026, 1, 3, 1)))
+    return ids

@@ -1,0 +1,148 @@
+"""The report's charts from report frames (HTML report and dashboard).
+
+A series is one (backend, precision, profile); its style comes from
+svg.style_for, so a configuration group looks the same on every chart. Per
+device class the configurations are numbered once (backend, precision,
+profile, batch order); scatter charts label points with those numbers and
+the key under each chart spells them out ("3  tensorrt fp16 b8 p640 ...").
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import pandas as pd
+
+from farm.reports import svg
+
+GROUP = ["backend", "precision", "profile"]
+
+
+def passed_gate(value) -> bool:
+    """No verdict counts as not failed (as in farm best)."""
+    return bool(pd.isna(value)) or bool(value)
+
+
+def group_name(r) -> str:
+    return f"{r.backend} {r.precision} {r.profile}"
+
+
+def config_name(r) -> str:
+    return f"{r.backend} {r.precision} b{int(r.batch_size)} {r.profile}"
+
+
+def styles(frame: pd.DataFrame) -> dict[tuple, svg.Style]:
+    """(backend, precision, profile) -> style; profiles dashed in name order."""
+    profiles = sorted({str(p) for p in frame["profile"]}) if len(frame) else []
+    return {(b, p, prof): svg.style_for(str(b), str(p), profiles.index(str(prof)))
+            for b, p, prof in frame[GROUP].drop_duplicates().itertuples(index=False)}
+
+
+def numbered(group: pd.DataFrame) -> pd.DataFrame:
+    """One device class's configurations in key order, with ``number``."""
+    ordered = group.sort_values(GROUP + ["batch_size", "job_id"], kind="stable").copy()
+    ordered["number"] = range(1, len(ordered) + 1)
+    return ordered
+
+
+def pareto(frame: pd.DataFrame) -> pd.DataFrame:
+    """Gate-passing configurations no other gate-passing one beats on both
+    lower p50 latency and higher throughput, in latency order."""
+    ok = frame[frame["accuracy_pass"].map(passed_gate).astype(bool) & frame["throughput"].notna()]
+    ordered = ok.sort_values(["latency_p50_ms", "throughput"], ascending=[True, False], kind="stable")
+    best, keep = float("-inf"), []
+    for value in ordered["throughput"]:
+        keep.append(value > best)
+        best = max(best, value)
+    return ordered[keep]
+
+
+def _series(group: pd.DataFrame, style_map: dict, x: str, y: str) -> list[svg.Series]:
+    out: dict[tuple, svg.Series] = {}
+    for r in group[group[x].notna() & group[y].notna()].itertuples():
+        key = (r.backend, r.precision, r.profile)
+        series = out.setdefault(key, svg.Series(group_name(r), style_map[key]))
+        series.points.append(svg.Point(float(getattr(r, x)), float(getattr(r, y)), str(r.job_id),
+                                       f"{r.number}: {config_name(r)}: {getattr(r, y):.4g}",
+                                       passed_gate(r.accuracy_pass), int(r.number)))
+    return list(out.values())
+
+
+def key_list(group: pd.DataFrame, front_jobs: set[str]) -> str:
+    items = []
+    for r in group.itertuples():
+        notes = (["Pareto front"] if r.job_id in front_jobs else []) + \
+            ([] if passed_gate(r.accuracy_pass) else ["failed accuracy gate"])
+        thr = f", {r.throughput:.4g}/s" if r.throughput == r.throughput else ""
+        items.append(f'<li value="{r.number}" data-job="{escape(str(r.job_id))}" '
+                     f'class="{"fail" if not passed_gate(r.accuracy_pass) else ""}">'
+                     f'<b>{r.number}</b> {escape(config_name(r))}: p50 {r.latency_p50_ms:.4g} ms{thr}'
+                     f'{"".join(f" <i>({escape(n)})</i>" for n in notes)}</li>')
+    return f'<ol class="key">{"".join(items)}</ol>'
+
+
+def figure(chart: str, device: str, key: str = "") -> str:
+    return f'<figure class="chart" data-device="{escape(device)}">{chart}{key}</figure>'
+
+
+def device_figures(device: str, group: pd.DataFrame, style_map: dict) -> list[str]:
+    group = numbered(group)
+    front = pareto(group)
+    front_jobs = set(front["job_id"])
+    key = key_list(group, front_jobs)
+    charts = [
+        figure(svg.chart("latency-vs-batch", f"p50 latency vs batch: {device}", "batch size", "p50 latency (ms)",
+                         _series(group, style_map, "batch_size", "latency_p50_ms"), lines=True, discrete_x=True),
+               device),
+    ]
+    front_points = [p for s in _series(front.assign(number=front["number"]), style_map, "latency_p50_ms",
+                                       "throughput") for p in s.points]
+    charts.append(figure(svg.chart("pareto", f"throughput vs latency: {device}", "p50 latency (ms)",
+                                   "throughput (samples/s)", _series(group, style_map, "latency_p50_ms", "throughput"),
+                                   front=sorted(front_points, key=lambda p: p.x)), device, key))
+    bars = [{"label": f"{r.number} {config_name(r)}", "value": float(r.build_s), "job": r.job_id,
+             "style": style_map[(r.backend, r.precision, r.profile)], "series": group_name(r),
+             "passed": passed_gate(r.accuracy_pass)} for r in group[group["build_s"].notna()].itertuples()]
+    charts.append(figure(svg.bar_chart("build-time", f"build time (s): {device}", "seconds", bars), device))
+    charts.append(figure(svg.chart("accuracy-vs-speed", f"accuracy vs speed: {device}", "p50 latency (ms)",
+                                   "relative L2 error vs reference",
+                                   _series(group, style_map, "latency_p50_ms", "rel_l2_error")), device, key))
+    return charts
+
+
+def sweep_figures(done: pd.DataFrame) -> list[str]:
+    style_map = styles(done)
+    return [f for device, group in done.groupby("device_class", sort=True)
+            for f in device_figures(str(device), group, style_map)]
+
+
+def compare_figures(compared: pd.DataFrame) -> list[str]:
+    """Throughput gain and p50 speed-up against the baseline, per device."""
+    style_map, out = styles(compared), []
+    for device, group in compared.groupby("device_class", sort=True):
+        group = numbered(group)
+        for column, kind, title in (("throughput_gain", "throughput-gain", "throughput gain vs baseline (x)"),
+                                    ("speedup", "latency-speedup", "p50 latency speed-up vs baseline (x)")):
+            bars = [{"label": f"{r.number} {config_name(r)}", "value": float(getattr(r, column)), "job": r.job_id,
+                     "style": style_map[(r.backend, r.precision, r.profile)], "series": group_name(r),
+                     "passed": passed_gate(r.accuracy_pass)}
+                    for r in group[group[column].notna()].itertuples()]
+            out.append(figure(svg.bar_chart(kind, f"{title}: {device}", "x (1 = baseline)", bars), str(device)))
+    return out
+
+
+def cross_figures(cross: pd.DataFrame) -> list[str]:
+    """Per configuration group, each device's throughput and (priced)
+    cost per million inferences."""
+    style_map = styles(cross)
+    rows = cross.sort_values(GROUP + ["batch_size", "device_class"], kind="stable")
+    out = []
+    for column, kind, title, unit in (("cost_per_million", "cost-per-million", "cost per million inferences",
+                                       "price units per 1M samples"),
+                                      ("throughput", "cross-throughput", "throughput by device", "samples/s")):
+        bars = [{"label": f"{config_name(r)} @ {r.device_class}", "value": float(getattr(r, column)),
+                 "job": r.job_id, "style": style_map[(r.backend, r.precision, r.profile)], "series": group_name(r),
+                 "passed": passed_gate(r.accuracy_pass)} for r in rows[rows[column].notna()].itertuples()]
+        if bars:
+            out.append(figure(svg.bar_chart(kind, title, unit, bars), "all"))
+    return out
