@@ -139,7 +139,7 @@ WORKER_COLUMNS = (("worker", "worker"), ("state", "state"), ("device class", "de
 def workers_page() -> Page:
     rows = device_rows()
     frame = pd.DataFrame(rows, columns=[k for _, k in WORKER_COLUMNS if k != "state"] + ["live"])
-    frame["state"] = ["live" if live else ("stale" if w else "no worker") for live, w in
+    frame["state"] = ["live" if live else ("stale" if pd.notna(w) else "no worker") for live, w in
                       zip(frame["live"], frame["worker"])]
     frame["job_id"] = frame["worker"]
     live = int(frame["live"].sum()) if len(frame) else 0

@@ -245,26 +245,30 @@ def chart(kind: str, title: str, xlabel: str, ylabel: str, series: list[Series],
         body.append(f'<polyline class="front" data-jobs="{escape(jobs)}" points="{path}" fill="none" '
                     f'stroke="#222" stroke-opacity="0.35" stroke-width="7" stroke-linejoin="round" '
                     f'stroke-linecap="round"/>')
-    labels = _Labels([(ax(p.x), ay(p.y)) for p in points], (PAD_L, PAD_T, W - PAD_R, H - PAD_B))
+    # Discrete x (batch sizes): each series is nudged sideways a little, so
+    # series with equal values at one x stay visible side by side.
+    nudge = {id(s): (i - (len(series) - 1) / 2) * 5.0 if discrete_x else 0.0 for i, s in enumerate(series)}
+    labels = _Labels([(ax(p.x) + nudge[id(s)], ay(p.y)) for s in series for p in s.points],
+                     (PAD_L, PAD_T, W - PAD_R, H - PAD_B))
     for s in series:
-        pts = sorted(s.points, key=lambda p: p.x)
+        pts, dx = sorted(s.points, key=lambda p: p.x), nudge[id(s)]
         group = [f'<g class="series" data-series="{escape(s.name)}">']
         if lines and len(pts) > 1:
-            path = " ".join(f"{ax(p.x):.1f},{ay(p.y):.1f}" for p in pts)
+            path = " ".join(f"{ax(p.x) + dx:.1f},{ay(p.y):.1f}" for p in pts)
             dash = f' stroke-dasharray="{s.style.dash}"' if s.style.dash else ""
             group.append(f'<polyline points="{path}" fill="none" stroke="{s.style.color}" stroke-width="1.6"{dash}/>')
         for p in pts:
             attrs = (f'data-job="{escape(p.job)}" data-x="{_num(p.x)}" data-y="{_num(p.y)}" '
                      f'data-series="{escape(s.name)}" data-gate="{"pass" if p.passed else "fail"}"')
-            group.append(_marker(s.style.marker, ax(p.x), ay(p.y), s.style.color, p.passed, attrs, p.text))
+            group.append(_marker(s.style.marker, ax(p.x) + dx, ay(p.y), s.style.color, p.passed, attrs, p.text))
         group.append("</g>")
         body.extend(group)
     for s in series:  # labels after every mark, so marks are avoided
-        pts = sorted(s.points, key=lambda p: p.x)
+        pts, dx = sorted(s.points, key=lambda p: p.x), nudge[id(s)]
         targets = pts[-1:] if lines else pts
         for p in targets:
             text = s.name if lines else str(p.number)
-            lx, ly, anchor = labels.place(ax(p.x), ay(p.y), text)
+            lx, ly, anchor = labels.place(ax(p.x) + dx, ay(p.y), text)
             body.append(f'<text class="label" data-job="{escape(p.job)}" x="{lx:.1f}" y="{ly:.1f}" '
                         f'text-anchor="{anchor}" fill="{s.style.color}" font-weight="bold">{escape(text)}</text>')
     extra = ["hollow + cross: failed", "  the accuracy gate"] if any(not p.passed for p in points) else []
