@@ -346,4 +346,3 @@ def device_rows() -> list[dict]:
                                                for n in versions.get("backends") or []),
                          "live": d.worker is not None and age is not None and age < stale_s()})
         return rows
-
