@@ -48,6 +48,7 @@ def spawn(device: DiscoveredDevice, loglevel: str, lock: DeviceLock) -> subproce
     command = [sys.executable, "-m", "workers", "serve", "--uuid", device.uuid, "--loglevel", loglevel]
     # The worker inherits the device lock: it stays held while the worker
     # lives, even if this launcher is killed.
+    assert lock.fd is not None
     return subprocess.Popen(command, env=child_env(device), pass_fds=(lock.fd,))
 
 
@@ -100,7 +101,7 @@ class Signals:
     cold one."""
 
     def __init__(self) -> None:
-        self.count, self.first_at = 0, None
+        self.count, self.first_at = 0, None  # type: int, float | None
         self.event = threading.Event()
 
     def install(self) -> None:

@@ -11,6 +11,7 @@ from farm.cli.compare_cmd import compare_cmd
 from farm.cli.dashboard_cmd import dashboard_cmd
 from farm.cli.results_cmd import best_cmd, fetch_cmd, report_cmd
 from farm.cli.run_cmd import run_cmd
+from farm.cli.flower_cmd import flower_cmd
 from farm.cli.store_cmd import store_group
 from farm.cli.sweep_cmd import sweep_group
 
@@ -28,5 +29,6 @@ def cli() -> None:
 
 
 for command in (run_cmd, sweep_group, worker_group, workers_cmd, devices_cmd, report_cmd, best_cmd,
-                fetch_cmd, compare_cmd, db_group, store_group, spec_group, dashboard_cmd, backends_cmd):
+                fetch_cmd, compare_cmd, db_group, store_group, spec_group, dashboard_cmd, flower_cmd,
+                backends_cmd):
     cli.add_command(command)

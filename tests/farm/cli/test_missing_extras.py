@@ -44,6 +44,11 @@ def test_boto3(tmp_path):
                     "pip install 'engine-farm[s3]'")
 
 
+def test_flower(tmp_path):
+    line = one_error_line(farm_without("flower", ["flower"], tmp_path))
+    assert line == "Error: farm flower needs flower, which is not installed here: pip install 'engine-farm[deploy]'"
+
+
 @pytest.mark.parametrize("backend,extra", [("torch", "torch"), ("tensorrt", "tensorrt")])
 def test_backend_packages(backend, extra, tmp_path):
     from tests.onnx_models import make_cnn
