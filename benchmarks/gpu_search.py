@@ -161,6 +161,7 @@ def main() -> int:
                   spec(args.model.resolve(), chw, batches, None, kind), time.time() + args.brute_s, drive=False,
                   selector=kind["selector"])
     summary = {"command": " ".join(sys.argv), "model": str(args.model), "input_chw": list(chw),
+               "machine_file": str(args.out / "machine.txt") if (args.out / "machine.txt").exists() else "",
                "measure": MEASURE, "build": BUILD, "search_block": search_block,
                "wall_s": round(time.time() - started, 1), "comparison": compare(search, brute)}
     (args.out / "gpu_search.json").write_text(json.dumps({**summary, "search": search, "brute": brute}, indent=1))
@@ -172,8 +173,42 @@ def main() -> int:
             "device": kind["devices"], "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "command": summary["command"], "axes": {"precision": kind["precisions"], "batch_size": batches},
             "measure": MEASURE, "rows": rows}, indent=1))
+    (args.out / "gpu_search.md").write_text(markdown(summary, search, brute))
     print(json.dumps(summary["comparison"], indent=1))
     return 0
+
+
+def markdown(summary: dict, search: dict, brute: dict) -> str:
+    c = summary["comparison"]
+    machine = Path(summary.get("machine_file", "")).read_text() if summary.get("machine_file") else ""
+    rounds = search["db"]["final_rounds"]
+    lines = ["# Live search vs brute force on one GPU", "",
+             f"- date: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+             f"- command: `{summary['command']}` (through benchmarks/gpu_search.sh)",
+             f"- model: {summary['model']} (input {'x'.join(map(str, summary['input_chw']))}), backend "
+             f"{search['report'][0]['backend'] if search['report'] else '?'}, build {json.dumps(summary['build'])}, "
+             f"measure {json.dumps(summary['measure'])}",
+             f"- search block: `{json.dumps(summary['search_block'])}`", "",
+             "| | search (quick) | brute force |", "| --- | --- | --- |",
+             f"| configurations built | {c['search_builds']} of {c['search_space']} | {c['brute_builds']} "
+             f"({c['brute_built_new_in_phase_2']} new in its own run, the rest reused from the search's identical jobs) |",
+             f"| build time (sum of build_s) | {c['build_s_search']} s | {c['build_s_brute']} s |",
+             f"| winner (precision, batch) | {c['search_winner']} | {c['brute_winner']} |",
+             f"| wall time of the phase | {c['search_wall_s']} s | {c['brute_wall_s']} s |", "",
+             f"Search winner statistically tied with (or equal to) brute force's: **{c['tied']}** "
+             f"(brute force's winner and ties by `farm best --objective throughput`: {c['brute_winner_and_ties']}).",
+             "", "## Finals (interleaved on one worker)", "",
+             "| finals | round | position | job | p50 ms | SM clock MHz (min/median/max) | power W (median) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rounds:
+        clock = r.get("sm_clock_mhz") or {}
+        power = (r.get("power_w") or {}).get("median") if isinstance(r.get("power_w"), dict) else r.get("power_w")
+        lines.append(f"| {r['finals_id']} | {r['round']} | {r['position']} | {r['job_id']} | {r['p50_ms']:.4g} | "
+                     f"{clock.get('min')}/{clock.get('median')}/{clock.get('max')} | {power} |")
+    lines += ["", "## Search status", "", "```", *(search.get("driver_output") or "").strip().splitlines()[-12:], "```",
+              "", "Raw: benchmarks/results/raw/gpu_search.json (both phases: status, report rows, raw samples, "
+              "finals rounds).", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
