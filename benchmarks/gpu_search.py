@@ -157,6 +157,7 @@ def main() -> int:
     started = time.time()
     search = phase("search", args.work / "farm", spec(args.model.resolve(), chw, batches, search_block, kind),
                    time.time() + args.search_s, drive=True, selector=kind["selector"])
+    (args.out / "gpu_search.json").write_text(json.dumps({"partial": "search phase only", "search": search}))
     brute = phase("brute", args.work / ("farm-brute" if args.separate else "farm"),
                   spec(args.model.resolve(), chw, batches, None, kind), time.time() + args.brute_s, drive=False,
                   selector=kind["selector"])
