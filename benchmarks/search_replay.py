@@ -147,6 +147,12 @@ def main() -> None:
         out.append(f"| {label} | {t['runs']} | {t['tied']}/{t['runs']} ({100 * t['tied'] / runs:.0f} %) | "
                    f"{t['near']}/{t['runs']} ({100 * t['near'] / runs:.0f} %) | "
                    f"{t['builds']}/{t['space']} ({100 * t['builds'] / max(1, t['space']):.1f} %) |")
+    for label in ("quick 20 %", "bayes 20 %"):
+        t = totals[label]
+        met = t["tied"] >= 0.9 * t["runs"] and t["builds"] <= 0.2 * t["space"]
+        out.append(f"\nGoal for {label} (tied on >= 90 % of the replays with <= 20 % of the builds): "
+                   f"{'met' if met else 'NOT met'} ({100 * t['tied'] / max(1, t['runs']):.0f} % tied, "
+                   f"{100 * t['builds'] / max(1, t['space']):.1f} % of the builds).")
     out += ["", f"Screening (sequential test, alpha 0.05): {drops['drops']} candidates dropped, {drops['false']} of "
             f"them tied with brute force's winner on the full data ({100 * drops['false'] / max(1, drops['drops']):.1f} %); "
             f"the test stopped after {drops['used']} of {drops['all']} recorded samples of the built configurations "
