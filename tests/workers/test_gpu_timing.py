@@ -145,3 +145,28 @@ def test_torch_jobs_in_one_worker_do_not_accumulate_gpu_memory(tiny_cnn, tmp_pat
         after_close.append(torch.cuda.memory_allocated() / 2**20)
     assert abs(after_close[2] - after_close[1]) < 1.0, after_close
     assert 0 < footprints[2] < 1.5 * footprints[0] + 1.0, footprints
+
+
+def test_host_bound_callable_is_flagged_and_graph_replay_is_not(buffers):
+    import time
+
+    from workers.timing.cuda import measure_enqueue
+
+    rt, device, _host = buffers
+    memset = _memset(rt, device)
+
+    def host_bound(stream):  # host work per launch far above the GPU's (a memset of 64 MiB, ~20 us)
+        memset(stream)
+        time.sleep(0.002)
+
+    def heavy(stream):  # ~0.3 ms of GPU work per launch, one graph
+        for _ in range(16):
+            memset(stream)
+
+    flagged = measure_enqueue(host_bound, MeasureConfig(**QUICK), telemetry=False)
+    assert "host_bound" in flagged.flags, flagged.settings["host_bound"]
+    assert flagged.settings["host_bound"]["host_share"] > 0.5
+    replay = measure_enqueue(heavy, MeasureConfig(cuda_graph=True, **QUICK), telemetry=False)
+    assert "host_bound" not in replay.flags, replay.settings["host_bound"]
+    shares = replay.settings["host_bound"]
+    assert shares["host_share"] < 0.5 and shares["gpu_busy_share"] > 0.5

@@ -103,6 +103,7 @@ class _Session:
         self.graph = self.graph_exec = None
         self.samples: list[float] = []
         self.e2e: list[float] = []
+        self.host_ms: list[float] = []  # host time inside the enqueue call, per kept iteration
 
     def prepare(self, enqueue: Enqueue) -> Enqueue:
         if not self.settings["cuda_graph"]:
@@ -133,7 +134,10 @@ class _Session:
             self._record(events["e2e_start"])
             h2d(self.stream)
         self._record(events["start"])
+        begin = time.perf_counter()
         launch(self.stream)
+        if keep:
+            self.host_ms.append((time.perf_counter() - begin) * 1000.0)
         self._record(events["end"])
         if "e2e_end" in events:
             d2h(self.stream)
@@ -235,12 +239,22 @@ def measure_enqueue(enqueue: Enqueue, config: MeasureConfig, *, batch_size: int 
                     device_uuid=uuid, device_name=_text(props.name), l2_flush_bytes=session.flush_bytes)
     result = TimingResult(samples_ms=session.samples, e2e_samples_ms=session.e2e, settings=settings,
                           memory_mb=(total - free) / 2**20)
+    _flag_host_bound(result, session.host_ms, elapsed_ms)
     if sampler:
         from workers.telemetry import flags_for
 
         result.telemetry = sampler.summary()
         result.flags.extend(flags_for(result.telemetry))
     return result
+
+
+def _flag_host_bound(result: TimingResult, host_ms: list[float], wall_ms: float) -> None:
+    from workers.timing import host_bound
+
+    summary = host_bound.summarize(result.samples_ms, host_ms, wall_ms)
+    result.settings["host_bound"] = summary
+    if summary["host_bound"]:
+        result.flags.append(host_bound.FLAG)
 
 
 def _sampler(uuid: str):

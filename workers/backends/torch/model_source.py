@@ -1,7 +1,7 @@
 """Turn a job's model file into a ``torch.nn.Module``.
 
 Two forms are read: a torch.export program (``.pt2``, a zip archive written
-by ``torch.export.save``) natively, and ONNX through onnx2torch, best effort
+by ``torch.export.save``) natively, and ONNX through the static import
 (workers/backends/torch/onnx_import.py). The farm stores models under their
 hash, so the form is told from the file's content, not its name.
 """
@@ -18,7 +18,9 @@ def model_format(path: Path) -> str:
 
 
 def load_module(path: Path, shapes: dict[str, tuple[int, ...]]):
-    """Return (module, info saying how it was obtained) for the job's shapes."""
+    """Return (module, info saying how it was obtained) for the job's shapes.
+    An ONNX module carries ``onnx_nodes`` (module name -> ONNX node name and
+    op type) for failures and the host-read check."""
     if model_format(path) == "pt2":
         import torch
 
