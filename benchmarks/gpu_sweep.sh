@@ -7,6 +7,8 @@
 #   bash benchmarks/gpu_sweep.sh single-start # the same sweep in the background (setsid), for a device call
 #                                             # limit shorter than the sweep; its files land in /tmp/farm-results
 #   bash benchmarks/gpu_sweep.sh single-wait  # wait (up to WAIT_S) for that sweep, copy its files to $RESULTS
+#   bash benchmarks/gpu_sweep.sh panel        # torch on the real-model panel (MODELS_DIR: model files by name,
+#                                             # else the test extra's wheels); benchmarks/torch_panel.py
 #   bash benchmarks/gpu_sweep.sh scaling      # two GPUs: one sweep on GPU 0 alone, then on both (cold caches each)
 set -u
 MODE=${1:-single}
@@ -62,6 +64,11 @@ single-wait)
   tail -5 "$BG/sweep.log"
   [ -s "$BG/sweep_single.json" ] || { echo "sweep still running"; exit 3; }
   ;;
+panel)
+  machine "$RESULTS/machine.txt"
+  python3 benchmarks/torch_panel.py --out "$RESULTS" ${MODELS_DIR:+--models-dir "$MODELS_DIR"} \
+    --deadline-s "${DEADLINE_S:-420}" --build "${PANEL_BUILD:-{\"fullgraph\": true, \"mode\": \"default\"}}" 2>&1 | grep '^|'
+  ;;
 scaling)
   machine "$RESULTS/machine.txt"
   # A: the real sweep on every GPU, cold compile caches (also checks NVML isolation).
@@ -72,5 +79,5 @@ scaling)
   python3 benchmarks/gpu_sweep.py --out "$RESULTS/scaling_one_gpu.json" --gpus 0 --force --deadline-s "${DEADLINE_B:-170}" 2>&1 | tail -3
   python3 benchmarks/gpu_sweep.py --out "$RESULTS/scaling_two_gpus.json" --gpus gpu --force --deadline-s "${DEADLINE_C:-110}" 2>&1 | tail -3
   ;;
-*) echo "Error: unknown mode $MODE (tests, harness, checks, single, single-start, single-wait, scaling)"; exit 1 ;;
+*) echo "Error: unknown mode $MODE (tests, harness, checks, single, single-start, single-wait, panel, scaling)"; exit 1 ;;
 esac

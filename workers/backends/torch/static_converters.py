@@ -287,6 +287,22 @@ class CastToModelFloat(nn.Module):
         return x.to(self.like.dtype)
 
 
+class FoldedBatchNorm(nn.Module):
+    """Inference BatchNormalization as one scale and shift per channel,
+    computed in float32 at conversion. Kept as mean/var, a reduced-precision
+    job overflows: PP-OCRv4's detector has a running variance of 9.8e7,
+    past fp16's 65504, and its output became all zeros in fp16."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor):
+        super().__init__()
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
+
+    def forward(self, x):
+        view = (1, -1) + (1,) * (x.dim() - 2)
+        return x * self.scale.reshape(view) + self.shift.reshape(view)
+
+
 # --- converters: (node, graph) -> OperationConverterResult ------------------------------------
 
 def _reshape(node, graph):
@@ -407,6 +423,14 @@ def _gather(node, graph):
     return _result(node, ConstantGather(int(node.attributes.get("axis", 0)), indices))
 
 
+def _batch_norm(node, graph):
+    if node.attributes.get("training_mode", 0) or len([o for o in node.output_values if o]) > 1:
+        return None  # training-mode statistics: onnx2torch's module
+    gamma, beta, mean, var = (_const(node, graph, i, optional=False).double() for i in range(1, 5))
+    scale = gamma / torch.sqrt(var + float(node.attributes.get("epsilon", 1e-5)))
+    return _result(node, FoldedBatchNorm(scale.float(), (beta - mean * scale).float()))
+
+
 def _cast(node, graph):
     from onnx import TensorProto
 
@@ -438,10 +462,11 @@ CONVERTERS = {
     "Unsqueeze": (_unsqueeze, 13), "Split": (_split, 13), "Slice": (_slice, 10), "Resize": (_resize, 10),
     "Pad": (_pad, 11), "ConstantOfShape": (_constant_of_shape, 9), "Range": (_range, 11),
     "GlobalMaxPool": (_global_max_pool, 1), "LSTM": (_lstm, 7),  # these two: not in onnx2torch 1.5
-    "Gather": (_gather, 1), "Cast": (_cast, 6),
+    "Gather": (_gather, 1), "Cast": (_cast, 6), "BatchNormalization": (_batch_norm, 9),
 }
-# Ops that fall back to onnx2torch's converter (data indices; Cast to other types).
-_DATA_FALLBACK = ("Gather", "Cast")
+# Ops that fall back to onnx2torch's converter (data indices, Cast to other types, BN statistics
+# that are inputs or training mode).
+_DATA_FALLBACK = ("Gather", "Cast", "BatchNormalization")
 
 
 def register() -> None:

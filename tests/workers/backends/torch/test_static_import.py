@@ -126,3 +126,31 @@ def test_host_read_scan_counts_and_names_each_reading_node():
     assert reads.total == 2 and reads.by_node == {"reader": 2}
     with pytest.raises(BackendUnsupported, match=r"2 read\(s\).*ONNX node '/head/Reshape' \(Reshape\)"):
         check_no_host_reads(module, [torch.ones(2, 3)], {"reader": ("/head/Reshape", "Reshape")})
+
+
+def test_batch_norm_with_a_huge_variance_survives_fp16_and_casts_follow_the_precision(tmp_path):
+    from onnx import numpy_helper
+
+    from workers.backends.torch.onnx_import import onnx_to_module
+
+    channels = 4
+    weights = {"gamma": np.ones(channels), "beta": np.full(channels, 0.5), "mean": np.zeros(channels),
+               "var": np.full(channels, 9.8e7)}  # PP-OCRv4 det: a running variance past fp16's range
+    nodes = [helper.make_node("BatchNormalization", ["x", "gamma", "beta", "mean", "var"], ["bn"]),
+             helper.make_node("Cast", ["ids"], ["ids_f"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["bn", "ids_f"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 2, 2]),
+                     helper.make_tensor_value_info("ids", TensorProto.INT32, [1, channels, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, 2, 2])],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    path = tmp_path / "bn.onnx"
+    onnx.save(model, path)
+    x, ids = torch.full((1, channels, 2, 2), 1e4), torch.ones(1, channels, 2, 2, dtype=torch.int32)
+    module, _info = onnx_to_module(path, {"x": (1, channels, 2, 2), "ids": (1, channels, 2, 2)}, [x, ids])
+    half = module.half()(x.half(), ids)
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    expected = 1e4 / np.sqrt(9.8e7 + 1e-5) + 0.5 + 1.0
+    assert torch.allclose(half.float(), torch.full_like(half.float(), expected), rtol=1e-3)
