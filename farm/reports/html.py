@@ -19,7 +19,7 @@ VIEWS = ("jobs", "compare", "cross-device")
 STYLE = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1500px}
 table{border-collapse:collapse;margin:8px 0 24px}
 td,th{border:1px solid #ccc;padding:3px 7px;font-size:12px;text-align:right;vertical-align:top}th{background:#eee}
-td.t{text-align:left;max-width:420px;overflow-wrap:anywhere}.plots{display:flex;flex-wrap:wrap;gap:14px}
+td.t{text-align:left;max-width:420px;overflow-wrap:break-word}.plots{display:flex;flex-wrap:wrap;gap:14px}
 figure.chart{margin:0;border:1px solid #ddd;padding:6px;background:#fff}
 ol.key{font-size:12px;margin:4px 0 0;padding-left:0;list-style:none;columns:2;max-width:620px}
 ol.key li{margin:1px 0}ol.key li.fail{color:#b00}
@@ -121,7 +121,7 @@ def view_sections(view: str, sweep_id: str, frame: pd.DataFrame, best: pd.DataFr
     return "".join([
         head, "<h2>Best per device class</h2>", table(best, BEST_COLUMNS, "best"),
         "<h2>Plots</h2>", _plots(plots.sweep_figures(done)),
-        "<h2>Pareto front (configurations passing the accuracy gate)</h2>",
+        "<h2>Pareto front per workload (configurations passing the accuracy gate)</h2>",
         table(_fronts(done), FRONT_COLUMNS, "pareto-front"),
         "<h2>Comparison (speed-up vs fp32 batch 1 of the same backend)</h2>",
         table(compared, COMPARE_COLUMNS, "compare"),

@@ -45,16 +45,26 @@ def numbered(group: pd.DataFrame) -> pd.DataFrame:
     return ordered
 
 
+def workload_column(frame: pd.DataFrame) -> str:
+    """What makes results comparable: the ranking's workload (model + input
+    shapes) when the frame has one, else the shape profile."""
+    return "workload" if "workload" in frame.columns else "profile"
+
+
 def pareto(frame: pd.DataFrame) -> pd.DataFrame:
-    """Gate-passing configurations no other gate-passing one beats on both
-    lower p50 latency and higher throughput, in latency order."""
+    """Per workload, the gate-passing configurations no other gate-passing
+    one beats on both lower p50 latency and higher throughput, in latency
+    order (throughput over different input shapes is not comparable)."""
     ok = frame[frame["accuracy_pass"].map(passed_gate).astype(bool) & frame["throughput"].notna()]
-    ordered = ok.sort_values(["latency_p50_ms", "throughput"], ascending=[True, False], kind="stable")
-    best, keep = float("-inf"), []
-    for value in ordered["throughput"]:
-        keep.append(value > best)
-        best = max(best, value)
-    return ordered[keep]
+    parts = []
+    for _, group in ok.groupby(workload_column(ok), sort=True):
+        ordered = group.sort_values(["latency_p50_ms", "throughput"], ascending=[True, False], kind="stable")
+        best, keep = float("-inf"), []
+        for value in ordered["throughput"]:
+            keep.append(value > best)
+            best = max(best, value)
+        parts.append(ordered[keep])
+    return pd.concat(parts) if parts else ok.iloc[:0]
 
 
 def _series(group: pd.DataFrame, style_map: dict, x: str, y: str) -> list[svg.Series]:
@@ -95,11 +105,11 @@ def device_figures(device: str, group: pd.DataFrame, style_map: dict) -> list[st
                          _series(group, style_map, "batch_size", "latency_p50_ms"), lines=True, discrete_x=True),
                device),
     ]
-    front_points = [p for s in _series(front.assign(number=front["number"]), style_map, "latency_p50_ms",
-                                       "throughput") for p in s.points]
+    fronts = [sorted((p for s in _series(part, style_map, "latency_p50_ms", "throughput") for p in s.points),
+                     key=lambda p: p.x) for _, part in front.groupby(workload_column(front), sort=True)]
     charts.append(figure(svg.chart("pareto", f"throughput vs latency: {device}", "p50 latency (ms)",
                                    "throughput (samples/s)", _series(group, style_map, "latency_p50_ms", "throughput"),
-                                   front=sorted(front_points, key=lambda p: p.x)), device, key))
+                                   fronts=fronts), device, key))
     bars = [{"label": f"{r.number} {config_name(r)}", "value": float(r.build_s), "job": r.job_id,
              "style": style_map[(r.backend, r.precision, r.profile)], "series": group_name(r),
              "passed": passed_gate(r.accuracy_pass)} for r in group[group["build_s"].notna()].itertuples()]

@@ -7,8 +7,8 @@ large dependency for the coordinator; plotly/bokeh pages embed megabytes of
 JavaScript and put labels behind hover. These charts are small, exact and
 deterministic.
 
-Reading aids: every series has a fixed style (colour = precision, marker =
-backend, line dash = profile; ``style_for``) used on every chart and page;
+Reading aids: every series has a fixed style (hue = precision, marker =
+backend, shade and line dash = profile; ``style_for``) used on every chart and page;
 line charts label each line at its end; scatter charts number each point
 next to it and list the numbers in a key beside the chart; configurations
 that fail the accuracy gate are hollow with a cross; axes turn logarithmic
@@ -29,7 +29,7 @@ OTHER_COLORS = ("#17becf", "#bcbd22", "#e377c2", "#555555")
 BACKEND_MARKERS = {"onnxruntime": "circle", "tensorrt": "square", "tensorrt-rtx": "triangle", "torch": "diamond"}
 OTHER_MARKERS = ("pentagon", "star", "circle")
 DASHES = ("", "7 4", "2 3", "9 3 2 3")
-CHAR_W = 6.3  # mean glyph width at font-size 11 (sans-serif), for label boxes
+CHAR_W = 6.6  # mean glyph width of bold 11 px sans-serif, for label boxes
 LOG_RANGE = 10.0  # data spanning more than this factor gets a log axis
 
 
@@ -40,11 +40,21 @@ class Style:
     dash: str
 
 
+SHADES = (0.0, 0.45, -0.4, 0.7)  # per profile: the precision's hue, lighter or darker
+
+
+def _shade(color: str, amount: float) -> str:
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    rgb = [round(c + (255 - c) * amount) if amount > 0 else round(c * (1 + amount)) for c in rgb]
+    return "#" + "".join(f"{c:02x}" for c in rgb)
+
+
 def style_for(backend: str, precision: str, profile_index: int = 0) -> Style:
-    """The same (backend, precision, profile) looks the same everywhere."""
+    """The same (backend, precision, profile) looks the same everywhere:
+    hue = precision, marker = backend, shade and line dash = profile."""
     color = PRECISION_COLORS.get(precision) or OTHER_COLORS[sum(map(ord, precision)) % len(OTHER_COLORS)]
     marker = BACKEND_MARKERS.get(backend) or OTHER_MARKERS[sum(map(ord, backend)) % len(OTHER_MARKERS)]
-    return Style(color, marker, DASHES[profile_index % len(DASHES)])
+    return Style(_shade(color, SHADES[profile_index % len(SHADES)]), marker, DASHES[profile_index % len(DASHES)])
 
 
 @dataclass
@@ -157,30 +167,40 @@ def _polygon(shape: str, x: float, y: float, r: float) -> str:
 
 
 class _Labels:
-    """Greedy placement: each label takes the first of eight spots around
-    its point that overlaps no label or mark placed before."""
+    """Greedy placement: each label takes the first spot around its point
+    (eight close ones, then six further out) that overlaps no label or mark
+    placed before."""
 
-    OFFSETS = ((7, -6), (7, 12), (-7, -6), (-7, 12), (0, -10), (0, 19), (12, 3), (-12, 3))
+    OFFSETS = ((7, -6), (7, 12), (-7, -6), (-7, 12), (0, -10), (0, 19), (12, 3), (-12, 3),
+               (-7, 26), (-7, -20), (7, 26), (7, -20), (0, 34), (0, -28))  # a second ring when crowded
 
     def __init__(self, marks: list[tuple[float, float]], box: tuple[float, float, float, float]):
         self.boxes = [(x - 5, y - 5, x + 5, y + 5) for x, y in marks]
         self.box = box
 
     def place(self, x: float, y: float, text: str) -> tuple[float, float, str]:
-        width, height = CHAR_W * len(text), 11
-        choice = None
+        """The first free spot inside the plot; if none is free, the one
+        inside the plot that overlaps least."""
+        width = CHAR_W * len(text)
+        best = None
         for dx, dy in self.OFFSETS:
             anchor = "start" if dx > 0 else "end" if dx < 0 else "middle"
             left = x + dx if dx > 0 else x + dx - width if dx < 0 else x - width / 2
-            rect = (left, y + dy - height + 2, left + width, y + dy + 2)
+            rect = (left, y + dy - 12, left + width, y + dy + 4)  # bold 11 px text with a little air
             inside = self.box[0] <= rect[0] and rect[2] <= self.box[2] and self.box[1] <= rect[1] and \
                 rect[3] <= self.box[3]
-            if inside and not any(_overlap(rect, b) for b in self.boxes):
-                choice = (x + dx, y + dy, anchor, rect)
+            score = sum(_area(rect, b) for b in self.boxes) + (0 if inside else 1e6)
+            if best is None or score < best[0]:
+                best = (score, (x + dx, y + dy, anchor, rect))
+            if score == 0:
                 break
-            choice = choice or (x + dx, y + dy, anchor, rect)
+        choice = best[1]
         self.boxes.append(choice[3])
         return choice[0], choice[1], choice[2]
+
+
+def _area(a, b) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
 def _overlap(a, b) -> bool:
@@ -229,22 +249,25 @@ def _legend(series: list[Series], extra: list[str]) -> list[str]:
 
 
 def chart(kind: str, title: str, xlabel: str, ylabel: str, series: list[Series], lines: bool = False,
-          front: list[Point] | None = None, discrete_x: bool = False) -> str:
+          fronts: list[list[Point]] | None = None, discrete_x: bool = False) -> str:
     """Lines: each series joined in x order and labelled at its end.
     Scatter (lines=False): each point labelled with its key number.
-    ``front`` draws the Pareto front as a thick grey step line under the marks."""
+    ``fronts`` (one per workload) are drawn as thick grey lines under the marks."""
     points = [p for s in series for p in s.points]
     if not points:
         return _svg(kind, [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text>'])
     ax = Axis([p.x for p in points], PAD_L, W - PAD_R, discrete=discrete_x)
     ay = Axis([p.y for p in points], H - PAD_B, PAD_T)
     body = _frame(title, xlabel, ylabel, ax, ay)
-    if front:
+    for front in fronts or []:
         path = " ".join(f"{ax(p.x):.1f},{ay(p.y):.1f}" for p in front)
         jobs = " ".join(p.job for p in front)
         body.append(f'<polyline class="front" data-jobs="{escape(jobs)}" points="{path}" fill="none" '
                     f'stroke="#222" stroke-opacity="0.35" stroke-width="7" stroke-linejoin="round" '
                     f'stroke-linecap="round"/>')
+        # A halo on every front point: a one-point front is visible too.
+        body.extend(f'<circle class="front-point" data-job="{escape(p.job)}" cx="{ax(p.x):.1f}" cy="{ay(p.y):.1f}" '
+                    f'r="9" fill="#222" fill-opacity="0.18" stroke="#222" stroke-opacity="0.45"/>' for p in front)
     # Discrete x (batch sizes): each series is nudged sideways a little, so
     # series with equal values at one x stay visible side by side.
     nudge = {id(s): (i - (len(series) - 1) / 2) * 5.0 if discrete_x else 0.0 for i, s in enumerate(series)}
@@ -272,8 +295,8 @@ def chart(kind: str, title: str, xlabel: str, ylabel: str, series: list[Series],
             body.append(f'<text class="label" data-job="{escape(p.job)}" x="{lx:.1f}" y="{ly:.1f}" '
                         f'text-anchor="{anchor}" fill="{s.style.color}" font-weight="bold">{escape(text)}</text>')
     extra = ["hollow + cross: failed", "  the accuracy gate"] if any(not p.passed for p in points) else []
-    if front:
-        extra.append("grey band: Pareto front")
+    if fronts:
+        extra.append("grey band/halo: Pareto front")
     return _svg(kind, body + _legend(series, extra))
 
 

@@ -123,3 +123,24 @@ def test_cross_device_page_shows_cost(known, tmp_path):
                 re.findall(r'class="mark" data-job="([^"]+)" data-x="([^"]+)"',
                            re.findall(r'data-plot="cost-per-million".*?</svg>', dom, re.S)[0]))
     assert bars["j-fp16-b1"] == "1" and bars["j-cpu-fp32"] == "2"  # $0.36/h at 50/s = $2 per million
+
+
+def test_pareto_front_per_workload_and_gate():
+    import pandas as pd
+
+    from farm.reports import plots, svg
+
+    rows = [  # (job, profile, p50, throughput, gate)
+        ("a1", "p64", 1.0, 700.0, True), ("a2", "p64", 2.0, 800.0, True), ("a3", "p64", 5.0, 720.0, True),
+        ("a4", "p64", 0.5, 2000.0, False),  # would dominate everything, fails the gate
+        ("b1", "p128", 3.7, 228.0, True), ("b2", "p128", 8.0, 212.0, True),  # a one-point front
+    ]
+    frame = pd.DataFrame([{"job_id": j, "backend": "onnxruntime", "precision": "fp32", "batch_size": 1, "profile": p,
+                           "latency_p50_ms": l, "throughput": t, "accuracy_pass": g} for j, p, l, t, g in rows])
+    front = plots.pareto(frame)
+    assert {p: list(g["job_id"]) for p, g in front.groupby("profile")} == {"p64": ["a1", "a2"], "p128": ["b1"]}
+    chart = plots.device_figures("cpu.x", frame.assign(build_s=1.0, rel_l2_error=0.0), plots.styles(frame))[1]
+    assert re.findall(r'class="front" data-jobs="([^"]+)"', chart) == ["b1", "a1 a2"]
+    assert sorted(re.findall(r'class="front-point" data-job="([^"]+)"', chart)) == ["a1", "a2", "b1"]
+    # the two profiles of one precision share hue and marker but not shade
+    assert svg.style_for("onnxruntime", "fp32", 0).color != svg.style_for("onnxruntime", "fp32", 1).color
