@@ -154,3 +154,27 @@ def test_batch_norm_with_a_huge_variance_survives_fp16_and_casts_follow_the_prec
     assert half.dtype == torch.float16 and torch.isfinite(half).all()
     expected = 1e4 / np.sqrt(9.8e7 + 1e-5) + 0.5 + 1.0
     assert torch.allclose(half.float(), torch.full_like(half.float(), expected), rtol=1e-3)
+
+
+class _Branches(torch.nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow: fullgraph refuses it
+            return x * 2
+        return x
+
+
+def test_a_fullgraph_failure_names_the_onnx_node_in_one_line():
+    from workers.backends.torch.compile_errors import describe
+
+    root = torch.nn.Module()
+    root.add_module("Where_3", _Branches())
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    graph.output(graph.call_module("Where_3", (graph.call_function(torch.relu, (x,)),)))
+    module = torch.fx.GraphModule(root, graph)
+    torch._dynamo.reset()
+    with pytest.raises(Exception) as failure:
+        torch.compile(module, fullgraph=True, backend="eager")(torch.ones(2, 3))
+    text = describe(failure.value, {"Where_3": ("/head/Where_3", "Where")})
+    assert text.startswith("ONNX node '/head/Where_3' (Where): ") and "\n" not in text
+    assert "TORCHDYNAMO_VERBOSE" not in text
