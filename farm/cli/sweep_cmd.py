@@ -91,6 +91,16 @@ def search_lines(search: dict) -> list[str]:
     lines = [f"search: {search['strategy']} ({search['objective']}), {search['state']}: {search['saving']} "
              f"(budget {search['budget']}; {search['reused']} reused, {search['pruned']} pruned, "
              f"{search['skipped']} skipped, {search['in_flight']} running)"]
+    unit = "ms p50" if search["objective"] == "latency" else "samples/s"
+    progress: dict[str, list] = {}
+    for entry in search["history"]:
+        if entry["best_so_far"] is not None:
+            trail = progress.setdefault(entry["group"].split("|", 1)[0], [])
+            if not trail or trail[-1][1] != entry["best_so_far"]:
+                trail.append((entry["step"], entry["best_so_far"]))
+    for device_class, trail in sorted(progress.items()):
+        lines.append(f"  best so far on {device_class} ({unit}, by step): "
+                     + ", ".join(f"{step}: {value:.4g}" for step, value in trail[-8:]))
     for reason, count in sorted(search["reasons"].items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  {count} {reason}")
     for finals in search["finals"]:
