@@ -97,10 +97,10 @@ def search_lines(search: dict) -> list[str]:
         if entry["best_so_far"] is not None:
             trail = progress.setdefault(entry["group"].split("|", 1)[0], [])
             if not trail or trail[-1][1] != entry["best_so_far"]:
-                trail.append((entry["step"], entry["best_so_far"]))
+                trail.append((entry["build"], entry["best_so_far"]))
     for device_class, trail in sorted(progress.items()):
-        lines.append(f"  best so far on {device_class} ({unit}, by step): "
-                     + ", ".join(f"{step}: {value:.4g}" for step, value in trail[-8:]))
+        lines.append(f"  best so far on {device_class} ({unit}) when build N was decided: "
+                     + ", ".join(f"#{n}: {value:.4g}" for n, value in trail[-8:]))
     for reason, count in sorted(search["reasons"].items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  {count} {reason}")
     for finals in search["finals"]:

@@ -203,9 +203,8 @@ def _cancel(search: Search, rows) -> None:
 def _search_step(session, search, rows, candidates, observations, pending, order, config, new_job) -> None:
     by_idx = {r.idx: r for r in rows}
     pruned_rows = {r.idx: r.reason for r in rows if r.state == "pruned"}
-    step = plan_step([c for c in candidates if c.idx not in pruned_rows or c.idx in observations], config,
-                     search.budget, observations, pending, order, _priors(session, search, search.sweep_id,
-                                                                          candidates, config))
+    step = plan_step(candidates, config, search.budget, observations, pending, order,
+                     _priors(session, search, search.sweep_id, candidates, config), known_pruned=pruned_rows)
     now = utcnow()
     for idx, reason in step.pruned.items():
         row = by_idx[idx]
@@ -252,9 +251,12 @@ def search_summary(sweep_id: str) -> dict:
         for r in rows:
             if r.state in ("pruned", "skipped"):
                 reasons[f"{r.state}: {r.reason}"] = reasons.get(f"{r.state}: {r.reason}", 0) + 1
-        history = [{"step": r.step, "group": r.group_key, "idx": r.idx, "state": r.state,
-                    "best_so_far": r.best_so_far, "decided_at": r.decided_at.isoformat(timespec="seconds")
-                    if r.decided_at else None} for r in sorted(rows, key=lambda r: (r.step or 0, r.idx)) if r.step]
+        history, builds = [], 0
+        for r in sorted((r for r in rows if r.step), key=lambda r: (r.step, r.idx)):
+            builds += r.state == "built"
+            history.append({"step": r.step, "build": builds, "group": r.group_key, "idx": r.idx, "state": r.state,
+                            "best_so_far": r.best_so_far,
+                            "decided_at": r.decided_at.isoformat(timespec="seconds") if r.decided_at else None})
         return {
             "strategy": search.strategy, "state": search.state, "objective": config.objective,
             "constraints": config.constraints, "space": search.space_size, "budget": search.budget,

@@ -48,8 +48,11 @@ def builds(observations: dict[int, Observation], pending: set[int]) -> int:
 
 def plan_step(candidates: list[Candidate], config: SearchConfig, budget: int,
               observations: dict[int, Observation], pending: set[int], order: list[int],
-              priors: dict[str, list] | None = None) -> Step:
-    pruned = prune(candidates, observations, config.constraints, config.retry_failed_precisions)
+              priors: dict[str, list] | None = None, known_pruned: dict[int, str] | None = None) -> Step:
+    """``known_pruned``: configurations ruled out before any build (a
+    precision the backend cannot build), kept with their reasons."""
+    pruned = {**{i: r for i, r in (known_pruned or {}).items() if i not in observations},
+              **prune(candidates, observations, config.constraints, config.retry_failed_precisions)}
     step = Step(pruned=pruned, builds=builds(observations, pending), pending=len(pending))
     strategy = STRATEGY_FUNCTIONS[config.strategy]
     budgets = group_budgets(candidates, budget)

@@ -20,15 +20,17 @@ def _fate_rows(summary: dict) -> str:
 
 
 def _best_so_far_chart(summary: dict) -> str:
-    series: dict[str, list[dict]] = {}
+    series: dict[str, svg.Series] = {}
     for entry in summary["history"]:
         if entry["best_so_far"] is None or entry["state"] != "built":
             continue
         group = entry["group"].split("|", 1)[0]
-        series.setdefault(group, []).append({"x": float(entry["step"]), "y": float(entry["best_so_far"]),
-                                             "job": "", "label": f"step {entry['step']}: {entry['best_so_far']:.4g}"})
+        line = series.setdefault(group, svg.Series(group, svg.style_for("search", group, len(series))))
+        line.points.append(svg.Point(float(entry["build"]), float(entry["best_so_far"]), "",
+                                     f"build {entry['build']}: {entry['best_so_far']:.4g}"))
     unit = "p50 latency (ms)" if summary["objective"] == "latency" else "throughput (samples/s)"
-    return svg.line_chart("search-progress", "best so far when each build was decided", "search step", unit, series)
+    return svg.chart("search-progress", "best so far when each build was decided", "build", unit,
+                     list(series.values()), lines=True)
 
 
 def _winners(summary: dict) -> str:

@@ -92,6 +92,12 @@ def test_search_resumes_after_its_coordinator_is_killed(farm_home):
     status = subprocess.run([sys.executable, "-m", "farm", "sweep", "status", sweep_id], env=env, cwd=cwd,
                             capture_output=True, text=True, timeout=60).stdout
     assert f"{states['built']} of 16 configurations built" in status and "winner cpu." in status
+    report = subprocess.run([sys.executable, "-m", "farm", "report", sweep_id, "--format", "html", "-o",
+                             str(cwd / "report.html")], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    page = (cwd / "report.html").read_text()
+    assert f"<b>{states['built']} of 16 configurations built</b>" in page
+    assert 'class="search-winners"' in page and "search-progress" in page and "search-fates" in page
 
 
 def test_interleaved_finals_order_and_storage(farm_home):
