@@ -63,6 +63,10 @@ def report_cmd(sweep_id, fmt, view, prices, output):
         emit(to_text(frame, fields, fmt), output)
     else:
         emit(table(frame_rows(frame, fields), _table_columns(view), stream=_table_stream(output)), output)
+        from farm.reports.summary import summary_sentences
+
+        for sentence in summary_sentences(sweep_id):  # on stderr: the table stays parseable
+            click.echo(sentence, err=True)
 
 
 def _table_columns(view: str):

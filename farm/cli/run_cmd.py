@@ -42,6 +42,11 @@ def run_cmd(force, fmt, **spec_args):
                         f"{submission.sweep_id}' drops them") from None
     rows = job_rows(submission.sweep_id)
     click.echo(to_json(rows) if fmt == "json" else table(rows))
+    if fmt != "json":
+        from farm.reports.summary import summary_sentences
+
+        for sentence in summary_sentences(submission.sweep_id):
+            click.echo(sentence, err=True)
 
 
 def _run_here(spec, submission) -> None:

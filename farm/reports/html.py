@@ -24,7 +24,8 @@ figure.chart{margin:0;border:1px solid #ddd;padding:6px;background:#fff}
 ol.key{font-size:12px;margin:4px 0 0;padding-left:0;list-style:none;columns:2;max-width:620px}
 ol.key li{margin:1px 0}ol.key li.fail{color:#b00}
 h2{margin-top:28px}.fail{color:#b00;font-weight:bold}.good{color:#1a7f37;font-weight:bold}
-.summary p.verdict{font-size:15px;line-height:1.5;max-width:1100px;background:#f4f8ff;border-left:4px solid #1f5fa8;padding:6px 10px}nav a{margin-right:10px}"""
+.summary p.verdict{font-size:15px;line-height:1.5;max-width:1100px;background:#f4f8ff;
+border-left:4px solid #1f5fa8;padding:6px 10px}nav a{margin-right:10px}"""
 BEST_COLUMNS = (("device", "device_class"), ("role", "role"), ("job", "job_id"), ("backend", "backend"),
                 ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
                 ("p50 ms", "latency_p50_ms"), ("p50 CI low", "latency_p50_ci_low_ms"),

@@ -42,13 +42,14 @@ def summaries(sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame, compared: 
         by = "p50 latency" if objective == "latency" else "throughput"
         p50_ci = _interval(winner, "latency_p50_ci_low_ms", "latency_p50_ci_high_ms")
         throughput_ci = _interval(winner, "throughput_ci_low", "throughput_ci_high")
-        text = (f"On {place}, {config_name(winner)} wins by {by}: p50 {figure(winner['latency_p50_ms'])} ms "
+        text = (f"On {place}, {config_name(winner)} wins (objective: {by}): p50 {figure(winner['latency_p50_ms'])} ms "
                 f"({p50_ci}), {figure(winner['throughput'])} samples/s ({throughput_ci})")
         if len(ties):
             tied = "; ".join(f"{config_name(t)} (p50 {figure(t['latency_p50_ms'])} ms, "
                              f"{_interval(t, 'latency_p50_ci_low_ms', 'latency_p50_ci_high_ms')})"
                              for _, t in ties.iterrows())
-            text += f"; statistically tied: {tied}"
+            text += (f"; statistically tied with it (ties go to the lower p99, then less memory, a smaller "
+                     f"artifact, a shorter build): {tied}")
         text += ". " + _against_baseline(winner, by_job)
         fetch = f"farm fetch --sweep {sweep_id} --device {winner['device_class']} -o {_file_name(winner)}"
         text += f" Engine to fetch: {fetch}"
@@ -100,3 +101,14 @@ def summary_html(items: list[dict]) -> str:
                                   "throughput_gain") and v is not None)
         parts.append(f'<p class="verdict" {attrs}>{escape(item["sentence"])}</p>')
     return f'<section class="summary"><h2>Summary</h2>{"".join(parts) or "<p>no results yet</p>"}</section>'
+
+
+def summary_sentences(sweep_id: str) -> list[str]:
+    """The summary of a sweep as plain sentences (the CLI prints them under
+    its tables)."""
+    from farm.reports.best import find_best
+    from farm.reports.compare import comparison
+    from farm.reports.rows import load_frame
+
+    frame = load_frame(sweep_id=sweep_id)
+    return [item["sentence"] for item in summaries(sweep_id, frame, find_best(sweep_id=sweep_id), comparison(frame))]

@@ -175,3 +175,20 @@ def test_submit_resume_cancel_json(farm_home, models_dir):
     assert _invoke("sweep", "cancel", sweep).stdout == f"cancelled 2 jobs of sweep {sweep}\n"
     assert json.loads(_invoke("sweep", "cancel", sweep, "--format", "json").stdout) == {
         "sweep_id": sweep, "changed": False, "cancelled": 0, "state": "cancelled", "running": 0}
+
+
+def test_report_table_prints_the_summary_on_stderr(known):
+    result = _invoke("report", SWEEP)
+    assert result.stdout.splitlines()[0].split()[:3] == ["job", "status", "backend"]
+    assert result.stderr == (
+        'On cpu.x86_64.test, onnxruntime int8 b1 default wins (objective: p50 latency): p50 10 ms (95 % CI 9.'
+        '9-10.09), 100 samples/s (95 % CI 99.43-100.6). Against the baseline onnxruntime fp32 b1 default: 2x '
+        'the throughput and 2x lower p50 latency. Engine to fetch: farm fetch --sweep sweep-known --device cp'
+        'u.x86_64.test -o onnxruntime-int8-b1.engine\n'
+        'On gpu.nvidia-h100, tensorrt bf16 b1 default wins (objective: p50 latency): p50 1.002 ms (95 % CI 0.'
+        '998-1.006), 998 samples/s (95 % CI 995.7-1000); statistically tied with it (ties go to the lower p99'
+        ', then less memory, a smaller artifact, a shorter build): tensorrt fp16 b1 default (p50 1 ms, 95 % C'
+        'I 0.996-1.004). Against the baseline tensorrt fp32 b1 default: 1.996x the throughput and 1.996x lowe'
+        'r p50 latency. Engine to fetch: farm fetch --sweep sweep-known --device gpu.nvidia-h100 -o tensorrt-'
+        'bf16-b1.engine\n'
+    )

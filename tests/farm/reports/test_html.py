@@ -105,7 +105,7 @@ def test_summary_sentence_matches_the_database(known, tmp_path):
         assert f"{g(row['throughput'])} samples/s (95 % CI {g(row['throughput_ci_low'])}-" in text
         assert f"--device {winner['device_class']}" in text
         for tied in winner["tied_with"]:
-            assert f"p50 {g(rows[tied]['latency_p50_ms'])} ms" in text.split("statistically tied:")[1]
+            assert f"p50 {g(rows[tied]['latency_p50_ms'])} ms" in text.split("statistically tied with it")[1]
     # H100: bf16 b1 wins (lower p99 among ties), fp32 b1 is the baseline: 998/500 and 2/1.002
     h100 = sentences[H100]
     assert h100.startswith("On gpu.nvidia-h100, tensorrt bf16 b1 default wins")
