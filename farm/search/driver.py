@@ -27,7 +27,7 @@ from farm.expand import JobPlan, expand
 from farm.search.config import SearchConfig
 from farm.search.engine import finalists, plan_step, skipped_reason
 from farm.search.observe import Observation, feasible, score
-from farm.search.space import Candidate, candidates_from_plans, groups, spec_variants
+from farm.search.space import Candidate, candidates_from_plans, groups, point_key, spec_variants, workload_key
 
 POLL_S = 0.5
 
@@ -123,33 +123,45 @@ def load_state(session, sweep_id: str):
     return search, rows, candidates, observations, pending, order
 
 
+def _job_axes(job: Job, knob_axes: list[str]) -> tuple[str, str]:
+    """(group, point key) of an earlier job, in this search's terms."""
+    config = job.config or {}
+    profile = config.get("profile") or {}
+    group = f"{job.device_class}|{workload_key(profile.get('name', job.profile), profile.get('inputs') or {})}"
+    axes = {"backend": job.backend, "precision": job.precision, "batch_size": job.batch_size,
+            "streams": int((config.get("measure") or {}).get("streams", 1))}
+    for axis in knob_axes:
+        backend, knob = axis.split(".", 1)
+        if backend == job.backend:
+            axes[axis] = (config.get("build") or {}).get(knob)
+    return group, point_key(axes)
+
+
 def _priors(session, search: Search, sweep_id: str, candidates: list[Candidate], config: SearchConfig):
     """Finished results of the same model on the same device classes from
-    earlier sweeps, as (axes, score) per group: bayes's seed."""
+    earlier sweeps, as (axes, score) per group: bayes's seed. An earlier job
+    counts for the candidate with the same group, backend, precision, batch,
+    streams and knob values."""
     if config.strategy != "bayes":
         return {}
     sweep = session.get(Sweep, sweep_id)
-    groups_by_class: dict[str, list[Candidate]] = {}
-    for c in candidates:
-        groups_by_class.setdefault(c.plan["device_class"], []).append(c)
-    table = {(c.group, c.axes["backend"], c.axes["precision"], c.axes["batch_size"]): c for c in candidates}
+    table = {(c.group, point_key(c.axes)): c for c in candidates}
+    knob_axes = sorted({a for c in candidates for a in c.axes if "." in a})
+    classes = sorted({c.group.split("|", 1)[0] for c in candidates})
     earlier = session.scalars(select(Job).join(Sweep, Job.sweep_id == Sweep.id)
                               .where(Sweep.model_id == sweep.model_id, Job.sweep_id != sweep_id,
-                                     Job.status == "done", Job.device_class.in_(list(groups_by_class))))
+                                     Job.status == "done", Job.device_class.in_(classes)))
     out: dict[str, list] = {}
     for job in earlier:
-        m = _latest_measurement(session, job)
+        twin = table.get(_job_axes(job, knob_axes))
+        m = _latest_measurement(session, job) if twin is not None else None
         if m is None or not m.measured:
             continue
         obs = Observation(idx=-1, status="done", batch_size=job.batch_size, p50_ms=m.p50_ms, p99_ms=m.p99_ms,
                           throughput=m.throughput, memory_mb=m.memory_mb, accuracy_pass=m.accuracy_pass,
                           rel_l2_error=m.rel_l2_error)
-        for c in groups_by_class[job.device_class]:
-            if c.plan["profile_name"] == job.profile and (c.group, job.backend, job.precision, job.batch_size) in table:
-                twin = table[(c.group, job.backend, job.precision, job.batch_size)]
-                if feasible(obs, config.constraints):
-                    out.setdefault(twin.group, []).append((twin.axes, score(obs, config.objective)))
-                break
+        if feasible(obs, config.constraints):
+            out.setdefault(twin.group, []).append((twin.axes, score(obs, config.objective)))
     return out
 
 

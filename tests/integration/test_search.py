@@ -125,3 +125,20 @@ def test_interleaved_finals_order_and_storage(farm_home):
     assert all(t is not None for *_, t, _ in rounds)  # the NVML summary where there is a GPU; {} on a CPU
     workers = {w for (w,) in query(home, "select worker from finals where id=?", finals_id)}
     assert len(workers) == 1
+
+
+def test_bayes_is_seeded_with_the_earlier_results_of_the_same_model(farm_home):
+    cwd, env, home, sweep_id = farm_home  # the quick search above has finished
+    spec = {**SPEC, "name": "search-bayes", "search": {**SPEC["search"], "strategy": "bayes", "budget": 4}}
+    (cwd / "bayes.yaml").write_text(yaml.safe_dump(spec))
+    code = ("import sys\nfrom farm.db import session_scope\nfrom farm.search.config import SearchConfig\n"
+            "from farm.search.driver import _priors, load_state\nfrom farm.service import submit\n"
+            "from farm.spec import load_spec\nsid = submit(load_spec('bayes.yaml'), enqueue=False).sweep_id\n"
+            "with session_scope() as s:\n search, rows, cands, obs, pend, order = load_state(s, sid)\n"
+            " priors = _priors(s, search, sid, cands, SearchConfig.from_json(search.config))\n"
+            "print(sum(len(v) for v in priors.values()))\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    priors = int(done.stdout.split()[-1])
+    finished = query(home, "select count(*) from jobs where sweep_id=? and status='done'", sweep_id)[0][0]
+    assert 1 <= priors <= finished  # every feasible finished result of the quick search, none invented
