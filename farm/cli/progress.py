@@ -72,6 +72,7 @@ class SweepProgress:
         if self.live is not None:
             self.bar.update(self.task, total=total, completed=finished, eta=_clock(eta))
             self.running.plain = "\n".join(f"  running: {describe_job(j)}" for j in running)
+            self.live.refresh()
             return
         jobs = "; ".join(describe_job(j) for j in running)
         line = (f"{finished}/{total} jobs finished, {len(running)} running"

@@ -68,3 +68,22 @@ def test_ctrl_c_answers_at_once(farm_home, models_dir, cli_env):
     assert "interrupted: stopping the local workers" in err
     assert err.strip().splitlines()[-1].startswith("Error: interrupted; local workers stopped.")
     assert "farm sweep resume" in err and "Traceback" not in err
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_terminal_progress_bar(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "150")
+    monkeypatch.setenv("NO_COLOR", "1")
+    stream = _Tty()
+    with SweepProgress(stream) as progress:
+        progress.update(_status(0), [])
+        progress.update(_status(2), RUNNING)
+        progress.update(_status(4), [])
+    text = stream.getvalue()
+    assert "4/4 jobs finished" in text and "elapsed" in text and "ETA 0:00:00" in text
+    assert "running: onnxruntime fp32 b4 p32 on farm-cpu-1@h1" in text
+    assert "\x1b[3" not in text  # NO_COLOR: cursor movement only, no colours
