@@ -158,16 +158,17 @@ def end_leftovers() -> None:
 def reap_orphans(children) -> None:
     """Reap orphans that became our children (as subreaper, or as PID 1 of
     a container), leaving our own workers to Popen.poll."""
-    ours = {child.pid for child in children}
+    ours, seen = {child.pid: child for child in children}, set()
     while True:
         try:
             info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
             return
-        if info is None:
-            return
+        if info is None or info.si_pid in seen:
+            return  # nothing exited, or a worker Popen.poll could not reap just now
+        seen.add(info.si_pid)
         if info.si_pid in ours:
-            next(c for c in children if c.pid == info.si_pid).poll()  # reaps it, keeping its exit code
+            ours[info.si_pid].poll()  # reaps it, keeping its exit code
         else:
             os.waitpid(info.si_pid, 0)
 
