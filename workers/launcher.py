@@ -61,17 +61,17 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def after_death(device: DiscoveredDevice, pid: int, code: int) -> None:
+def after_death(device: DiscoveredDevice, pid: int, code: int, why: str | None = None) -> None:
     """Hand a dead worker's job back now; a failure here is left to the
     periodic pass (the heartbeat goes stale anyway)."""
     from farm.reconcile import worker_exited
 
-    name = worker_name(device, pid)
+    name, why = worker_name(device, pid), why or describe_exit(code)
     try:
         release(device.uuid, name)
-        report = worker_exited(name, describe_exit(code))
+        report = worker_exited(name, why)
         if report.requeued or report.quarantined:
-            log.warning("worker %s %s: requeued %s, quarantined %s", name, describe_exit(code),
+            log.warning("worker %s %s: requeued %s, quarantined %s", name, why,
                         report.requeued, report.quarantined)
     except Exception:
         log.exception("could not recover the jobs of %s", name)
@@ -201,7 +201,8 @@ def _stop(children: dict, by_uuid: dict, signals: Signals) -> int:
     for uuid, child in children.items():
         child.wait()
         if child.returncode != 0:
-            after_death(by_uuid[uuid], child.pid, child.returncode)
+            after_death(by_uuid[uuid], child.pid, child.returncode,
+                        "was stopped by a cold shutdown of its launcher" if cold else None)
     end_leftovers()
     return 1 if cold else 0
 

@@ -92,6 +92,7 @@ def test_second_signal_is_a_cold_shutdown_and_the_job_runs_elsewhere(redis_serve
     assert time.monotonic() - started < 10  # cold: it did not wait for the 8 s measurement
     assert _session(first.pid) == []
     assert "cold shutdown (a second signal)" in farm.log("a")
+    assert "was stopped by a cold shutdown of its launcher: requeued" in farm.log("a")
     wait_for(lambda: farmdb.finished(sweep), 90, interval=0.3, what="the job to run again")
     [done] = farmdb.jobs(sweep)
     assert done.status == "done" and done.attempts == 2 and "-b-" in done.worker, farmdb.failures(sweep)
