@@ -158,6 +158,10 @@ def main() -> int:
     search = phase("search", args.work / "farm", spec(args.model.resolve(), chw, batches, search_block, kind),
                    time.time() + args.search_s, drive=True, selector=kind["selector"])
     (args.out / "gpu_search.json").write_text(json.dumps({"partial": "search phase only", "search": search}))
+    if not any(r["status"] == "done" for r in search["report"]):
+        errors = sorted({(r.get("error") or "").strip().splitlines()[-1][:300] for r in search["report"] if r.get("error")})
+        print(f"no configuration of {args.model.name} finished in the search phase: {errors}", file=sys.stderr)
+        return 3  # the model does not run on this backend here: no brute-force phase
     brute = phase("brute", args.work / ("farm-brute" if args.separate else "farm"),
                   spec(args.model.resolve(), chw, batches, None, kind), time.time() + args.brute_s, drive=False,
                   selector=kind["selector"])
