@@ -25,7 +25,7 @@ from farm.devices import resolve_device_classes
 from farm.errors import NotFoundError, SpecError
 from farm.expand import JobPlan, expand
 from farm.search.config import SearchConfig
-from farm.search.engine import finalists, plan_step, skipped_reason
+from farm.search.engine import plan_step, skipped_reason
 from farm.search.observe import Observation, feasible, score
 from farm.search.space import Candidate, candidates_from_plans, groups, point_key, spec_variants, workload_key
 

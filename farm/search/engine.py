@@ -26,12 +26,11 @@ class Step:
     pruned: dict[int, str] = field(default_factory=dict)
     finished: dict[str, str] = field(default_factory=dict)  # group -> why it stopped
     builds: int = 0
+    pending: int = 0
 
     @property
     def done(self) -> bool:
         return not self.proposals and self.pending == 0
-
-    pending: int = 0
 
 
 def group_budgets(candidates: list[Candidate], budget: int) -> dict[str, int]:

@@ -207,29 +207,12 @@ def _params(axes_values: dict, values: dict) -> dict | None:
     return params
 
 
-def bayes(view: GroupView) -> list[int]:
-    import warnings
-
-    import optuna
+def _replay_history(study, view: GroupView, dists: dict, values: dict, penalty: float) -> None:
+    """Earlier sweeps' results, then this search's in decision order, then
+    the pruned (as the worst value): the same history gives the same study."""
     from optuna.trial import create_trial
 
-    if view.pending:
-        return []  # one trial at a time per group: TPE learns from each
-    if view.budget_left <= 0:
-        view.stop_reason = "budget spent"
-        return []
-    if _converged(view):
-        view.stop_reason = f"no better configuration in the last {bayes_patience(len(view.members))} builds"
-        return []
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dists, values = _distributions(view.members)
-    table = lookup(view.members)
     by_idx = {c.idx: c for c in view.members}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=view.seed, n_startup_trials=BAYES_STARTUP, multivariate=True)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    penalty = _penalty(view)
 
     def add(axes_values: dict, value: float) -> None:
         params = _params(axes_values, values)
@@ -244,6 +227,31 @@ def bayes(view: GroupView) -> list[int]:
             add(by_idx[idx].axes, score(obs, view.objective) if feasible(obs, view.constraints) else penalty)
     for idx in view.pruned:
         add(by_idx[idx].axes, penalty)
+
+
+def bayes(view: GroupView) -> list[int]:
+    import warnings
+
+    import optuna
+
+    if view.pending:
+        return []  # one trial at a time per group: TPE learns from each
+    if view.budget_left <= 0:
+        view.stop_reason = "budget spent"
+        return []
+    if _converged(view):
+        view.stop_reason = f"no better configuration in the last {bayes_patience(len(view.members))} builds"
+        return []
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists, values = _distributions(view.members)
+    table = lookup(view.members)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=view.seed, n_startup_trials=BAYES_STARTUP, multivariate=True)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    penalty = _penalty(view)
+
+    _replay_history(study, view, dists, values, penalty)
     for _ in range(64):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
