@@ -58,8 +58,9 @@ def _code(exc) -> str:
 def _unreachable(exc) -> bool:
     """The server is down or sick (worth waiting for), not refusing us."""
     from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+    from s3transfer.exceptions import RetriesExceededError  # a download whose stream kept breaking
 
-    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+    if isinstance(exc, (BotoConnectionError, HTTPClientError, RetriesExceededError)):
         return True
     return isinstance(exc, ClientError) and _code(exc) in _SERVER_TROUBLE
 

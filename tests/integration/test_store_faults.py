@@ -156,3 +156,22 @@ def test_half_object_under_the_hash_is_replaced_before_use(s3_server, s3_env, en
     direct.client.put_object(Bucket=direct.bucket, Key=direct._key(key), Body=half)
     assert direct.put_file(engine_file) == key
     assert direct.get_file(key, tmp_path / "copy.bin").read_bytes() == engine_file.read_bytes()
+
+
+def test_patient_fetch_waits_for_the_server_and_impatient_one_fails_at_once(own_s3_server, monkeypatch, caplog):
+    env = s3_env_for(own_s3_server)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FARM_STORE_WAIT_S", "120")
+    key = S3Store.from_url(env["FARM_STORE_URL"]).put_bytes(b"engine bytes" * 1000)
+    own_s3_server.stop()
+    with pytest.raises(UserError, match=f"cannot reach the S3 endpoint {own_s3_server.endpoint}"):
+        S3Store.from_url(env["FARM_STORE_URL"]).get_bytes(key)  # the CLI's store: no waiting
+    restarter = threading.Timer(3, own_s3_server.start)
+    restarter.start()
+    try:
+        with caplog.at_level("WARNING", logger="farm.store"):
+            assert S3Store.from_url(env["FARM_STORE_URL"], patient=True).get_bytes(key) == b"engine bytes" * 1000
+    finally:
+        restarter.join()
+    assert "waiting for the artifact store" in caplog.text and "is back after" in caplog.text
