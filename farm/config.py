@@ -56,10 +56,10 @@ def _number(name: str, default: float) -> float:
         from farm.errors import UserError
 
         raise UserError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
+    if not value > 0 or value == float("inf"):  # nan compares false
         from farm.errors import UserError
 
-        raise UserError(f"{name} must be positive, got {raw}")
+        raise UserError(f"{name} must be a positive finite number, got {raw}")
     return value
 
 

@@ -11,6 +11,7 @@ usable for what specs need them for: reusing a shape or a knob block.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
@@ -90,19 +91,23 @@ def _check_expanded_size(root: yaml.Node, path: Path) -> None:
     size(root)
 
 
-def first_nul(value, where: str = "") -> str | None:
-    """The field path of the first string (key or value) holding a NUL
-    character, which no database column accepts and no name needs."""
+def first_unstorable(value, where: str = "") -> tuple[str, str] | None:
+    """(field path, problem) of the first value no database column or JSON
+    document can hold: a string (key or value) with a NUL character, or a
+    number that is not finite (YAML's .nan / .inf; JSON has neither)."""
     stack = [(value, where)]
     while stack:
         item, at = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return at or "spec"
+                return at or "spec", "contains a NUL character"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return at or "spec", f"must be a finite number (got {item})"
         elif isinstance(item, dict):
             for key, child in item.items():
                 if isinstance(key, str) and "\x00" in key:
-                    return at or "spec"
+                    return at or "spec", "contains a NUL character"
                 stack.append((child, f"{at}.{key}" if at else str(key)))
         elif isinstance(item, (list, tuple)):
             stack.extend((child, f"{at}[{i}]") for i, child in enumerate(item))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import SpecError
-from farm.safe_yaml import first_nul, load_yaml, read_spec_text
+from farm.safe_yaml import first_unstorable, load_yaml, read_spec_text
 from farm.search.config import SearchConfig, parse_search
 from farm.spec_schema import PRECISIONS, SPEC_SCHEMA
 
@@ -217,9 +217,9 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
     """Validate a spec mapping (already parsed from YAML/JSON) into a SweepSpec."""
     if not isinstance(raw, dict):
         raise SpecError("a sweep spec must be a mapping of keys to values")
-    nul = first_nul(raw)
-    if nul:
-        raise SpecError(f"spec field '{nul}': contains a NUL character")
+    unstorable = first_unstorable(raw)
+    if unstorable:
+        raise SpecError(f"spec field '{unstorable[0]}': {unstorable[1]}")
     _check_schema(raw)
     for index, batch in enumerate(raw.get("batch_sizes", [])):
         if batch <= 0:
@@ -277,6 +277,8 @@ def parse_profile_flag(text: str) -> dict:
         triple = shapes.split("/")
         if not eq or len(triple) != 3:
             raise SpecError(f"bad --profile {text!r}: each input needs input=MIN/OPT/MAX")
+        if input_name.strip() in inputs:
+            raise SpecError(f"bad --profile {text!r}: input {input_name.strip()!r} is given twice")
         lo, mid, hi = (parse_shape(s) for s in triple)
         inputs[input_name.strip()] = {"min": lo, "opt": mid, "max": hi}
     return {"name": name.strip(), "inputs": inputs}

@@ -277,6 +277,18 @@ SPEC_CASES = {
     "data pickled objects": ([*SUBMIT, "@spec:data: data/objects.npz\n" + PROFILE], field("data") +
                              "array 'images' holds Python objects (dtype object); give numeric arrays"),
     "data NUL": ([*SUBMIT, '@spec:data: "data/x\\0.npz"\n'], field("data") + "contains a NUL character"),
+    "warmup nan": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD, "--warmup-ms", "nan"],
+                   field("measure.warmup_ms") + "must be a finite number (got nan)"),
+    "duration inf": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD, "--duration-ms", "inf"],
+                     field("measure.duration_ms") + "must be a finite number (got inf)"),
+    "yaml nan tolerance": ([*SUBMIT, "@spec:accuracy: {max_rel_error: .nan}\n" + PROFILE],
+                           field("accuracy.max_rel_error") + "must be a finite number (got nan)"),
+    "yaml inf timeout": ([*SUBMIT, "@spec:timeouts: {measure_s: .inf}\n" + PROFILE],
+                         field("timeouts.measure_s") + "must be a finite number (got inf)"),
+    "profile input twice": ([*SUBMIT, "--model", "models/det.onnx", "--profile",
+                             "p:images=1x3x32x32/1x3x32x32/1x3x32x32;images=1x3x32x32/2x3x32x32/4x3x32x32"],
+                            "Error: bad --profile 'p:images=1x3x32x32/1x3x32x32/1x3x32x32;images=1x3x32x32/2x3x32x32/"
+                            "4x3x32x32': input 'images' is given twice"),
     # -- limits
     "too many jobs": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD, "--batch", "1", "--batch", "2",
                        "--batch", "3"], "Error: the sweep expands to 3 jobs; at most 2 are allowed (FARM_MAX_JOBS)",
@@ -284,6 +296,12 @@ SPEC_CASES = {
     "input limit lowered": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD],
                             "Error: a job of profile 'p' at batch 2 feeds 24.0 KiB of inputs per inference (images "
                             "2x3x32x32); the limit is 10.2 KiB (FARM_MAX_INPUT_MB)", {"FARM_MAX_INPUT_MB": "0.01"}),
+    "input limit infinite": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD],
+                             "Error: FARM_MAX_INPUT_MB must be a positive finite number, got inf",
+                             {"FARM_MAX_INPUT_MB": "inf"}),
+    "build timeout nan": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD],
+                          "Error: FARM_BUILD_TIMEOUT_S must be a positive finite number, got nan",
+                          {"FARM_BUILD_TIMEOUT_S": "nan", "FARM_BROKER_URL": "redis://127.0.0.1:1/0"}),
     "max jobs not a number": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD],
                               "Error: FARM_MAX_JOBS='many' is not a number", {"FARM_MAX_JOBS": "many"}),
 }

@@ -27,9 +27,6 @@ from onnx import TensorProto, helper
 from tests.farm.cli.bad_input_cases import COMMAND_CASES, ENV_CASES, GOOD, SECRET, SPEC_CASES
 from tests.onnx_models import make_cnn
 
-FARM_VARIABLES = ("FARM_HOME", "FARM_DB_URL", "FARM_BROKER_URL", "FARM_STORE_URL", "FARM_DASHBOARD_TOKEN",
-                  "FARM_MAX_JOBS", "FARM_MAX_INPUT_MB", "FARM_EXTRA_BACKENDS", "FARM_BROKER_PASSWORD")
-
 
 def _single_input_model(path: Path, name: str, elem_type: int, dims: list) -> Path:
     node = helper.make_node("Identity", [name], ["out"])
