@@ -16,6 +16,7 @@ import logging
 import shutil
 import tempfile
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import update
@@ -70,13 +71,20 @@ def _contexts(session, finals: Finals, device, workdir: Path) -> list[tuple[str,
     return out
 
 
-def interleave(runners: list[tuple[str, object, dict]], window: MeasureConfig, rounds: int) -> list[dict]:
-    """A B C A B C ...: one window per candidate per round, same settings."""
+def window_for(measure: MeasureConfig, plan: dict) -> MeasureConfig:
+    """The job's own timing settings (CUDA graph, sync, streams, ...) with the
+    finals' warm-up and window length, measured once per round."""
+    return replace(measure, warmup_ms=float(plan.get("warmup_ms", 200)), duration_ms=float(plan.get("duration_ms", 500)),
+                   iterations=min(measure.iterations, 10), max_remeasure=0, layer_profile=False)
+
+
+def interleave(runners: list[tuple[str, object, dict, MeasureConfig]], rounds: int) -> list[dict]:
+    """A B C A B C ...: one window per candidate per round, same warm-up."""
     windows = []
-    for _, runner, feeds in runners:  # a first untimed pass: every candidate starts warm
+    for _, runner, feeds, window in runners:  # a first untimed pass: every candidate starts warm
         runner.measure(feeds, window)
     for number in range(rounds):
-        for position, (job_id, runner, feeds) in enumerate(runners):
+        for position, (job_id, runner, feeds, window) in enumerate(runners):
             started = utcnow()
             timing = runner.measure(feeds, window)
             windows.append({"round": number, "position": position, "job_id": job_id, "started_at": started,
@@ -95,18 +103,16 @@ def run(finals_id: str, worker: str, device, device_id: int | None) -> str:
         with session_scope() as session:
             finals = session.get(Finals, finals_id)
             plan, contexts = dict(finals.settings), _contexts(session, finals, device, workdir)
-        window = MeasureConfig(warmup_ms=float(plan.get("warmup_ms", 200)), duration_ms=float(plan.get("duration_ms", 500)),
-                               iterations=10, max_remeasure=0)
         for job_id, ctx, config, artifact in contexts:
             runner = load_backend(config["backend"], config.get("build")).load(artifact, ctx)
-            runners.append((job_id, runner, ctx.measurement_feeds()))
-        windows = interleave(runners, window, int(plan.get("rounds", 4)))
+            runners.append((job_id, runner, ctx.measurement_feeds(), window_for(ctx.measure, plan)))
+        windows = interleave(runners, int(plan.get("rounds", 4)))
         return _store(finals_id, worker, attempt, windows)
     except Exception:
         log.exception("finals %s failed", finals_id)
         return _fail(finals_id, worker, attempt, traceback.format_exc(limit=8))
     finally:
-        for _, runner, _ in runners:
+        for _, runner, _, _ in runners:
             runner.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
