@@ -4,7 +4,7 @@ nothing: no row, no blob, no output file.
 
 Cases run in-process through ``farm.cli.main`` (the console script's own
 function, with its error handling) under click's CliRunner isolation, so
-~190 cases take seconds; a few run as real ``python -m farm`` processes to
+200+ cases take seconds; a few run as real ``python -m farm`` processes to
 prove the entry point behaves the same.
 """
 
