@@ -98,7 +98,7 @@ def take(job_id: str, worker: str, device_id: int | None) -> Claimed | str | Non
     job running, so a reconciler that sees the job running also sees who
     holds it (farm.reconcile). Returns DISPLACED when another worker holds
     our device row, None when the job is not claimable."""
-    with session_scope() as session:
+    with session_scope(pre_ping=False) as session:
         if device_id is not None:
             held = session.execute(update(Device).where(Device.id == device_id, Device.worker == worker)
                                    .values(current_job_id=job_id, last_heartbeat=db_now_value(session)))
@@ -108,9 +108,23 @@ def take(job_id: str, worker: str, device_id: int | None) -> Claimed | str | Non
                               execution_options={"synchronize_session": False}).scalar_one_or_none()
         if job is None:
             session.rollback()  # the device stays idle
-            return None
+            job = _claimed_before(session, job_id, worker)
+            if job is None:
+                return None
         limits, model_sha, artifact_sha = _sweep_facts(session, job.sweep_id)
         return Claimed(job.attempts, job, limits, model_sha, artifact_sha)
+
+
+def _claimed_before(session, job_id: str, worker: str) -> Job | None:
+    """Our own claim of this job committed on an attempt whose answer the
+    connection lost (this worker runs one job at a time, so a job running
+    under its name that it is not running is that one): carry on with it
+    rather than leave it running under a worker that moved on."""
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.status == "running", Job.worker == worker))
+    if job is not None and job.device_id is not None:
+        session.execute(update(Device).where(Device.id == job.device_id, Device.worker == worker)
+                        .values(current_job_id=job_id))
+    return job
 
 
 _sweeps: dict[str, tuple[dict[str, float], str, str]] = {}
@@ -146,7 +160,7 @@ def _clear_device(session, job_id: str, worker: str, device_id: int | None) -> N
 
 def clear_device(job_id: str, worker: str, device_id: int | None) -> None:
     def transaction():
-        with session_scope() as session:
+        with session_scope(pre_ping=False) as session:
             _clear_device(session, job_id, worker, device_id)
 
     retrying(transaction, f"marking the device idle after job {job_id}")
@@ -203,18 +217,18 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
     workdir = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-"))
     try:
         return _execute_claimed(claimed, worker, device, workdir, ends)
-    except BackendUnsupported as exc:
-        return ends.finish("unsupported", str(exc))
-    except UserError as exc:
-        return ends.finish("failed", str(exc))
     except (ResultUnreachable, ClaimUnreachable):
         raise
+    except BackendUnsupported as exc:
+        return ends.finish("unsupported", str(exc))
     except Exception as exc:
         if is_transient(exc):
             # The database went away mid-job (a cache lookup, say): not the
             # job's fault. Hand it back untouched; the message is redelivered.
             ends.hand_back(f"{type(exc).__name__}")
             raise ClaimUnreachable(f"job {job_id} handed back: the database went away mid-job") from exc
+        if isinstance(exc, UserError):
+            return ends.finish("failed", str(exc))
         log.exception("job %s failed", job_id)
         return ends.finish("failed", traceback.format_exc(limit=20))
     finally:
@@ -250,7 +264,7 @@ def _build_and_hand_over(ctx: JobContext, config: dict, worker: str, attempt: in
     key, extras, rows = _put_outputs(store, ctx.job_id, built, config)
 
     def transaction():
-        with session_scope() as session:
+        with session_scope(pre_ping=False) as session:
             _insert_artifacts(session, rows)
 
     ends.write(transaction, f"recording the build of job {ctx.job_id}")
@@ -344,7 +358,7 @@ class _Ends:
 
     def finish(self, status: str, error: str | None, window_s: float | None = None) -> str:
         def transaction():
-            with session_scope() as session:
+            with session_scope(pre_ping=False) as session:
                 session.execute(update(Job).where(*self._ours()).values(
                     status=status, error=mask(error) if error else error, finished_at=utcnow()))  # shown in reports
                 _clear_device(session, self.job_id, self.worker, self.device_id)
@@ -355,7 +369,7 @@ class _Ends:
     def hand_back(self, why: str) -> None:
         """Back to queued without counting the attempt (the farm failed, not the job)."""
         def transaction():
-            with session_scope() as session:
+            with session_scope(pre_ping=False) as session:
                 session.execute(update(Job).where(*self._ours()).values(
                     status="queued", worker=None, attempts=Job.attempts - 1, queued_at=utcnow(),
                     error=f"attempt {self.attempt} handed back: {why}"))
@@ -369,7 +383,7 @@ class _Ends:
         status = "unsupported" if outcome["unsupported"] else "done"
 
         def transaction() -> str:
-            with session_scope() as session:
+            with session_scope(pre_ping=False) as session:
                 result = session.execute(update(Job).where(*self._ours()).values(
                     status=status, artifact_sha256=key, error=outcome["unsupported"], finished_at=finished_at,
                     backend_version=outcome["version"]))
@@ -386,6 +400,7 @@ class _Ends:
             extras["layer-profile"] = _put_file(store, outcome["layer_profile"], "layer-profile", "application/json",
                                                 {"job_id": self.job_id}, rows)
         finished_at = utcnow()
+        phases.lap("store")
         final = self.write(transaction, f"recording the result of job {self.job_id}")
         if final == status:
             _remember_artifacts(rows)

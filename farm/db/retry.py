@@ -37,6 +37,10 @@ def retry_window_s() -> float:
 def is_transient(error: BaseException) -> bool:
     """A lost or refused connection (server down, restarting, network), or
     SQLite's writer lock; not a bad statement or a constraint."""
+    from farm.db.session import DatabaseUnreachable
+
+    if isinstance(error, DatabaseUnreachable):  # no connection yet in this process (its engine is new)
+        return True
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     if not isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):

@@ -11,7 +11,7 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from farm.config import settings
 from farm.errors import UserError
@@ -33,7 +33,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, pre_ping: bool = True) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -41,7 +41,7 @@ def _make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=pre_ping)
 
 
 def alembic_config(url: str):
@@ -95,28 +95,32 @@ def _check_schema(engine: Engine, url: str) -> None:
                     f"run 'farm db upgrade' (a revision this version does not know means a newer farm upgraded it)")
 
 
-def engine_for(url: str | None = None) -> Engine:
+def engine_for(url: str | None = None, pre_ping: bool = True) -> Engine:
+    """The process's engine for ``url``. ``pre_ping=False``: a pool of its
+    own whose checkouts skip the liveness round trip, for callers that retry
+    a transaction on a broken connection themselves (farm.db.retry; a
+    worker's claim and result write, twice per job)."""
     url = url or settings().db_url
     with _lock:
-        engine = _engines.get(url)
+        engine = _engines.get(url if pre_ping else f"{url}\0no-pre-ping")
         if engine is None:
-            engine = _connectable(url)
+            engine = _connectable(url, pre_ping)
             if url.startswith("sqlite"):
                 if _needs_upgrade(engine):
                     upgrade(url)
             else:
                 _check_schema(engine, url)
-            _engines[url] = engine
+            _engines[url if pre_ping else f"{url}\0no-pre-ping"] = engine
     return engine
 
 
-def _connectable(url: str) -> Engine:
+def _connectable(url: str, pre_ping: bool = True) -> Engine:
     """An engine that has connected once: a bad FARM_DB_URL or a database
     that is down is the user's to fix (one line), not a traceback."""
     from sqlalchemy.exc import ArgumentError, OperationalError
 
     try:
-        engine = _make_engine(url)
+        engine = _make_engine(url, pre_ping)
     except ImportError as exc:
         missing = from_import_error(exc, mask(f"FARM_DB_URL {url}"))
         if missing is None:
@@ -131,8 +135,13 @@ def _connectable(url: str) -> Engine:
             pass
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise UserError(mask(f"cannot connect to the database at {url}: {reason}")) from None
+        raise DatabaseUnreachable(mask(f"cannot connect to the database at {url}: {reason}")) from None
     return engine
+
+
+class DatabaseUnreachable(UserError):
+    """The database did not answer a first connection: one line for a
+    command, a transient outage for a worker's retries (farm.db.retry)."""
 
 
 def dispose_engines() -> None:
@@ -144,9 +153,9 @@ def dispose_engines() -> None:
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
+def session_scope(url: str | None = None, pre_ping: bool = True) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any exception."""
-    session = sessionmaker(bind=engine_for(url), expire_on_commit=False)()
+    session = Session(bind=engine_for(url, pre_ping), expire_on_commit=False)
     try:
         yield session
         session.commit()

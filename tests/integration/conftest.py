@@ -153,7 +153,9 @@ class Farm:
 
     def __init__(self, root: Path, env: dict[str, str], monkeypatch):
         self.root, self.launchers = root, {}
-        self.env = {**os.environ, **FAST, **env, "PYTHONPATH": str(REPO)}
+        # Device locks of this test's own: tests of other runs on this host
+        # use the same instance names (workers/device_lock.py).
+        self.env = {**os.environ, **FAST, "FARM_LOCK_DIR": str(root / "device-locks"), **env, "PYTHONPATH": str(REPO)}
         self.env.pop("FARM_WORKER_INSTANCE", None)
         for key, value in {**FAST, **env}.items():
             monkeypatch.setenv(key, value)  # the test process is the coordinator
