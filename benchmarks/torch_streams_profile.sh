@@ -20,7 +20,7 @@ fi
 export FARM_EXTRA_BACKENDS=torch=workers.backends.torch.config:TorchConfig
 { date -u; nvidia-smi --query-gpu=name,uuid,driver_version,memory.total --format=csv; \
   python3 -c 'import torch; print("torch", torch.__version__)'; } | tee "$RESULTS/h200_machine_streams_$STAMP.txt"
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/workers/backends/torch/test_streams_profile_gpu.py 2>&1 \
+timeout 100 python3 -m pytest -q -p no:cacheprovider tests/workers/backends/torch/test_streams_profile_gpu.py 2>&1 \
   | tail -15 | tee "$RESULTS/h200_pytest_streams_$STAMP.txt"
 set -o pipefail
 if ! timeout "${BENCH_TIMEOUT:-170}" python3 benchmarks/torch_streams_profile.py --model "$MODEL" --shape "${SHAPE:-1x3x640x640}" \
