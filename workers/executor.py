@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, select, update
 
 from farm.config import default_timeouts, settings
 from farm.db import FINAL_STATES, Artifact, Device, Job, Measurement, Model, Sweep, session_scope, utcnow
@@ -384,15 +384,14 @@ class _Ends:
 
         def transaction() -> str:
             with session_scope(pre_ping=False) as session:
-                result = session.execute(update(Job).where(*self._ours()).values(
+                ended = update(Job).where(*self._ours()).values(
                     status=status, artifact_sha256=key, error=outcome["unsupported"], finished_at=finished_at,
-                    backend_version=outcome["version"]))
-                if result.rowcount != 1:
+                    backend_version=outcome["version"])
+                if self._end_and_idle(session, ended) != 1:
                     session.rollback()
                     return self._landed_before(session) or "superseded"
                 _insert_artifacts(session, rows)
                 session.add(_measurement(job, self.attempt, self.device_id, built, timing, outcome, key, extras))
-                _clear_device(session, self.job_id, self.worker, self.device_id)
                 return status
 
         key, extras, rows = _put_outputs(store, self.job_id, built, job.config)
@@ -410,6 +409,21 @@ class _Ends:
             clear_device(self.job_id, self.worker, self.device_id)
         phases.lap("record")
         return final
+
+    def _end_and_idle(self, session, ended) -> int:
+        """Apply the guarded job UPDATE ``ended`` and, when it matched, mark
+        the device idle; on PostgreSQL one statement (one round trip fewer
+        per job). Returns how many job rows matched."""
+        if self.device_id is None or session.get_bind().dialect.name != "postgresql":
+            matched = session.execute(ended).rowcount
+            if matched == 1:
+                _clear_device(session, self.job_id, self.worker, self.device_id)
+            return matched
+        job = ended.returning(Job.id).cte("ended")
+        idle = (update(Device).where(Device.id == self.device_id, Device.worker == self.worker,
+                                     Device.current_job_id == self.job_id, exists(select(job.c.id)))
+                .values(current_job_id=None).returning(Device.id).cte("idle"))
+        return session.execute(select(func.count()).select_from(job).add_cte(idle)).scalar_one()
 
     def _landed_before(self, session) -> str | None:
         """Our own earlier attempt at this write committed (the connection
