@@ -99,15 +99,22 @@ def take(job_id: str, worker: str, device_id: int | None) -> Claimed | str | Non
     holds it (farm.reconcile). Returns DISPLACED when another worker holds
     our device row, None when the job is not claimable."""
     with session_scope(pre_ping=False) as session:
+        claim_job = _claim_statement(job_id, worker, device_id)
         if device_id is not None:
-            held = session.execute(update(Device).where(Device.id == device_id, Device.worker == worker)
-                                   .values(current_job_id=job_id, last_heartbeat=db_now_value(session)))
-            if held.rowcount != 1:
+            busy = (update(Device).where(Device.id == device_id, Device.worker == worker)
+                    .values(current_job_id=job_id, last_heartbeat=db_now_value(session)))
+            if session.get_bind().dialect.name == "postgresql":
+                # One statement: the job is claimed only if the device row is still ours.
+                held = busy.returning(Device.id).cte("busy")
+                claim_job = claim_job.where(exists(select(held.c.id))).add_cte(held)
+            elif session.execute(busy).rowcount != 1:
                 return DISPLACED
-        job = session.execute(_claim_statement(job_id, worker, device_id).returning(Job),
+        job = session.execute(claim_job.returning(Job),
                               execution_options={"synchronize_session": False}).scalar_one_or_none()
         if job is None:
             session.rollback()  # the device stays idle
+            if device_id is not None and session.scalar(select(Device.worker).where(Device.id == device_id)) != worker:
+                return DISPLACED
             job = _claimed_before(session, job_id, worker)
             if job is None:
                 return None

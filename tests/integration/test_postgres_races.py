@@ -118,3 +118,26 @@ def test_alive_worker_is_never_an_orphan_but_a_stale_one_is(pg_url, monkeypatch)
         job = session.get(Job, ids[1])
         assert job.status == "failed" and job.error.startswith("quarantined after 2 attempts")
         assert session.get(Job, ids[0]).status == "running"
+
+
+def test_take_marks_the_device_busy_in_the_claim_or_not_at_all(pg_url, monkeypatch):
+    from workers.executor import DISPLACED, take
+
+    monkeypatch.setenv("FARM_DB_URL", pg_url)
+    ids = _seed(pg_url, 2)
+    with session_scope(pg_url) as session:
+        session.add(Device(id=1, uuid="cpu-0", kind="cpu", name="cpu", device_class="cpu.test", host="h",
+                           worker="w1", last_heartbeat=utcnow(), versions={}))
+    assert take(ids[0], "w2", 1) == DISPLACED  # not our device row: nothing claimed
+    claimed = take(ids[0], "w1", 1)
+    assert claimed.attempt == 1 and claimed.job.id == ids[0]
+    with session_scope(pg_url) as session:
+        assert session.get(Device, 1).current_job_id == ids[0]
+        assert (session.get(Job, ids[0]).status, session.get(Job, ids[1]).status) == ("running", "queued")
+        session.get(Job, ids[1]).status = "done"
+    assert take(ids[1], "w1", 1) is None  # finished: the device keeps naming the job it runs
+    with session_scope(pg_url) as session:
+        assert session.get(Device, 1).current_job_id == ids[0]
+    # Our own claim whose commit answer was lost (the message is redelivered): taken up, not skipped.
+    again = take(ids[0], "w1", 1)
+    assert again.attempt == 1 and again.job.id == ids[0]
