@@ -300,13 +300,13 @@ def report(args, results: list[dict]) -> str:
     for name in names:
         lines.append(f"| {name} | " + " | ".join(f"{r['phases_p50_ms'].get(name, float('nan')):.2f}"
                                                  for r in results) + " |")
-    lines += ["", "Phases: beat = mark the device busy; claim = guarded UPDATE; setup = store, work dir, job read, "
-              "watchdog; model = model fetch/verify/normalise + job context; build = backend build (not overhead); "
-              "feeds = input arrays; load = backend load; reference = ORT fp32 reference outputs; accuracy = "
-              "backend inference + comparison; measure = timing loop incl. warm-up; store = engine "
-              "upload to the artifact store (verified); record = the result transaction (result, job status, device "
-              "idle); end = the task returning; between tasks = Celery's message ack and "
-              "the next delivery.", ""]
+    lines += ["", "Phases: claim = device busy + guarded claim of the job (one transaction, retried while the "
+              "database is down); setup = store, work dir, watchdog; model = the job's model from this worker's "
+              "cache (verified) + job context; build = backend build (not overhead); feeds = input arrays; load = "
+              "backend load; reference = ORT fp32 reference outputs (kept per worker); accuracy = backend inference "
+              "+ comparison; measure = timing loop incl. warm-up; store = engine upload to the artifact store "
+              "(verified); record = the result transaction (result, job status, device idle); end = the task "
+              "returning; between tasks = Celery's message ack, task events and the next delivery.", ""]
     return "\n".join(lines)
 
 
