@@ -153,7 +153,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     batches, chw = [int(b) for b in args.batches.split(",")], (3, args.size, args.size)
     search_block = {"strategy": "quick", "objective": "throughput",
-                    "finals": {"rounds": 4, "warmup_ms": 100, "duration_ms": 300}}
+                    "finals": {"rounds": 3, "warmup_ms": 100, "duration_ms": 300}}
     started = time.time()
     search = phase("search", args.work / "farm", spec(args.model.resolve(), chw, batches, search_block, kind),
                    time.time() + args.search_s, drive=True, selector=kind["selector"])
