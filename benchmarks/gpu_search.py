@@ -38,7 +38,7 @@ def farm(*args: str, env: dict, check: bool = True, timeout: float = 600) -> str
     return result.stdout
 
 
-def spec(model: Path, chw, batches, search: dict | None, kind: dict) -> dict:
+def spec(model: Path, chw, batches, search: dict | None, kind: dict, data: Path | None = None) -> dict:
     top = max(batches)
     out = {"name": f"{model.stem}-{'search' if search else 'brute'}", "model": str(model),
            "backends": [kind["backend"]], "precisions": kind["precisions"], "batch_sizes": batches,
@@ -47,6 +47,8 @@ def spec(model: Path, chw, batches, search: dict | None, kind: dict) -> dict:
                "x": {"min": [1, *chw], "opt": [top, *chw], "max": [top, *chw]}}}]}
     if search:
         out["search"] = search
+    if data:
+        out["data"] = str(data)
     return out
 
 
@@ -135,11 +137,42 @@ def compare(search: dict, brute: dict) -> dict:
             "search_wall_s": search["wall_s"], "brute_wall_s": brute["wall_s"]}
 
 
+def render_partial(raw: dict, machine: str, source: Path) -> str:
+    """A run cut short after its search phase: what the search did, from its raw JSON."""
+    search = raw["search"]
+    info = search["status"].get("search") or {}
+    lines = ["# Live search on one GPU (search phase only: the brute-force phase was cut short)", "",
+             f"- rendered by: `python benchmarks/gpu_search.py --render {source}`",
+             f"- machine: {' / '.join(l.strip() for l in machine.splitlines() if l.strip())}",
+             f"- search: {info.get('strategy')} ({info.get('objective')}), state {info.get('state')}: "
+             f"{info.get('saving')}; {info.get('pruned')} pruned, {info.get('skipped')} skipped; wall {search['wall_s']} s",
+             "", "| job | precision | batch | status | p50 ms | samples/s | build s | rel L2 | accuracy |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in search["report"]:
+        lines.append(f"| {r['job_id']} | {r['precision']} | {r['batch_size']} | {r['status']} | "
+                     f"{r['latency_p50_ms']:.4g} | {r['throughput']:.5g} | {r['build_s']:.1f} | {r['rel_l2_error']:.3g} | "
+                     f"{'pass' if r['accuracy_pass'] else 'FAIL'} |")
+    lines += ["", "Pruned and skipped, with the search's reasons:", ""]
+    lines += [f"- {count} {reason}" for reason, count in sorted((info.get("reasons") or {}).items())]
+    for group, entry in sorted((info.get("result") or {}).items()):
+        lines.append(f"- result for {group}: winner {entry.get('winner')} ({entry.get('decided_by')}); "
+                     f"dropped: {entry.get('dropped')}")
+    lines += ["", "Driver output:", "", "```", *(search.get("driver_output") or "").strip().splitlines(), "```", ""]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--render", type=Path, help="write the markdown of a saved gpu_search.json (to -o) and stop")
+    parser.add_argument("--machine", type=Path, help="with --render: the run's machine.txt")
+    parser.add_argument("-o", "--output", type=Path)
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--model", type=Path, default=ROOT / "examples" / "models" / "ppocr_det.onnx")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--data", default=str(ROOT / "examples" / "data" / "text_pages.npz"),
+                        help="input samples (.npz) for timing and the accuracy gate; 'none' for synthetic inputs. "
+                             "A text detector on random noise outputs ~0 everywhere and fails every accuracy "
+                             "gate (seen on the H200 on 2026-12-02), so the default is the repository's text pages")
     parser.add_argument("--batches", default="1,2,4,8,16,32")
     parser.add_argument("--work", type=Path, default=Path("/tmp/farm-gpu-search"))
     parser.add_argument("--search-s", type=float, default=140.0)
@@ -147,6 +180,14 @@ def main() -> int:
     parser.add_argument("--cpu", action="store_true", help="dry run of this script with ONNX Runtime on the CPU")
     parser.add_argument("--separate", action="store_true", help="brute force in a fresh farm (builds everything)")
     args = parser.parse_args()
+    if args.render:
+        raw = json.loads(args.render.read_text())
+        machine = args.machine.read_text() if args.machine else ""
+        text = render_partial(raw, machine, args.render) if raw.get("partial") else markdown(raw, raw["search"], raw["brute"])
+        args.output.write_text(text)
+        return 0
+    if args.out is None:
+        parser.error("--out is required")
     kind = ({"backend": "onnxruntime", "precisions": ["fp32", "int8"], "devices": "cpu", "selector": "cpu"}
             if args.cpu else {"backend": "torch", "precisions": ["fp32", "fp16", "bf16"], "devices": "gpu",
                               "selector": "0"})
@@ -155,7 +196,8 @@ def main() -> int:
     search_block = {"strategy": "quick", "objective": "throughput",
                     "finals": {"rounds": 3, "warmup_ms": 100, "duration_ms": 300}}
     started = time.time()
-    search = phase("search", args.work / "farm", spec(args.model.resolve(), chw, batches, search_block, kind),
+    data = None if args.data == "none" else Path(args.data).resolve()
+    search = phase("search", args.work / "farm", spec(args.model.resolve(), chw, batches, search_block, kind, data),
                    time.time() + args.search_s, drive=True, selector=kind["selector"])
     (args.out / "gpu_search.json").write_text(json.dumps({"partial": "search phase only", "search": search}))
     if not any(r["status"] == "done" for r in search["report"]):
@@ -163,7 +205,7 @@ def main() -> int:
         print(f"no configuration of {args.model.name} finished in the search phase: {errors}", file=sys.stderr)
         return 3  # the model does not run on this backend here: no brute-force phase
     brute = phase("brute", args.work / ("farm-brute" if args.separate else "farm"),
-                  spec(args.model.resolve(), chw, batches, None, kind), time.time() + args.brute_s, drive=False,
+                  spec(args.model.resolve(), chw, batches, None, kind, data), time.time() + args.brute_s, drive=False,
                   selector=kind["selector"])
     summary = {"command": " ".join(sys.argv), "model": str(args.model), "input_chw": list(chw),
                "machine_file": str(args.out / "machine.txt") if (args.out / "machine.txt").exists() else "",

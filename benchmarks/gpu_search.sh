@@ -21,5 +21,5 @@ if [ "${PIPESTATUS[0]}" = 3 ]; then
     | tee "$RESULTS/fallback.txt"
   python3 -c 'import sys; sys.path.insert(0, "benchmarks"); from sweep_models import export_model; from pathlib import Path; export_model("resnetish", Path("/tmp/gs-models"))'
   timeout "${FALLBACK_TIMEOUT:-240}" python3 benchmarks/gpu_search.py --out "$RESULTS" --model /tmp/gs-models/resnetish.onnx \
-    --size 224 --work /tmp/farm-gpu-search-2 ${FALLBACK_ARGS:-} 2>&1 | tail -30
+    --size 224 --data none --work /tmp/farm-gpu-search-2 ${FALLBACK_ARGS:-} 2>&1 | tail -30
 fi
