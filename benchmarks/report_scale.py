@@ -5,9 +5,11 @@ bulk-inserting with executemany (the ORM would take minutes), then times
 ``farm.reports.find_best`` -- the exact code path ``farm best`` uses -- and
 ``farm best --format json`` end to end.
 
-    python benchmarks/report_scale.py [--rows 1000000] [--db /tmp/farm-scale.db] [--keep]
+    python benchmarks/report_scale.py [--rows 1000000] [--db /tmp/farm-scale.db] [--reuse] [--write FILE]
 
-Result recorded in benchmarks/results/report_scale.md.
+``--write benchmarks/results/report_scale.md`` writes the results file from
+this run's own output: the command, the machine, the data as measured in
+the seeded database, and the timings.
 """
 
 from __future__ import annotations
@@ -134,22 +136,91 @@ def time_cli(db_path: Path) -> float:
     return time.perf_counter() - start
 
 
+def data_facts(db_path: Path) -> dict:
+    """What the seeded database holds, counted from it (not from the seeding parameters)."""
+    con = sqlite3.connect(db_path)
+    one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+    facts = {
+        "measurement_rows": one("SELECT count(*) FROM measurements"),
+        "sweeps": one("SELECT count(*) FROM sweeps"),
+        "device_classes": one("SELECT count(DISTINCT device_class) FROM jobs"),
+        "workloads": one("SELECT count(*) FROM (SELECT DISTINCT device_class, profile FROM jobs)"),
+        "configurations": one("SELECT count(*) FROM (SELECT DISTINCT key FROM jobs)"),
+        "failing_gate_fraction": one("SELECT avg(CASE WHEN accuracy_pass THEN 0.0 ELSE 1.0 END) FROM measurements"),
+        "db_mb": round(db_path.stat().st_size / 2**20),
+    }
+    facts["repeated_key_fraction"] = 1 - facts["configurations"] / max(facts["measurement_rows"], 1)
+    con.close()
+    return facts
+
+
+def machine() -> str:
+    from importlib import metadata
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} vCPU {cpu} ({platform.machine()}), {ram:.0f} GiB RAM, Python "
+            f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, pandas {metadata.version('pandas')}, "
+            f"numpy {metadata.version('numpy')}; load average at the start {os.getloadavg()[0]:.1f}")
+
+
+def write_results(path: Path, command: str, facts: dict, seeded_s: float | None, result: dict) -> None:
+    seeded = f" in {seeded_s:.0f} s" if seeded_s is not None else " (an earlier run of the same command seeded it)"
+    path.write_text(f"""# farm best over {facts['measurement_rows']:,} measurement rows
+
+Command: `{command}` (every figure below is this command's output; the file
+is written by the script).
+
+Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
+
+Data, counted in the seeded database: {facts['measurement_rows']:,} jobs with one
+measurement each ({SAMPLES_PER_ROW} raw samples per row), {facts['sweeps']} sweeps over
+{facts['device_classes']} device classes and {facts['workloads']:,} (device class, workload)
+groups, {facts['configurations']:,} distinct job keys ({facts['repeated_key_fraction']:.1%} of the rows
+are re-runs of a key), {facts['failing_gate_fraction']:.2%} of the rows failing the accuracy gate;
+seeded through the real schema (`farm.db.upgrade`) with `executemany`{seeded};
+{facts['db_mb']:,} MB database.
+
+| what | seconds |
+|---|---|
+| `farm.reports.find_best(model=...)` (the code path of `farm best MODEL`), best of 3 | **{result['best_per_device_s']}** |
+| `farm best scale-model --format json`, whole process (interpreter and imports included) | {result['cli_best_json_s']} |
+
+Output: {result['winners']:,} winners (one per device class and workload), each with its ties and
+bootstrap intervals.
+
+How: candidates.py narrows in SQL (one grouped pass for each group's best
+figure, then one scan for the rows within the tie window of it, through a
+temporary table of bounds when there are many groups; stale rows dropped by
+indexed job key), and only the rows that can lead or tie are loaded with
+their samples into pandas.
+""")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", type=Path, default=Path("/tmp/farm-scale.db"))
     parser.add_argument("--reuse", action="store_true", help="Reuse an already seeded --db.")
+    parser.add_argument("--write", type=Path, help="Write the results file (markdown) here.")
     args = parser.parse_args()
+    seeded_s = None
     if not args.reuse:
         start = time.perf_counter()
         seed(args.db, args.rows)
-        print(f"seeded {args.rows} measurement rows in {time.perf_counter() - start:.1f} s ({args.db})")
-    count = sqlite3.connect(args.db).execute("SELECT count(*) FROM measurements").fetchone()[0]
+        seeded_s = time.perf_counter() - start
+        print(f"seeded {args.rows} measurement rows in {seeded_s:.1f} s ({args.db})")
+    facts = data_facts(args.db)
     seconds, winners = time_best(args.db)
-    print(json.dumps({"measurement_rows": count, "best_per_device_s": round(seconds, 3),
-                      "device_classes": winners,
-                      "cli_best_json_s": round(time_cli(args.db), 3), "machine": platform.machine(),
-                      "cpus": os.cpu_count(), "python": platform.python_version()}))
+    result = {**facts, "best_per_device_s": round(seconds, 3), "winners": winners,
+              "cli_best_json_s": round(time_cli(args.db), 3), "machine": platform.machine(),
+              "cpus": os.cpu_count(), "python": platform.python_version()}
+    print(json.dumps(result))
+    if args.write:
+        command = "python benchmarks/report_scale.py " + " ".join(sys.argv[1:])
+        write_results(args.write, command.strip(), facts, seeded_s, result)
+        print(f"wrote {args.write}")
 
 
 if __name__ == "__main__":

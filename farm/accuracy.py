@@ -67,8 +67,20 @@ def compare_arrays(actual, expected) -> dict[str, float]:
     }
 
 
-def evaluate(outputs: dict, reference: dict, precision: str, accuracy_cfg: dict) -> dict:
-    """Per-output metrics, the worst of each over outputs, and the verdict."""
+def is_reference(config: dict) -> bool:
+    """Is this job the reference itself (ONNX Runtime fp32 on the CPU, or
+    whichever backend ``accuracy.reference`` names, at fp32)? Comparing it
+    with the reference compares it with itself: its status is
+    ``reference``, never ``pass``."""
+    reference = (config.get("accuracy") or {}).get("reference") or "onnxruntime"
+    return config.get("backend") == reference and config.get("precision") == "fp32"
+
+
+def evaluate(outputs: dict, reference: dict, precision: str, accuracy_cfg: dict,
+             reference_job: bool = False) -> dict:
+    """Per-output metrics, the worst of each over outputs, and the verdict:
+    ``status`` pass | fail, or reference (``passed`` None) for the
+    reference job itself."""
     per_output = {}
     for name, expected in reference.items():
         if name not in outputs:
@@ -87,5 +99,8 @@ def evaluate(outputs: dict, reference: dict, precision: str, accuracy_cfg: dict)
         failures.append(f"max_abs_error {worst['max_abs_error']:.3g} > {limits['max_abs_error']:.3g}")
     if limits["min_cosine"] is not None and not worst["cosine"] >= limits["min_cosine"]:
         failures.append(f"cosine {worst['cosine']:.6f} < {limits['min_cosine']}")
-    return {**worst, "passed": not failures, "failures": failures, "tolerances": limits,
-            "per_output": per_output}
+    if reference_job:
+        return {**worst, "passed": None, "status": "reference", "failures": failures, "tolerances": limits,
+                "per_output": per_output}
+    return {**worst, "passed": not failures, "status": "fail" if failures else "pass", "failures": failures,
+            "tolerances": limits, "per_output": per_output}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -21,6 +22,7 @@ from farm.errors import MissingDependencyError, SpecError
 from farm.optional import install_hint
 
 GROUP = "engine_farm.backends"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,23 @@ class BackendConfig:
     distribution: ClassVar[str | None] = None  # PyPI distribution whose version is the backend's
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules a worker needs (any one of each tuple item
     # may be "a|b" meaning either a or b)
+    # What the backend can do; read only through capabilities() (one Capabilities per backend).
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     device_kinds: ClassVar[tuple[str, ...]] = ("cpu",)  # where the backend can measure
     build_anywhere: ClassVar[bool] = False  # builds are device-independent (CPU-only AOT)
     verified: ClassVar[str | None] = None  # what the project has (and has not) run of it, shown by `farm backends`
+    environment_libraries: ClassVar[tuple[str, ...]] = ()  # more distributions a result depends on
+    version_parts: ClassVar[int] = 3  # leading version components that make "the same" library
+
+    @classmethod
+    def capabilities(cls) -> "Capabilities":
+        from farm.capabilities import Capabilities
+
+        # (name, distributions): the backend's own library under the backend's name, as engines record it.
+        libraries = (((cls.name, cls.distribution),) if cls.distribution else ()) + tuple(
+            (dist.split("|")[0], dist) for dist in cls.environment_libraries)
+        return Capabilities(backend=cls.name, precisions=tuple(cls.precisions), device_kinds=tuple(cls.device_kinds),
+                            build_anywhere=cls.build_anywhere, libraries=libraries, version_parts=cls.version_parts)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str = "build") -> "BackendConfig":
@@ -115,27 +130,56 @@ def require_local(name: str) -> None:
                                      f"installed here: {install_hint(missing[0].split(' or ')[0])}")
 
 
-def backend_version(name: str) -> str:
-    dist = backend_config(name).distribution
-    if not dist:
-        return "unknown"
-    for candidate in dist.split("|"):
+def distribution_version(distributions: str) -> str | None:
+    """Installed version of the first of ``a|b|c`` found here (no import)."""
+    for candidate in distributions.split("|"):
         try:
             return metadata.version(candidate)
         except metadata.PackageNotFoundError:
             continue
-    return "unknown"
+    return None
+
+
+def backend_version(name: str) -> str:
+    dist = backend_config(name).distribution
+    return (distribution_version(dist) if dist else None) or "unknown"
+
+
+def library_versions(names) -> dict[str, str]:
+    """library -> installed version for every library the backends' results
+    depend on (keys as Capabilities.environment reads them)."""
+    versions: dict[str, str] = {}
+    for name in names:
+        for library, distributions in backend_config(name).capabilities().libraries:
+            found = distribution_version(distributions)
+            if found:
+                versions[library] = found
+    return versions
+
+
+def backend_errors() -> dict[str, str]:
+    """Backends whose plugin fails to load here, with the error (each is logged)."""
+    errors = {}
+    for name in backend_names():
+        try:
+            backend_config(name)
+        except Exception as exc:  # any import-time failure of a third-party plugin
+            errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            log.warning("backend plugin %r cannot be loaded: %s", name, errors[name])
+    return errors
 
 
 def local_backends(device_kind: str) -> list[str]:
-    """Backends a worker on this host can run for a ``device_kind`` device:
-    installed (their packages importable) and able to use that kind."""
+    """Backends a worker on this host can work for with a ``device_kind``
+    device: installed (their packages importable) and able to measure on
+    that kind or build anywhere. Broken plugins are skipped (and logged by
+    backend_errors, which the worker records on its device row)."""
     usable = []
     for name in backend_names():
         try:
-            config = backend_config(name)
+            caps = backend_config(name).capabilities()
         except Exception:  # a broken plugin must not take the worker down
             continue
-        if device_kind in config.device_kinds and not missing_requirements(name):
+        if (device_kind in caps.device_kinds or caps.build_anywhere) and not missing_requirements(name):
             usable.append(name)
     return usable

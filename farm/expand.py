@@ -21,13 +21,13 @@ DEFAULT_PROFILE = Profile("default", {})
 @dataclass(frozen=True)
 class JobPlan:
     backend: str
-    backend_version: str
     precision: str
     batch_size: int
     profile_name: str
     shapes: dict[str, dict]  # input -> {min, opt, max} with the job's batch applied
     device_class: str
     config: dict  # the full resolved configuration the key hashes
+    workload: str = ""  # what is computed: model + profile shapes (batch free); see workload_key
 
     @property
     def key(self) -> str:
@@ -35,8 +35,21 @@ class JobPlan:
 
 
 def job_key(config: dict) -> str:
+    """The configuration's identity. It holds no library version: the
+    environment a result is valid for is what the *worker* reports, checked
+    at reuse time (farm.service.ClassEnvironments), not what the submitting
+    host happens to have installed."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def workload_key(model_sha256: str, profile: Profile) -> str:
+    """``<profile>:<hash>``: the same model on the same profile shapes is one
+    workload, whatever the batch size (a free axis inside the profile);
+    configurations are ranked only within one workload."""
+    shapes = {name: shape.to_json() for name, shape in sorted(profile.inputs.items())}
+    canonical = json.dumps({"model": model_sha256, "profile": profile.name, "inputs": shapes}, sort_keys=True)
+    return f"{profile.name}:{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
 
 def _batched(info: InputInfo) -> bool:
@@ -165,12 +178,7 @@ def _default_batches(model: ModelInfo, profiles) -> tuple[int, ...]:
     return tuple(sorted(opts)) or (default_batch(model),)
 
 
-def expand(
-    spec: SweepSpec,
-    model: ModelInfo,
-    device_classes: list[str],
-    backend_versions: dict[str, str],
-) -> list[JobPlan]:
+def expand(spec: SweepSpec, model: ModelInfo, device_classes: list[str]) -> list[JobPlan]:
     profiles = check_profiles(spec, model)
     pairs = []
     for batch in spec.batch_sizes or _default_batches(model, profiles):
@@ -187,7 +195,6 @@ def expand(
                     config = {
                         "model_sha256": model.sha256,
                         "backend": backend,
-                        "backend_version": backend_versions.get(backend, "unknown"),
                         "precision": precision,
                         "batch_size": batch,
                         "profile": {"name": profile.name, "inputs": shapes},
@@ -197,8 +204,8 @@ def expand(
                         "calibration": spec.calibration,
                         "device_class": device_class,
                     }
-                    plans.append(JobPlan(backend, config["backend_version"], precision, batch,
-                                         profile.name, shapes, device_class, config))
+                    plans.append(JobPlan(backend, precision, batch, profile.name, shapes, device_class, config,
+                                         workload_key(model.sha256, profile)))
     return plans
 
 

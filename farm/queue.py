@@ -24,6 +24,7 @@ from farm import embedded_broker
 from farm.config import default_timeouts, ensure_home, settings, visibility_timeout_s
 from farm.errors import UserError
 from farm.redact import mask
+from farm.routing import Route
 
 RUN_JOB = "engine_farm.run_job"
 _REDIS_SCHEMES = ("redis", "rediss", "sentinel")
@@ -146,14 +147,15 @@ def job_of_task(task: str | None) -> str | None:
     return task.split(".", 1)[0] if task and "." in task else None
 
 
-def send_jobs(jobs: list[tuple[str, str]], app: Celery | None = None) -> int:
-    """Send one message per (job id, queue) over one connection."""
+def send_jobs(jobs: list[tuple[str, Route]], app: Celery | None = None) -> int:
+    """Send one message per (job id, route) over one connection; the phase
+    the route decided travels in the message (farm/routing.py)."""
     if not jobs:
         return 0
     app = app or make_app()
     with app.connection_for_write() as connection:
-        for job_id, queue in jobs:
-            app.send_task(RUN_JOB, args=[job_id], kwargs={"queue": queue},
+        for job_id, where in jobs:
+            app.send_task(RUN_JOB, args=[job_id], kwargs={"queue": where.queue, "phase": where.phase},
                           task_id=task_id(job_id), connection=connection)
     return len(jobs)
 

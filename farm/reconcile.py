@@ -28,7 +28,7 @@ from sqlalchemy import or_, select, update
 from farm.config import max_attempts, stale_s
 from farm.db import Device, Job, session_scope, utcnow
 from farm.db.clock import db_now
-from farm.routing import job_queue
+from farm.routing import Route, route
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Orphan:
     job_id: str
     worker: str | None
     attempts: int
-    queue: str  # where its message goes (farm.routing.job_queue)
+    route: Route  # where its message goes and which phase (farm.routing.route)
     why: str
 
 
@@ -86,8 +86,7 @@ def find_orphans(sweep_id: str | None = None, worker: str | None = None) -> list
         for job in jobs:
             why = orphan_reason(job, devices.get(job.device_id), cutoff)
             if why:
-                orphans.append(Orphan(job.id, job.worker, job.attempts,
-                                      job_queue(job.device_class, job.backend, job.build is not None), why))
+                orphans.append(Orphan(job.id, job.worker, job.attempts, route(job), why))
         return orphans
 
 
@@ -111,32 +110,35 @@ def recover(orphan: Orphan, limit: int | None = None) -> str | None:
     return "quarantined" if quarantine else "requeued"
 
 
-def _lost_candidates(sweep_id: str | None, grace_s: float) -> list[tuple[str, str]]:
+# Statuses whose job has a message waiting in the broker ("built": in its
+# device class's queue, for measurement).
+WAITING = ("queued", "built")
+
+
+def _lost_candidates(sweep_id: str | None, grace_s: float) -> list[tuple[str, Route]]:
     cutoff = utcnow() - timedelta(seconds=grace_s)
     with session_scope() as session:
         live_cutoff = db_now(session) - timedelta(seconds=stale_s())
-        query = select(Job.id, Job.device_class, Job.backend, Job.build).where(
-            Job.status == "queued", or_(Job.queued_at.is_(None), Job.queued_at <= cutoff))
+        query = select(Job).where(Job.status.in_(WAITING), or_(Job.queued_at.is_(None), Job.queued_at <= cutoff))
         if sweep_id:
             query = query.where(Job.sweep_id == sweep_id)
-        jobs = list(session.execute(query))
+        jobs = [(job.id, route(job)) for job in session.scalars(query)]
         held = {d.current_job_id for d in session.scalars(select(Device)) if _alive(d, live_cutoff)}
-    return [(job_id, job_queue(cls, backend, build is not None)) for job_id, cls, backend, build in jobs
-            if job_id not in held]
+    return [(job_id, where) for job_id, where in jobs if job_id not in held]
 
 
 def _mark_resent(job_id: str, grace_s: float) -> bool:
     cutoff = utcnow() - timedelta(seconds=grace_s)
     with session_scope() as session:
         result = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == "queued",
+            update(Job).where(Job.id == job_id, Job.status.in_(WAITING),
                               or_(Job.queued_at.is_(None), Job.queued_at <= cutoff))
             .values(queued_at=utcnow()))
         return result.rowcount == 1
 
 
 def lost_messages(sweep_id: str | None = None, grace_s: float | None = None,
-                  resend_unknown: bool = False) -> list[tuple[str, str]]:
+                  resend_unknown: bool = False) -> list[tuple[str, Route]]:
     """Queued jobs with no message left, each claimed for re-sending."""
     from farm.broker_state import ready_jobs
 
@@ -144,7 +146,7 @@ def lost_messages(sweep_id: str | None = None, grace_s: float | None = None,
     candidates = _lost_candidates(sweep_id, grace_s)
     if not candidates:
         return []
-    ready = ready_jobs({queue for _, queue in candidates})
+    ready = ready_jobs({where.queue for _, where in candidates})
     if ready is None and not resend_unknown:
         return []  # a broker we cannot look into keeps its own messages
     lost = [(j, cls) for j, cls in candidates if ready is None or j not in ready]
@@ -161,7 +163,7 @@ def reconcile(sweep_id: str | None = None, grace_s: float | None = None, resend_
         outcome = recover(orphan)
         if outcome == "requeued":
             report.requeued.append(orphan.job_id)
-            to_send.append((orphan.job_id, orphan.queue))
+            to_send.append((orphan.job_id, orphan.route))
         elif outcome == "quarantined":
             report.quarantined.append(orphan.job_id)
     resent = lost_messages(sweep_id, grace_s, resend_unknown)
@@ -175,7 +177,7 @@ def reconcile(sweep_id: str | None = None, grace_s: float | None = None, resend_
 def worker_exited(worker: str, how: str) -> Report:
     """The launcher saw ``worker`` exit: recover its running job at once
     instead of waiting for its heartbeat to go stale."""
-    orphans = [Orphan(o.job_id, o.worker, o.attempts, o.queue, f"its worker {worker} {how}")
+    orphans = [Orphan(o.job_id, o.worker, o.attempts, o.route, f"its worker {worker} {how}")
                for o in _running_of(worker)]
     return reconcile(orphans=orphans)
 
@@ -183,5 +185,4 @@ def worker_exited(worker: str, how: str) -> Report:
 def _running_of(worker: str) -> list[Orphan]:
     with session_scope() as session:
         jobs = session.scalars(select(Job).where(Job.status == "running", Job.worker == worker))
-        return [Orphan(j.id, j.worker, j.attempts, job_queue(j.device_class, j.backend, j.build is not None), "")
-                for j in jobs]
+        return [Orphan(j.id, j.worker, j.attempts, route(j), "") for j in jobs]

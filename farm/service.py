@@ -12,9 +12,10 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from farm.backends import backend_config, backend_version
+from farm.backends import backend_config
+from farm.capabilities import describe
 from farm.config import stale_s
-from farm.db import FINAL_STATES, Device, Job, Model, Sweep, session_scope, utcnow
+from farm.db import FINAL_STATES, Device, Job, Measurement, Model, Sweep, session_scope, utcnow
 from farm.db.clock import db_now
 from farm.devices import resolve_device_classes
 from farm.errors import NotFoundError, SpecError, UserError
@@ -22,9 +23,11 @@ from farm.expand import JobPlan, expand
 from farm.input_data import check_data, read_data
 from farm.limits import check_plans
 from farm.model_info import SYNTHETIC_DTYPES, ModelInfo, read_model
-from farm.routing import builds_elsewhere, job_queue
+from farm.routing import needs, route
 from farm.spec import SweepSpec
 from farm.store import open_store
+
+WAITING = ("pending", "queued", "built")  # jobs that still wait for a worker
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Submission:
     queued: int
     unsupported: int
     skipped: list[str] = field(default_factory=list)
+    not_reused: dict[str, int] = field(default_factory=dict)  # why an earlier identical result was not reused -> jobs
 
 
 def new_id() -> str:
@@ -62,14 +66,15 @@ def validate(spec: SweepSpec) -> ModelInfo:
 
 
 def _compatible(plans: list[JobPlan]) -> tuple[list[JobPlan], list[str]]:
-    """Drop (backend, device kind) pairs the backend cannot measure on."""
+    """Drop (backend, device kind) pairs the backend cannot measure on
+    (precisions it lacks stay, as ``unsupported`` jobs that say so)."""
     kept, skipped = [], set()
     for plan in plans:
-        kinds = backend_config(plan.backend).device_kinds
-        if plan.device_class.split(".", 1)[0] in kinds:
+        caps = backend_config(plan.backend).capabilities()
+        if plan.device_class.split(".", 1)[0] in caps.device_kinds:
             kept.append(plan)
         else:
-            skipped.add(f"{plan.backend} on {plan.device_class} ({plan.backend} runs on {', '.join(kinds)})")
+            skipped.add(f"{plan.backend} on {plan.device_class} ({plan.backend} runs on {', '.join(caps.device_kinds)})")
     return kept, sorted(skipped)
 
 
@@ -99,11 +104,11 @@ def _upsert_model(session, model: ModelInfo) -> Model:
     return row
 
 
-def _finished_twin(session, key: str) -> Job | None:
-    return session.scalar(
+def _finished_twins(session, key: str) -> list[Job]:
+    return list(session.scalars(
         select(Job).where(Job.key == key, Job.status == "done", Job.result_job_id.is_(None))
-        .order_by(Job.finished_at.desc()).limit(1)
-    )
+        .order_by(Job.finished_at.desc()).limit(20)
+    ))
 
 
 def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueue: bool = True) -> Submission:
@@ -118,8 +123,7 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
         return submit_search(spec, model, host=host, enqueue=enqueue)
     with session_scope() as session:
         classes = resolve_device_classes(spec.devices, session, host=host)
-        versions = {name: backend_version(name) for name in spec.backends}
-        plans, skipped = _compatible(expand(spec, model, classes, versions))
+        plans, skipped = _compatible(expand(spec, model, classes))
         if not plans:
             raise SpecError("the sweep has no runnable job: " + "; ".join(skipped))
         check_plans(plans, model)  # before the first blob or row is written
@@ -129,30 +133,96 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
         model_row = _upsert_model(session, model)
         sweep = Sweep(id=new_id(), name=spec.name, model_id=model_row.id, spec=spec.to_json())
         session.add(sweep)
-        counts = Counter()
+        counts, not_reused = Counter(), Counter()
+        environments = ClassEnvironments(session)
         for seq, plan in enumerate(plans):
-            job = _new_job(session, sweep.id, seq, plan, force)
+            job, why = _new_job(session, sweep.id, seq, plan, force, environments)
             counts[job.status] += 1
+            if why:
+                not_reused[why] += 1
             session.add(job)
         sweep_id = sweep.id
     queued = enqueue_pending(sweep_id) if enqueue else 0
-    return Submission(sweep_id, len(plans), counts["done"], queued, counts["unsupported"], skipped)
+    return Submission(sweep_id, len(plans), counts["done"], queued, counts["unsupported"], skipped,
+                      dict(not_reused))
 
 
-def _new_job(session, sweep_id: str, seq: int, plan: JobPlan, force: bool) -> Job:
+def _new_job(session, sweep_id: str, seq: int, plan: JobPlan, force: bool,
+             environments: "ClassEnvironments") -> tuple[Job, str | None]:
+    """The job row for a plan, reusing an identical finished result made in
+    the environment the class's devices run now; also why one was not reused."""
     job = Job(id=new_id(), sweep_id=sweep_id, seq=seq, key=plan.key, backend=plan.backend,
-              backend_version=plan.backend_version, precision=plan.precision, batch_size=plan.batch_size,
-              profile=plan.profile_name, device_class=plan.device_class, config=plan.config, status="pending",
-              attempts=0)
-    supported = backend_config(plan.backend).precisions
-    twin = None if force else _finished_twin(session, plan.key)
-    if plan.precision not in supported:
-        job.status, job.finished_at = "unsupported", utcnow()
-        job.error = f"{plan.backend} cannot build {plan.precision}; it supports {', '.join(supported)}"
-    elif twin is not None:
+              backend_version=environments.version(plan.device_class, plan.backend), precision=plan.precision,
+              batch_size=plan.batch_size, profile=plan.profile_name, workload=plan.workload,
+              device_class=plan.device_class, config=plan.config, status="pending", attempts=0)
+    support = backend_config(plan.backend).capabilities().supports(plan)
+    if not support.ok:
+        job.status, job.finished_at, job.error = "unsupported", utcnow(), support.reason
+        return job, None
+    twins = [] if force else _finished_twins(session, plan.key)
+    twin, why = environments.pick(session, twins, plan.device_class, plan.backend)
+    if twin is not None:
         job.status, job.result_job_id, job.finished_at = "done", twin.id, utcnow()
         job.artifact_sha256, job.device_id, job.worker = twin.artifact_sha256, twin.device_id, twin.worker
-    return job
+        job.backend_version = twin.backend_version
+    return job, why
+
+
+class ClassEnvironments:
+    """The environment each device class runs now, per backend: what the
+    class's live devices report (all registered ones when none is live).
+    A result is reused only when every one of them reports the
+    environment the result was made in (farm.capabilities.environment)."""
+
+    def __init__(self, session):
+        cutoff = db_now(session) - timedelta(seconds=stale_s())
+        self.devices: dict[str, list[tuple[bool, dict]]] = {}
+        for d in session.scalars(select(Device)):
+            live = bool(d.worker and d.last_heartbeat and d.last_heartbeat >= cutoff)
+            row = {"kind": d.kind, "driver_version": d.driver_version, "versions": d.versions or {}}
+            self.devices.setdefault(d.device_class, []).append((live, row))
+
+    def now(self, device_class: str, backend: str) -> list[dict]:
+        """Distinct environments of the class's devices that have the backend."""
+        caps = backend_config(backend).capabilities()
+        rows = [(live, row) for live, row in self.devices.get(device_class, [])
+                if backend in (row["versions"].get("backends") or [])]
+        if any(live for live, _ in rows):
+            rows = [(live, row) for live, row in rows if live]
+        envs: list[dict] = []
+        for _, row in rows:
+            env = caps.environment(row)
+            if env not in envs:
+                envs.append(env)
+        return envs
+
+    def version(self, device_class: str, backend: str) -> str:
+        """The backend's version the class reports (before a worker records its own)."""
+        found = {row["versions"].get("libraries", {}).get(backend) for _, row in self.devices.get(device_class, [])
+                 if backend in (row["versions"].get("backends") or [])} - {None}
+        return found.pop() if len(found) == 1 else "unknown"
+
+    def pick(self, session, twins: list[Job], device_class: str, backend: str) -> tuple[Job | None, str | None]:
+        if not twins:
+            return None, None
+        envs = self.now(device_class, backend)
+        if not envs:
+            return None, f"no device of {device_class} with {backend} has registered its versions"
+        if len(envs) > 1:
+            return None, (f"the devices of {device_class} run different {backend} environments "
+                          f"({'; '.join(describe(e) for e in envs)})")
+        for twin in twins:
+            if result_environment(session, twin) == envs[0]:
+                return twin, None
+        made = result_environment(session, twins[0])
+        return None, f"{device_class} now runs {describe(envs[0])}; the earlier result was made with {describe(made)}"
+
+
+def result_environment(session, job: Job) -> dict | None:
+    """The environment the worker recorded with a job's newest measurement."""
+    env = session.scalar(select(Measurement.environment).where(Measurement.job_id == job.id)
+                         .order_by(Measurement.attempt.desc()).limit(1))
+    return (env or {}).get("backend_environment")
 
 
 def enqueue_pending(sweep_id: str | None = None, statuses=("pending",)) -> int:
@@ -164,8 +234,7 @@ def enqueue_pending(sweep_id: str | None = None, statuses=("pending",)) -> int:
         query = select(Job).where(Job.status.in_(statuses))
         if sweep_id:
             query = query.where(Job.sweep_id == sweep_id)
-        jobs = [(j.id, job_queue(j.device_class, j.backend, j.build is not None))
-                for j in session.scalars(query.order_by(Job.seq))]
+        jobs = [(j.id, route(j)) for j in session.scalars(query.order_by(Job.seq))]
         if jobs:
             # Guarded: a job cancelled (or claimed) since the SELECT keeps its state.
             marked = set(session.scalars(
@@ -196,10 +265,15 @@ def sweep_status(sweep_id: str) -> dict:
         from farm.search.driver import is_searching
 
         searching = is_searching(session, sweep_id)
-        state = _sweep_state(counts, total, sweep.cancelled)
+        unserved = {cls for cls, _ in waiting}
+        # Built engines whose device class no live worker serves: measured
+        # when one joins; nothing more happens until then.
+        awaiting = sum(1 for j in sweep.jobs if j.status == "built" and j.device_class in unserved)
+        state = _sweep_state(counts, total, sweep.cancelled, awaiting)
         state = searching if searching and state != "cancelled" else state
         status = {"sweep_id": sweep.id, "name": sweep.name, "model": sweep.model.name,
                   "state": state, "total": total, "finished": finished,
+                  "awaiting_device": awaiting, "settled": finished + awaiting,
                   "counts": dict(counts),
                   "waiting_for_device_classes": sorted({cls for cls, _ in waiting}),
                   "waiting_for": [{"device_class": cls, "backend": backend} for cls, backend in waiting],
@@ -222,27 +296,29 @@ def _store_problem() -> str | None:
     return None
 
 
-def _sweep_state(counts: Counter, total: int, cancelled: bool) -> str:
+def _sweep_state(counts: Counter, total: int, cancelled: bool, awaiting: int = 0) -> str:
     if cancelled:
         return "cancelled"
     finished = sum(counts[s] for s in FINAL_STATES)
     if finished == total:
         return "finished"
+    if finished + awaiting == total:
+        return "awaiting devices"
     return "running" if counts["running"] or finished else "queued"
 
 
 def _waiting(jobs, live: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """(device class, backend) pairs that waiting jobs need and no live
-    worker serves; a build any worker may do needs only the backend."""
+    worker serves (farm.routing.needs decides what a job needs)."""
     needed = set()
     for job in jobs:
-        if job.status not in ("pending", "queued"):
+        if job.status not in WAITING:
             continue
-        if job.build is None and builds_elsewhere(job.backend, job.device_class):
-            if not any(backend == job.backend for _, backend in live):
-                needed.add(("any device (build)", job.backend))
-        elif (job.device_class, job.backend) not in live:
-            needed.add((job.device_class, job.backend))
+        device_class, backend = needs(job)
+        served = (any(b == backend for _, b in live) if device_class == "any device (build)"
+                  else (device_class, backend) in live)
+        if not served:
+            needed.add((device_class, backend))
     return needed
 
 
@@ -276,7 +352,7 @@ def cancel_sweep(sweep_id: str) -> dict:
             return {"sweep_id": sweep_id, "changed": False, "cancelled": 0, "state": state,
                     "running": counts["running"]}
         sweep.cancelled = True
-        result = session.execute(update(Job).where(Job.sweep_id == sweep_id, Job.status.in_(("pending", "queued")))
+        result = session.execute(update(Job).where(Job.sweep_id == sweep_id, Job.status.in_(WAITING))
                                  .values(status="cancelled", finished_at=utcnow()))
         return {"sweep_id": sweep_id, "changed": True, "cancelled": result.rowcount, "state": "cancelled",
                 "running": counts["running"]}
@@ -335,7 +411,7 @@ def device_rows() -> list[dict]:
         for d in session.scalars(select(Device).order_by(Device.host, Device.kind, Device.index)):
             age = (now - d.last_heartbeat).total_seconds() if d.last_heartbeat else None
             versions = d.versions or {}
-            known = versions.get("backend_versions") or {}
+            known = versions.get("libraries") or versions.get("backend_versions") or {}  # libraries: workers/discovery.py
             rows.append({"uuid": d.uuid, "kind": d.kind, "name": d.name, "device_class": d.device_class,
                          "host": d.host, "index": d.index, "compute_capability": d.compute_capability,
                          "memory_mb": d.memory_mb, "driver_version": d.driver_version, "worker": d.worker,

@@ -69,6 +69,7 @@ def gpu_devices() -> list[DiscoveredDevice]:
         pynvml.nvmlInit()
     except Exception:
         return []  # no driver, no GPUs
+    runtime = cuda_runtime_version()
     try:
         driver = _text(pynvml.nvmlSystemGetDriverVersion())
         cuda = pynvml.nvmlSystemGetCudaDriverVersion_v2()
@@ -82,15 +83,39 @@ def gpu_devices() -> list[DiscoveredDevice]:
                 uuid=_text(pynvml.nvmlDeviceGetUUID(handle)), kind="gpu", name=name,
                 device_class=gpu_class(name), host=hostname(), index=index,
                 compute_capability=f"{major}.{minor}", memory_mb=int(memory), driver_version=driver,
-                versions={"cuda_driver": f"{cuda // 1000}.{(cuda % 1000) // 10}"},
+                versions={"cuda_driver": f"{cuda // 1000}.{(cuda % 1000) // 10}", "cuda_runtime": runtime},
             ))
         return devices
     finally:
         pynvml.nvmlShutdown()
 
 
+def cuda_runtime_version() -> str | None:
+    """The CUDA runtime this worker's libraries load (cuda-python's cudart), "major.minor"."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        return None
+    err, version = cudart.cudaRuntimeGetVersion()
+    return f"{version // 1000}.{(version % 1000) // 10}" if int(err) == 0 else None
+
+
+def with_environment(device: DiscoveredDevice) -> DiscoveredDevice:
+    """Add what a worker for this device runs: its usable backends, their
+    libraries' versions (and the ones results depend on, e.g. Triton), and
+    plugins that fail to load. Every registration writes these, so device
+    rows always say what the host's workers really run: `farm sweep status`
+    reads the backends, reuse and `farm fetch` the versions."""
+    from farm.backends import backend_errors, library_versions, local_backends
+
+    backends = local_backends(device.kind)
+    device.versions = {**device.versions, "backends": backends, "libraries": library_versions(backends),
+                       "broken_backends": backend_errors()}
+    return device
+
+
 def discover() -> list[DiscoveredDevice]:
-    return [cpu_device(), *gpu_devices()]
+    return [with_environment(d) for d in (cpu_device(), *gpu_devices())]
 
 
 def select_devices(devices: list[DiscoveredDevice], selector: str) -> list[DiscoveredDevice]:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from sqlalchemy import exists, func, select, update
 
+from farm.backends import backend_config
+from farm.capabilities import BUILD, RUN
 from farm.config import default_timeouts, settings
 from farm.db import FINAL_STATES, Artifact, Device, Job, Measurement, Model, Sweep, session_scope, utcnow
 from farm.db.clock import db_now_value
@@ -34,14 +36,16 @@ from farm.store import open_store
 from workers import environment, phases
 from workers.backends import load_backend
 from workers.backends.base import BuildResult, DeviceContext, JobContext, Runner, TimingResult
-from workers.build_phase import hand_over, is_build_only, prebuilt
+from workers.build_phase import give_back, hand_over, prebuilt
 from workers.inputs import load_data
 from workers.model_cache import SourceModel, reference_key, reference_outputs, source_model
 from workers.verified_files import matches
 from workers.watchdog import Watchdog, guard
 
 log = logging.getLogger(__name__)
-CLAIMABLE = ("pending", "queued")
+# A build message may take a job that waits to be built; a run message also
+# one whose engine was built elsewhere ("built").
+CLAIMABLE = {BUILD: ("pending", "queued"), RUN: ("pending", "queued", "built")}
 DISPLACED = "displaced"
 # Work directories are removed off the job's path: the next job need not wait for the disk.
 _cleanup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="farm-cleanup")
@@ -68,30 +72,30 @@ class Claimed:
     artifact_sha256: str
 
 
-def _claim_statement(job_id: str, worker: str, device_id: int | None):
+def _claim_statement(job_id: str, worker: str, device_id: int | None, phase: str = RUN):
     return (update(Job)
-            .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
+            .where(Job.id == job_id, Job.status.in_(CLAIMABLE[phase]))
             .values(status="running", attempts=Job.attempts + 1, worker=worker, device_id=device_id,
                     started_at=utcnow(), error=None))
 
 
-def _claim_update(session, job_id: str, worker: str, device_id: int | None) -> int | None:
-    statement = _claim_statement(job_id, worker, device_id).returning(Job.attempts)
+def _claim_update(session, job_id: str, worker: str, device_id: int | None, phase: str = RUN) -> int | None:
+    statement = _claim_statement(job_id, worker, device_id, phase).returning(Job.attempts)
     return session.execute(statement).scalar_one_or_none()
 
 
-def claim(job_id: str, worker: str, device_id: int | None) -> int | None:
-    """Move a queued job to running for this worker; returns the attempt
+def claim(job_id: str, worker: str, device_id: int | None, phase: str = RUN) -> int | None:
+    """Move a waiting job to running for this worker; returns the attempt
     number, or None if another worker has it or it is already finished.
 
     One guarded UPDATE: of two workers racing for one job (a duplicate
     message), the database lets exactly one match the WHERE clause.
     """
     with session_scope() as session:
-        return _claim_update(session, job_id, worker, device_id)
+        return _claim_update(session, job_id, worker, device_id, phase)
 
 
-def take(job_id: str, worker: str, device_id: int | None) -> Claimed | str | None:
+def take(job_id: str, worker: str, device_id: int | None, phase: str = RUN) -> Claimed | str | None:
     """Mark the device busy with the job, claim the job and read what the
     job needs, in one transaction (one round trip's worth of waiting per
     job). The device row names the job in the same commit that makes the
@@ -99,7 +103,7 @@ def take(job_id: str, worker: str, device_id: int | None) -> Claimed | str | Non
     holds it (farm.reconcile). Returns DISPLACED when another worker holds
     our device row, None when the job is not claimable."""
     with session_scope(pre_ping=False) as session:
-        claim_job = _claim_statement(job_id, worker, device_id)
+        claim_job = _claim_statement(job_id, worker, device_id, phase)
         if device_id is not None:
             busy = (update(Device).where(Device.id == device_id, Device.worker == worker)
                     .values(current_job_id=job_id, last_heartbeat=db_now_value(session)))
@@ -205,12 +209,14 @@ def _measure_stably(runner: Runner, feeds, config: MeasureConfig) -> tuple[Timin
     return best, attempt
 
 
-def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | None) -> str:
-    """Run the job end to end; returns its final status ('skipped' when it
-    was not claimable, DISPLACED when our device row is someone else's).
-    On return the device row no longer names the job."""
+def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | None, phase: str | None = None) -> str:
+    """Run the phase the message asks for (farm.routing decided it; a
+    message without one runs the job whole); returns its status ('skipped'
+    when it was not claimable, DISPLACED when our device row is someone
+    else's). On return the device row no longer names the job."""
+    phase = phase or RUN
     try:
-        claimed = retrying(lambda: take(job_id, worker, device_id), f"claiming job {job_id}",
+        claimed = retrying(lambda: take(job_id, worker, device_id, phase), f"claiming job {job_id}",
                            stop=_shutting_down)
     except DatabaseUnavailable as exc:
         raise ClaimUnreachable(str(exc)) from exc
@@ -223,7 +229,7 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
     ends = _Ends(job_id, worker, claimed.attempt, device_id)
     workdir = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-"))
     try:
-        return _execute_claimed(claimed, worker, device, workdir, ends)
+        return _execute_claimed(claimed, worker, device, workdir, ends, phase)
     except (ResultUnreachable, ClaimUnreachable):
         raise
     except BackendUnsupported as exc:
@@ -242,14 +248,25 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
         _cleanup.submit(shutil.rmtree, workdir, ignore_errors=True)
 
 
-def _execute_claimed(claimed: Claimed, worker: str, device: DeviceContext, workdir: Path, ends: "_Ends") -> str:
+def _execute_claimed(claimed: Claimed, worker: str, device: DeviceContext, workdir: Path, ends: "_Ends",
+                     phase: str = RUN) -> str:
     job, store = claimed.job, open_store(patient=True)  # an S3 outage mid-job is waited out, not a failed job
+    caps = backend_config(job.backend).capabilities()
+    support = caps.supports(job, device)
+    if not support.ok and not caps.supports(job).ok:
+        raise BackendUnsupported(caps.supports(job).reason)
+    if not support.ok:  # a device of its class can do it, this one cannot
+        status = give_back(job.id, worker, claimed.attempt, support.reason)
+        clear_device(job.id, worker, ends.device_id)
+        return status
+    if phase == BUILD and support.phase == RUN:
+        phase = RUN  # already built (a duplicate build message) or this worker is of its class
     # The watchdog ends this process if a phase overruns; it records the
     # failure first, through the same guarded finish as any other end.
     with Watchdog(claimed.limits, lambda reason: ends.finish("failed", reason, window_s=_WATCHDOG_WRITE_S)):
         phases.lap("setup")
         source = source_model(claimed.model_sha256, claimed.artifact_sha256, store, settings().home / "cache")
-        config, build_only = job.config, is_build_only(job, device)
+        config, build_only = job.config, phase == BUILD
         earlier = prebuilt(job.build, store, workdir) if job.build else None
         data = _data_file(config.get("data_sha256"), store, settings().home / "cache")
         ctx = JobContext(
@@ -262,6 +279,7 @@ def _execute_claimed(claimed: Claimed, worker: str, device: DeviceContext, workd
         if build_only:
             return _build_and_hand_over(ctx, config, worker, claimed.attempt, store, ends)
         outcome = _run(ctx, config, source, earlier)
+        outcome["environment"] = device.environment(config["backend"])
         return ends.record(store, outcome, job)
 
 
@@ -276,7 +294,9 @@ def _build_and_hand_over(ctx: JobContext, config: dict, worker: str, attempt: in
 
     ends.write(transaction, f"recording the build of job {ctx.job_id}")
     _remember_artifacts(rows)
-    status = ends.write(lambda: hand_over(ctx.job_id, worker, attempt, built, backend.version(), key, extras),
+    environment = ctx.device.environment(config["backend"])
+    status = ends.write(lambda: hand_over(ctx.job_id, worker, attempt, built, backend.version(), key, extras,
+                                          environment),
                         f"handing job {ctx.job_id} over for measurement")
     clear_device(ctx.job_id, worker, ends.device_id)
     return status
@@ -290,6 +310,7 @@ def _run(ctx: JobContext, config: dict, source: SourceModel, earlier: BuildResul
                "unsupported": None, "remeasured": 0}
     feeds = ctx.measurement_feeds()
     phases.lap("feeds")
+    before_mb = _device_used_mb(ctx.device)
     try:
         runner = backend.load(built.artifact, ctx)
         phases.lap("load")
@@ -299,18 +320,20 @@ def _run(ctx: JobContext, config: dict, source: SourceModel, earlier: BuildResul
         return outcome
     try:
         if config["accuracy"].get("enabled", True):
-            from farm.accuracy import evaluate
+            from farm.accuracy import evaluate, is_reference
 
             key = reference_key(source, config.get("data_sha256"), ctx.run_shapes)
             reference = reference_outputs(source, key, feeds)
             phases.lap("reference")
-            outcome["accuracy"] = evaluate(runner.infer(feeds), reference, ctx.precision, config["accuracy"])
+            outcome["accuracy"] = evaluate(runner.infer(feeds), reference, ctx.precision, config["accuracy"],
+                                           reference_job=is_reference(config))
             phases.lap("accuracy")
         if ctx.measure.streams > 1 and not runner.multi_stream:
             outcome["unsupported"] = (f"measure.streams is {ctx.measure.streams}, but the {config['backend']} runner "
                                       "measures one stream only (multi-stream: tensorrt, tensorrt-rtx, torch)")
             return outcome
         outcome["timing"], outcome["remeasured"] = _measure_stably(runner, feeds, ctx.measure)
+        _set_memory(outcome["timing"], before_mb)
         phases.lap("measure")
         if ctx.measure.layer_profile:
             outcome["layer_profile"] = _layer_profile(runner, feeds, ctx)
@@ -440,6 +463,27 @@ class _Ends:
         return row if row in FINAL_STATES else None
 
 
+def _device_used_mb(device: DeviceContext) -> float | None:
+    if device.kind != "gpu":
+        return None
+    from workers.timing.cuda_runtime import device_used_mb
+
+    return device_used_mb(device.index or 0)
+
+
+def _set_memory(timing: TimingResult, before_mb: float | None) -> None:
+    """memory_mb, one meaning for every backend: the device memory the
+    loaded model holds at the job's shapes (weights, activations, I/O
+    buffers, workspace), i.e. used device memory after the warm-up less
+    before the load, less the harness's own buffers. Not measured on CPUs."""
+    used = timing.settings.get("device_used_mb")
+    if before_mb is None or used is None:
+        timing.memory_mb = None
+        return
+    timing.memory_mb = max(used - before_mb - timing.settings.get("harness_device_mb", 0.0), 0.0)
+    timing.settings["memory_before_load_mb"] = before_mb
+
+
 def _finish(job_id: str, worker: str, attempt: int, status: str, error: str | None) -> str:
     """End a claimed job (guarded by worker and attempt) outside a job run."""
     return _Ends(job_id, worker, attempt, None).finish(status, error)
@@ -486,6 +530,13 @@ def _remember_artifacts(rows: list[dict]) -> None:
     _recorded_artifacts.update(row["sha256"] for row in rows)
 
 
+def _flags(built: BuildResult, timing: TimingResult | None) -> list[str]:
+    """Timing flags, then every fallback the build recorded (build_info
+    ``fallbacks``: flag -> what was done instead), once each."""
+    flags = list(timing.flags) if timing else []
+    return flags + [f for f in (built.info.get("fallbacks") or {}) if f not in flags]
+
+
 def _measurement(job: Job, attempt: int, device_id, built: BuildResult, timing: TimingResult | None,
                  outcome: dict, key: str, extras: dict) -> Measurement:
     stats = summarize(timing.samples_ms, job.batch_size) if timing else {}
@@ -505,11 +556,12 @@ def _measurement(job: Job, attempt: int, device_id, built: BuildResult, timing: 
         memory_mb=timing.memory_mb if timing else None,
         max_abs_error=accuracy.get("max_abs_error"), rel_l2_error=accuracy.get("rel_l2_error"),
         cosine=accuracy.get("cosine"), accuracy_pass=accuracy.get("passed"), accuracy=accuracy,
+        accuracy_status=accuracy.get("status", "unchecked"),
         telemetry={**(timing.telemetry if timing else {}), "remeasured": outcome["remeasured"],
                    "timing_settings": timing.settings if timing else {},
                    "e2e_samples_ms": timing.e2e_samples_ms if timing else [],
                    **_profile_summary(outcome.get("layer_profile"), extras.get("layer-profile"))},
-        flags=list(timing.flags) if timing else [],
-        environment=environment.capture(),
+        flags=_flags(built, timing),
+        environment={**environment.capture(), "backend_environment": outcome.get("environment")},
         build_info={**built.info, "artifact_sha256": key, "extra_artifacts": extras},
     )

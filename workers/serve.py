@@ -8,7 +8,7 @@ import logging
 
 from farm.config import heartbeat_s
 from farm.errors import UserError
-from farm.backends import backend_config, backend_version, local_backends
+from farm.backends import backend_config
 from farm.queue import check_time_limits
 from farm.routing import build_queue, queue_for
 from workers import runtime_state
@@ -33,14 +33,12 @@ def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ())
     if device is None:
         raise UserError(f"device {uuid} is not on this host")
     name = worker_name(device)
-    backends = local_backends(device.kind)
-    # "backends" is what `farm sweep status` reads; their versions show in `farm workers`.
-    device.versions = {**device.versions, "backends": backends,
-                       "backend_versions": {b: backend_version(b) for b in backends}}
+    backends = device.versions["backends"]  # discovery recorded what this host runs (workers/discovery.py)
     device_id = take(device, name)
     context = DeviceContext(kind=device.kind, name=device.name, device_class=device.device_class,
                             index=0 if device.kind == "gpu" else None,
-                            compute_capability=device.compute_capability, uuid=device.uuid)
+                            compute_capability=device.compute_capability, uuid=device.uuid,
+                            versions=device.versions, driver_version=device.driver_version)
     runtime_state.set_current(runtime_state.WorkerState(worker=name, device_id=device_id, device=context))
     heartbeat = Heartbeat(device_id, name, interval=heartbeat_s())
     heartbeat.start()
@@ -50,7 +48,7 @@ def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ())
 
     queues = [queue_for(device.device_class, backend) for backend in backends]
     # Device-independent builds (TensorRT-RTX) may be done by any worker.
-    queues += [build_queue(b) for b in backends if backend_config(b).build_anywhere]
+    queues += [build_queue(b) for b in backends if backend_config(b).capabilities().build_anywhere]
     queues = ",".join(queues + list(extra_queues))
     try:
         app.worker_main(["worker", "--pool=solo", f"--queues={queues}", f"--hostname={name}",

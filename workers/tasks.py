@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 @app.task(name=RUN_JOB)
-def run_job(job_id: str, queue: str | None = None) -> str:
+def run_job(job_id: str, queue: str | None = None, phase: str | None = None) -> str:
     from workers import phases
     from workers.executor import ClaimUnreachable, ResultUnreachable, clear_device, execute
 
@@ -37,7 +37,7 @@ def run_job(job_id: str, queue: str | None = None) -> str:
     try:
         # execute claims the job and marks our device busy in one commit,
         # and leaves the device idle again when it returns.
-        status = execute(job_id, state.worker, state.device, state.device_id)
+        status = execute(job_id, state.worker, state.device, state.device_id, phase)
         return status  # 'displaced': another worker holds our device row; the reconciler re-sends the job
     except ClaimUnreachable as exc:
         status = "rejected"

@@ -72,7 +72,7 @@ def wait_for_sweep(sweep_id: str, workers: LocalWorkers, progress) -> dict:
     while True:
         status = sweep_status(sweep_id)
         progress.update(status, running_jobs(sweep_id))
-        if status["finished"] == status["total"]:
+        if status["settled"] == status["total"]:  # built engines may wait for a GPU this host lacks
             return status
         if not workers.alive():
             raise UserError(f"the local workers stopped unexpectedly; see {workers.log_path}")

@@ -24,14 +24,14 @@ TABLE_COLUMNS = (
     ("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
     ("batch", "batch_size"), ("profile", "profile"), ("device", "device_class"),
     ("p50 ms", "latency_p50_ms"), ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"),
-    ("build s", "build_s"), ("rel L2", "rel_l2_error"), ("acc", "accuracy_pass"), ("note", "note"),
+    ("build s", "build_s"), ("rel L2", "rel_l2_error"), ("acc", "accuracy"), ("note", "note"),
 )
 
 BEST_TABLE_COLUMNS = (
     ("device", "device_class"), ("role", "role"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
-    ("batch", "batch_size"), ("profile", "profile"), ("p50 ms", "latency_p50_ms"),
+    ("batch", "batch_size"), ("profile", "profile"), ("workload", "workload"), ("p50 ms", "latency_p50_ms"),
     ("p50 CI low", "latency_p50_ci_low_ms"), ("p50 CI high", "latency_p50_ci_high_ms"), ("p99 ms", "latency_p99_ms"),
-    ("thru/s", "throughput"), ("mem MB", "memory_mb"), ("acc", "accuracy_pass"), ("note", "note"),
+    ("thru/s", "throughput"), ("mem MB", "memory_mb"), ("acc", "accuracy"), ("note", "note"),
 )
 # Cells whose text gets a colour on a terminal.
 STYLES = {"FAIL": "bold red", "failed": "red", "slower": "bold red", "faster": "green", "pass": "green",
@@ -112,8 +112,16 @@ def render_table(headers: list[str], keys: list[str], rows: list[dict], stream=N
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
 
 
+def accuracy(row: dict) -> str | None:
+    """accuracy_status as the tables show it: pass, FAIL, unchecked, reference."""
+    status = row.get("accuracy_status")
+    if status is None and row.get("accuracy_pass") is not None:
+        status = "pass" if row["accuracy_pass"] else "fail"
+    return "FAIL" if status == "fail" else status
+
+
 def table(rows: list[dict], columns=TABLE_COLUMNS, stream=None) -> str:
-    rows = [{**row, "note": note(row)} for row in rows]
+    rows = [{**row, "note": note(row), "accuracy": accuracy(row)} for row in rows]
     return render_table([h for h, _ in columns], [k for _, k in columns], rows, stream)
 
 

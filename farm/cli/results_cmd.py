@@ -8,12 +8,13 @@ from sqlalchemy import select
 
 from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, emit, table, to_json
 from farm.output_files import check_output
-from farm.compat import incompatibility
-from farm.db import Device, Job, Measurement, session_scope
-from farm.devices import cpu_class, hostname
+from farm.compat import incompatibility, parse_target, runs_on_cc, sm
+from farm.db import Device, session_scope
+from farm.devices import cpu_class, device_classes_matching, hostname
 from farm.errors import ArtifactMissingError, NotFoundError, StoreIntegrityError, UserError
 from farm.reports import BEST_FIELDS, BEST_OBJECTIVES, REPORT_FIELDS, Constraints, find_best, load_frame
-from farm.reports.best import LATENCY_STATS
+from farm.reports.artifacts import engine as _engine, newest_engines
+from farm.reports.best import LATENCY_PER, LATENCY_STATS
 from farm.reports.compare import COMPARE_FIELDS, CROSS_FIELDS, comparison, cross_device, parse_prices
 from farm.reports.export import to_text, write_parquet
 from farm.reports.html import report_html
@@ -98,16 +99,24 @@ def _with_constraints(func, device_help: str):
         click.argument("model", required=False),
         click.option("--sweep", "sweep_id", help="Only this sweep's results."),
         click.option("--device", help=device_help),
+        click.option("--profile", help="Only this profile's workload (default: every workload, each ranked "
+                                       "on its own)."),
         click.option("--objective", type=click.Choice(BEST_OBJECTIVES), default="latency", show_default=True,
-                     help="latency: lowest p50 latency wins; throughput: most samples/s wins."),
+                     help="latency: lowest p50 latency wins (see --latency-per); throughput: most samples/s wins."),
+        click.option("--latency-per", type=click.Choice(LATENCY_PER), default="request", show_default=True,
+                     help="Latency objective: p50 of one request (a call of the job's batch) or per sample "
+                          "(p50 / batch)."),
         click.option("--max-latency-ms", type=float, help="Only configurations with latency (--latency-stat) at "
                                                           "most X ms."),
         click.option("--latency-stat", type=click.Choice(LATENCY_STATS), default="p99", show_default=True,
                      help="Which latency --max-latency-ms bounds."),
-        click.option("--max-rel-error", type=float, help="Only configurations with relative L2 error at most E."),
+        click.option("--max-rel-error", type=float, help="Only configurations with a measured relative L2 error "
+                                                         "of at most E."),
         click.option("--min-throughput", type=float, help="Only configurations with at least X samples/s."),
         click.option("--max-memory-mb", type=float, help="Only configurations using at most X MB (unmeasured "
                                                          "memory does not qualify)."),
+        click.option("--allow-unchecked", is_flag=True, help="Let configurations whose accuracy was not "
+                                                             "measured (accuracy_status unchecked) win."),
     ]):
         func = option(func)
     return func
@@ -126,14 +135,21 @@ def _best(model, sweep_id, device, **constraints):
 @click.option("--remeasure", is_flag=True, help="Re-measure each device class's top 3 configurations "
               "interleaved on one live worker (A B C rounds, same warm-up) and decide from those rounds.")
 def best_cmd(model, sweep_id, device, fmt, remeasure, **constraints):
-    """The best configuration per device class under the constraints, and
-    every configuration statistically tied with it.
+    """The best configuration per device class and workload under the
+    constraints, and every configuration statistically tied with it.
 
     MODEL is a model file, its name or sha256 prefix (all its sweeps), or
-    use --sweep ID. Configurations failing the accuracy gate never win.
-    Ties: 95 % bootstrap intervals of the objective overlap the leader's;
-    among ties the winner has the lower p99, then smaller memory, artifact,
-    build time (docs/fields.md).
+    use --sweep ID. A workload is the model on one profile's shapes; batch
+    size is free within it, and configurations of different workloads are
+    never compared. Eligible: accuracy pass or reference (the fp32
+    reference itself); unchecked only with --allow-unchecked; fail never.
+
+    \b
+    Tie rule: the winner has the best point estimate of the objective's own
+    figure (p50 per request or per sample, or samples/s); a configuration
+    is tied when that figure is within 25 % of the winner's and its 95 %
+    bootstrap interval overlaps the winner's. Exact equals are broken by
+    lower p99, then memory, artifact size, build time (docs/fields.md).
     """
     best = _best(model, sweep_id, device, **constraints)
     if best.empty:
@@ -147,56 +163,105 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, **constraints):
     click.echo(to_json(rows) if fmt == "json" else table(rows, BEST_TABLE_COLUMNS))
 
 
-def _local_classes() -> list[str]:
+def _host_devices() -> list[dict]:
+    """This host's devices as its workers registered them (GPUs first), else
+    as discovered here with the libraries installed here."""
     with session_scope() as session:
-        devices = session.scalars(select(Device).where(Device.host == hostname())).all()
-        gpus = sorted({d.device_class for d in devices if d.kind == "gpu"})
-    return gpus + [cpu_class()]
+        rows = session.scalars(select(Device).where(Device.host == hostname())).all()
+        devices = [_device_dict(d) for d in rows]
+    if not devices:
+        devices = discover_here()
+    return sorted(devices, key=lambda d: (d["kind"] != "gpu", d["device_class"]))
 
 
-def _device_row(device_class: str) -> dict:
+def discover_here() -> list[dict]:
+    """``python -m workers discover`` (farm never imports NVML itself)."""
+    import json
+    import subprocess
+    import sys
+
+    from farm.backends import backend_names, library_versions
+
+    try:
+        out = subprocess.run([sys.executable, "-m", "workers", "discover"], capture_output=True, text=True,
+                             check=True, timeout=60).stdout
+        found = json.loads(out)
+    except (subprocess.SubprocessError, ValueError, OSError):
+        found = [{"kind": "cpu", "name": cpu_class(), "device_class": cpu_class(), "versions": {}}]
+    libraries = library_versions(backend_names())
+    return [{**d, "versions": {**(d.get("versions") or {}), "libraries": libraries}} for d in found]
+
+
+def _device_dict(row: Device) -> dict:
+    return {"device_class": row.device_class, "kind": row.kind, "name": row.name, "host": row.host,
+            "compute_capability": row.compute_capability, "versions": row.versions or {}}
+
+
+def _class_device(device_class: str) -> dict:
     with session_scope() as session:
-        row = session.scalar(select(Device).where(Device.device_class == device_class).limit(1))
+        row = session.scalar(select(Device).where(Device.device_class == device_class)
+                             .order_by(Device.last_heartbeat.desc()).limit(1))
         if row is None:
             return {"device_class": device_class, "kind": device_class.split(".", 1)[0], "name": device_class}
-        return {"device_class": row.device_class, "kind": row.kind, "name": row.name,
-                "compute_capability": row.compute_capability, "versions": row.versions or {}}
+        return _device_dict(row)
+
+
+def _target_device(target: str) -> dict:
+    try:
+        cc = parse_target(target)
+    except ValueError:
+        raise UserError(f"--target {target!r} is not a compute capability (e.g. sm_89 or 8.9)") from None
+    return {"kind": "gpu", "name": f"target {sm(cc)}", "device_class": f"a GPU of {sm(cc)}",
+            "compute_capability": cc, "versions": {}}
 
 
 @click.command("fetch")
 @_constraint_options("Device class or GPU/CPU name, as for best; it must name one class (default: this "
                      "host's GPU with results, else its CPU).")
+@click.option("--job", "job_id", help="The artifact of this job (any built job: done, built or unsupported).")
+@click.option("--target", help="A compute capability (sm_89, 8.9): with MODEL/--sweep the newest engine built "
+                               "for it; the engine is checked against it instead of this host.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the artifact.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def fetch_cmd(model, sweep_id, device, output, fmt, **constraints):
-    """Write the best artifact for a device to FILE, verified by its sha256.
+def fetch_cmd(model, sweep_id, device, job_id, target, output, fmt, **constraints):
+    """Write an artifact to FILE, verified by its sha256.
 
-    Without --device: this host's device (its GPU if it has one with
-    results, else its CPU). Refuses an engine that would not run there.
+    MODEL / --sweep: the winner of 'farm best' for the device; --job ID:
+    that job's artifact; --target sm_89 (with MODEL or --sweep): the newest
+    engine built for that GPU. The engine is checked against --target, or
+    --device's registered device, or else this host: its registered (or
+    discovered) GPU with results, else its CPU, with the TensorRT /
+    TensorRT-RTX version its worker runs. An engine that would not load
+    there is refused with what would.
     """
     check_output(output)
-    classes = [device] if device else _local_classes()
-    for candidate in classes:
-        best = _best(model, sweep_id, candidate, **constraints)
-        best = best[best["role"] == "winner"] if not best.empty else best
-        if not best.empty:
-            break
+    if device and target:
+        raise UserError("give --device or --target, not both")
+    if job_id:
+        picked = _engine(job_id)
+        against = (_target_device(target) if target else _named_device(device) if device
+                   else _host_devices()[0])
+    elif target:
+        picked, against = _newest_for_target(model, sweep_id, target, constraints.get("profile"))
     else:
-        raise NotFoundError(f"no finished result for {' or '.join(classes)} meets the constraints")
-    if best["device_class"].nunique() > 1:
-        raise UserError(f"--device {device!r} matches several device classes "
-                        f"({', '.join(sorted(best['device_class'].unique()))}); give one of them")
-    winner = best.iloc[0]
-    _check_runs_there(winner)
-    _fetch_verified(winner, output)
+        picked, against = _pick_best(model, sweep_id, device, constraints)
+    reason = incompatibility(picked["build_info"], against, _hint(picked, against, device or target))
+    if reason:
+        raise UserError(f"refusing to fetch job {picked['job_id']}: {reason}")
+    _fetch_verified(picked, output)
     if fmt == "json":
-        fields = ("job_id", "device_class", "backend", "precision", "batch_size", "profile", "artifact_sha256",
-                  "latency_p50_ms", "throughput")
-        click.echo(to_json({"path": str(output), **frame_rows(best.iloc[:1], fields)[0]}))
+        fields = ("job_id", "status", "device_class", "backend", "precision", "batch_size", "profile",
+                  "artifact_sha256")
+        click.echo(to_json({"path": str(output), **{k: _plain(picked[k]) for k in fields}}))
         return
-    click.echo(f"wrote {output} (sha256 {winner['artifact_sha256']}): {winner['backend']} {winner['precision']} "
-               f"batch {winner['batch_size']} profile {winner['profile']} for {winner['device_class']}")
+    click.echo(f"wrote {output} (sha256 {picked['artifact_sha256']}): job {picked['job_id']} ({picked['status']}) "
+               f"{picked['backend']} {picked['precision']} batch {picked['batch_size']} profile {picked['profile']} "
+               f"for {picked['device_class']}")
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
 
 
 def _fetch_verified(winner, output: Path) -> None:
@@ -210,13 +275,57 @@ def _fetch_verified(winner, output: Path) -> None:
         raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
-def _check_runs_there(winner) -> None:
+def _hint(picked: dict, against: dict, named: str | None) -> str:
+    hint = f"rebuild with `farm sweep submit SPEC --devices {against.get('device_class')}`"
+    if named:
+        return hint
+    runs_on = picked["build_info"].get("runs_on") or {}
+    targets = " or ".join(f"--target {sm(c)}" for c in (runs_on.get("compute_capabilities") or [])[:2])
+    return f"{hint}; to fetch it for the GPU it was built for, add {targets or '--device ' + picked['device_class']}"
+
+
+def _named_device(device: str) -> dict:
     with session_scope() as session:
-        job = session.get(Job, winner["job_id"])
-        source = job.result_job_id or job.id
-        measurement = session.scalar(select(Measurement).where(Measurement.job_id == source)
-                                     .order_by(Measurement.attempt.desc()).limit(1))
-        build_info = measurement.build_info if measurement else {}
-    reason = incompatibility(build_info or {}, _device_row(winner["device_class"]))
-    if reason:
-        raise UserError(f"refusing to fetch: {reason}")
+        pairs = session.execute(select(Device.device_class, Device.name)).all()
+    classes = sorted(device_classes_matching([tuple(p) for p in pairs], device))
+    if len(classes) > 1:
+        raise UserError(f"--device {device!r} matches several device classes ({', '.join(classes)}); give one")
+    if classes:
+        return _class_device(classes[0])
+    if device.lower().startswith(("gpu.", "cpu.")):
+        return _class_device(device.lower())
+    raise UserError(f"--device {device!r} matches no registered device; name a device class such as gpu.nvidia-l4")
+
+
+def _pick_best(model, sweep_id, device, constraints) -> tuple[dict, dict]:
+    """The winner for the named device class, or for this host's devices in turn."""
+    candidates = [(device, None)] if device else [(d["device_class"], d) for d in _host_devices()]
+    for selector, host_device in candidates:
+        best = _best(model, sweep_id, selector, **constraints)
+        best = best[best["role"] == "winner"] if not best.empty else best
+        if best.empty:
+            continue
+        if best["device_class"].nunique() > 1:
+            raise UserError(f"--device {device!r} matches several device classes "
+                            f"({', '.join(sorted(best['device_class'].unique()))}); give one of them")
+        if best["workload"].nunique() > 1:
+            names = ", ".join(sorted(best["profile"].astype(str).unique()))
+            raise UserError(f"the results hold several workloads (profiles {names}); choose one with --profile")
+        winner = best.iloc[0]
+        return _engine(winner["job_id"]), host_device or _class_device(winner["device_class"])
+    where = device or " or ".join(dict.fromkeys(d for d, _ in candidates)) or "this host"
+    raise NotFoundError(f"no finished result for {where} meets the constraints")
+
+
+def _newest_for_target(model, sweep_id, target, profile) -> tuple[dict, dict]:
+    if bool(model) == bool(sweep_id):
+        raise UserError("give a MODEL or --sweep ID (one of them) with --target")
+    against = _target_device(target)
+    for candidate in newest_engines(model, sweep_id, profile):
+        runs_on = candidate["build_info"].get("runs_on") or {}
+        if runs_on.get("compute_capabilities") and runs_on_cc(runs_on, against["compute_capability"]):
+            return candidate, against
+    raise NotFoundError(f"no engine built for {sm(against['compute_capability'])}"
+                        + (f" with profile {profile!r}" if profile else "") + "; build one with "
+                        "`farm sweep submit SPEC --devices gpu.<name>` (for tensorrt-rtx, "
+                        "build.tensorrt-rtx.compute_capabilities names the targets)")

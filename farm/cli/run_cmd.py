@@ -34,6 +34,8 @@ def run_cmd(force, fmt, **spec_args):
                f"{submission.unsupported} unsupported, {submission.queued} to run", err=True)
     for skipped in submission.skipped:
         click.echo(f"skipped: {skipped}", err=True)
+    for why, count in sorted(submission.not_reused.items()):
+        click.echo(f"not reused ({count} jobs): {why}", err=True)
     try:
         _run_here(spec, submission)
     except KeyboardInterrupt:

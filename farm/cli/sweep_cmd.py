@@ -42,6 +42,8 @@ def submit_cmd(force, fmt, **spec_args):
                    f"{submission.unsupported} unsupported", err=True)
     for skipped in submission.skipped:
         click.echo(f"skipped: {skipped}", err=True)
+    for why, count in sorted(submission.not_reused.items()):
+        click.echo(f"not reused ({count} jobs): {why}", err=True)
     click.echo(submission.sweep_id)
 
 

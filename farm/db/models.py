@@ -2,7 +2,9 @@
 truth for the farm; the queue only delivers job ids.
 
 Job statuses: pending -> queued -> running -> done | failed | unsupported,
-or cancelled. A job reused from an earlier identical job is ``done`` with
+or cancelled; a job built on one worker for a device class it is not
+(TensorRT-RTX for a GPU, built anywhere) is ``built`` while its stored
+engine waits for a device of its class to measure it. A job reused from an earlier identical job is ``done`` with
 ``result_job_id`` pointing at the job that holds the measurement.
 """
 
@@ -14,7 +16,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, 
                         Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-JOB_STATES = ("pending", "queued", "running", "done", "failed", "unsupported", "cancelled")
+JOB_STATES = ("pending", "queued", "running", "built", "done", "failed", "unsupported", "cancelled")
 FINAL_STATES = ("done", "failed", "unsupported", "cancelled")
 
 
@@ -61,6 +63,8 @@ class Job(Base):
     precision: Mapped[str] = mapped_column(String(16))
     batch_size: Mapped[int] = mapped_column(Integer)
     profile: Mapped[str] = mapped_column(String(128))
+    # model + profile shapes, batch free (farm.expand.workload_key): rankings stay within one
+    workload: Mapped[str | None] = mapped_column(String(160), nullable=True, index=True)
     device_class: Mapped[str] = mapped_column(String(128), index=True)
     config: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
@@ -141,6 +145,8 @@ class Measurement(Base):
     rel_l2_error: Mapped[float | None] = mapped_column(Float, nullable=True)
     cosine: Mapped[float | None] = mapped_column(Float, nullable=True)
     accuracy_pass: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # pass | fail | unchecked (no accuracy figures) | reference (the job *is* the fp32 reference)
+    accuracy_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     accuracy: Mapped[dict] = mapped_column(JSON, default=dict)  # per output + tolerances
     telemetry: Mapped[dict] = mapped_column(JSON, default=dict)
     flags: Mapped[list] = mapped_column(JSON, default=list)

@@ -1,18 +1,26 @@
-"""Best configuration per device class under constraints, with statistical ties.
+"""Ranking: the best configuration per (device class, workload) under
+constraints, with its statistical ties. The one place that ranks: ``farm
+best``, ``farm fetch``, the HTML report, the dashboard and search call
+``rank`` (or ``find_best``); the SQL pre-filter in candidates.py renders the
+same filters (``sql_conditions``).
 
 Rule (docs/fields.md, "farm best"):
-1. Per configuration (device class, backend, precision, batch, profile) the
+1. A workload is one model on one profile's shapes (``workload``); batch
+   size is a free axis inside it. Configurations are compared only within a
+   workload on one device class: every workload gets its own winner.
+2. Per configuration (device class, workload, backend, precision, batch) the
    newest finished result counts (a re-run supersedes older ones).
-2. Eligible: status done, measured, accuracy gate not failed (no verdict
-   counts as not failed), and every constraint given.
-3. The leader has the best point estimate: lowest p50 latency, or highest
-   throughput.
-4. Tied with the leader: configurations within TIE_WINDOW of its point
-   estimate whose 95 % bootstrap interval overlaps the leader's (the p50
-   interval, or the throughput interval for --objective throughput).
-5. Among the leader and its ties the winner is picked by: lower p99, then
-   smaller memory, then smaller artifact, then shorter build, then better
-   point estimate, then job id. Missing figures sort last.
+3. Eligible: status done, measured, accuracy ``pass`` or ``reference`` (the
+   fp32 reference itself); ``unchecked`` only with allow_unchecked; ``fail``
+   never; and every constraint given. A constraint on a figure that was not
+   measured is not met (missing memory or error never qualifies).
+4. The objective's own figure decides: latency = p50 per request (one call
+   of the job's batch) or per sample (p50 / batch); throughput = samples/s.
+   The winner has the best point estimate of that figure (exact equals:
+   lower p99, then smaller memory, artifact, build time, then job id).
+5. Tied with the winner: configurations within TIE_WINDOW of its figure
+   whose 95 % bootstrap interval of that figure overlaps the winner's. A tie
+   is never better than the winner on the objective's point estimate.
 """
 
 from __future__ import annotations
@@ -26,26 +34,74 @@ from farm.devices import device_classes_matching
 from farm.reports.rows import REPORT_FIELDS, jobs_frame
 
 BEST_OBJECTIVES = ("latency", "throughput")
+LATENCY_PER = ("request", "sample")
 LATENCY_STATS = ("p99", "p50")
 TIE_WINDOW = 0.25  # a point estimate >25 % worse than the leader's is never a tie
-CONFIG_KEYS = ["device_class", "backend", "precision", "batch_size", "profile"]
+CONFIG_KEYS = ["device_class", "workload", "backend", "precision", "batch_size"]
+GROUP_KEYS = ["device_class", "workload"]
 TIE_BREAK = ["latency_p99_ms", "memory_mb", "artifact_size", "build_s"]
-BEST_FIELDS = REPORT_FIELDS + ("role", "tied_with", "objective")
+BEST_FIELDS = REPORT_FIELDS + ("role", "tied_with", "objective", "objective_value", "objective_unit")
+ELIGIBLE_ACCURACY = ("pass", "reference")
+# As rows.accuracy_status: the recorded status, else the verdict.
+ACCURACY_STATUS_SQL = ("COALESCE(m.accuracy_status, CASE WHEN m.accuracy_pass THEN 'pass' "
+                       "WHEN NOT m.accuracy_pass THEN 'fail' ELSE 'unchecked' END)")
+# Report column -> SQL expression over candidates.py's measurements m / jobs j.
+SQL_COLUMNS = {"latency_p50_ms": "m.p50_ms", "latency_p99_ms": "m.p99_ms", "throughput": "m.throughput",
+               "memory_mb": "m.memory_mb", "rel_l2_error": "m.rel_l2_error"}
 
 
 @dataclass(frozen=True)
 class Constraints:
     objective: str = "latency"
+    latency_per: str = "request"  # latency objective: per request (one call) or per sample (p50 / batch)
     latency_stat: str = "p99"  # which statistic --max-latency-ms bounds
     max_latency_ms: float | None = None
     min_throughput: float | None = None
     max_memory_mb: float | None = None
     max_rel_error: float | None = None
     device: str | None = None
+    profile: str | None = None  # only this profile's workloads
+    allow_unchecked: bool = False  # configurations without accuracy figures may win
 
     @property
     def latency_column(self) -> str:
         return f"latency_{self.latency_stat}_ms"
+
+    @property
+    def accuracy_allowed(self) -> tuple[str, ...]:
+        return ELIGIBLE_ACCURACY + (("unchecked",) if self.allow_unchecked else ())
+
+    @property
+    def unit(self) -> str:
+        if self.objective == "throughput":
+            return "samples/s"
+        return "ms/sample" if self.latency_per == "sample" else "ms/request"
+
+    def bounds(self) -> list[tuple[str, str, float]]:
+        """(report column, operator, value): the constraints, defined once."""
+        given = [(self.latency_column, "<=", self.max_latency_ms), ("throughput", ">=", self.min_throughput),
+                 ("memory_mb", "<=", self.max_memory_mb), ("rel_l2_error", "<=", self.max_rel_error)]
+        return [(column, op, value) for column, op, value in given if value is not None]
+
+
+def sql_conditions(c: Constraints) -> tuple[str, dict]:
+    """The eligibility of rule 3 as SQL over measurements m / jobs j (NULLs
+    fail every comparison, as NaN does in ``eligible``)."""
+    parts = [f"AND {ACCURACY_STATUS_SQL} IN :accuracy", f"AND {objective_sql(c)} IS NOT NULL"]
+    params: dict = {"accuracy": list(c.accuracy_allowed)}
+    for i, (column, op, value) in enumerate(c.bounds()):
+        parts.append(f"AND {SQL_COLUMNS[column]} {op} :bound{i}")
+        params[f"bound{i}"] = value
+    if c.profile:
+        parts.append("AND j.profile = :profile")
+        params["profile"] = c.profile
+    return " ".join(parts), params
+
+
+def objective_sql(c: Constraints) -> str:
+    if c.objective == "throughput":
+        return "m.throughput"
+    return "(m.p50_ms / j.batch_size)" if c.latency_per == "sample" else "m.p50_ms"
 
 
 def _newest_per_config(frame: pd.DataFrame) -> pd.DataFrame:
@@ -61,30 +117,37 @@ def matches_device(frame: pd.DataFrame, device: str | None) -> pd.Series:
     return frame["device_class"].isin(device_classes_matching(pairs, device))
 
 
+_OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
+
+
 def eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
-    """Rules 1 and 2: newest result per configuration, then the filters."""
+    """Rules 2 and 3: newest result per configuration, then the filters."""
     frame = frame[(frame["status"] == "done") & frame["latency_p50_ms"].notna()]
     frame = _newest_per_config(frame)
-    keep = matches_device(frame, c.device) & (frame["accuracy_pass"].astype(object) != False)  # noqa: E712
-    if c.max_latency_ms is not None:
-        keep &= frame[c.latency_column] <= c.max_latency_ms
-    if c.min_throughput is not None:
-        keep &= frame["throughput"] >= c.min_throughput
-    if c.max_memory_mb is not None:
-        keep &= frame["memory_mb"] <= c.max_memory_mb
-    if c.max_rel_error is not None:
-        keep &= frame["rel_l2_error"].fillna(0.0) <= c.max_rel_error
+    keep = matches_device(frame, c.device) & frame["accuracy_status"].isin(c.accuracy_allowed)
+    for column, op, value in c.bounds():
+        keep &= _OPS[op](pd.to_numeric(frame[column], errors="coerce"), value).fillna(False).astype(bool)
+    if c.profile:
+        keep &= frame["profile"] == c.profile
+    keep &= objective_figure(frame, c)[0].notna()
     return frame[keep]
 
 
-def _interval(frame: pd.DataFrame, objective: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(point, low, high); a row without samples has a zero-width interval."""
-    if objective == "latency":
-        point, lo, hi = "latency_p50_ms", "latency_p50_ci_low_ms", "latency_p50_ci_high_ms"
+def objective_figure(frame: pd.DataFrame, c: Constraints) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(point, low, high) of the objective's own figure; a row without
+    samples has a zero-width interval."""
+    if c.objective == "throughput":
+        point, low, high = frame["throughput"], frame["throughput_ci_low"], frame["throughput_ci_high"]
     else:
-        point, lo, hi = "throughput", "throughput_ci_low", "throughput_ci_high"
-    p = frame[point].to_numpy(dtype=float)
-    return p, frame[lo].fillna(frame[point]).to_numpy(dtype=float), frame[hi].fillna(frame[point]).to_numpy(dtype=float)
+        point, low, high = (frame["latency_p50_ms"], frame["latency_p50_ci_low_ms"],
+                            frame["latency_p50_ci_high_ms"])
+        if c.latency_per == "sample":
+            batch = frame["batch_size"].astype(float)
+            point, low, high = point / batch, low / batch, high / batch
+    point = pd.to_numeric(point, errors="coerce")
+    low = pd.to_numeric(low, errors="coerce").fillna(point)
+    high = pd.to_numeric(high, errors="coerce").fillna(point)
+    return point, low, high
 
 
 def within_window(value: np.ndarray, leader: float, objective: str) -> np.ndarray:
@@ -93,36 +156,42 @@ def within_window(value: np.ndarray, leader: float, objective: str) -> np.ndarra
     return value >= leader / (1 + TIE_WINDOW)
 
 
-def _device_best(group: pd.DataFrame, objective: str) -> pd.DataFrame:
-    point, lo, hi = _interval(group, objective)
-    lead = int(np.argmin(point) if objective == "latency" else np.argmax(point))
-    tied = within_window(point, point[lead], objective) & (lo <= hi[lead]) & (lo[lead] <= hi)
-    tied[lead] = True
-    contenders = group[tied].assign(_point=point[tied] if objective == "latency" else -point[tied])
-    contenders = contenders.sort_values(TIE_BREAK + ["_point", "job_id"], na_position="last", kind="stable")
-    winner, others = contenders.iloc[:1], contenders.iloc[1:].sort_values(["_point", "job_id"])
-    return pd.concat([
-        winner.assign(role="winner", tied_with=[others["job_id"].tolist()]),
-        others.assign(role="tied", tied_with=[[winner["job_id"].iloc[0]]] * len(others)),
-    ]).drop(columns="_point")
-
-
-def select_best(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
-    """Winner and tied rows per device class (BEST_FIELDS, plus hidden columns)."""
+def rank(frame: pd.DataFrame, c: Constraints = Constraints()) -> pd.DataFrame:
+    """Winner and tied rows per (device class, workload): BEST_FIELDS plus
+    hidden columns, ordered by device class, then workload (winner first,
+    then its ties, best first). Vectorised over groups: a model swept over
+    thousands of profiles has thousands of workloads."""
     frame = eligible(frame, c)
     if frame.empty:
-        return frame.assign(role=[], tied_with=[], objective=[])
-    parts = [_device_best(group, c.objective) for _, group in frame.groupby("device_class", sort=True)]
-    return pd.concat(parts, ignore_index=True).assign(objective=c.objective)
+        return frame.assign(role=[], tied_with=[], objective=[], objective_value=[], objective_unit=[])
+    point, low, high = objective_figure(frame, c)
+    scored = frame.assign(objective_value=point.to_numpy(dtype=float), _low=low.to_numpy(dtype=float),
+                          _high=high.to_numpy(dtype=float))
+    scored["_better"] = scored["objective_value"] if c.objective == "latency" else -scored["objective_value"]
+    scored = scored.sort_values(GROUP_KEYS + ["_better"] + TIE_BREAK + ["job_id"], na_position="last",
+                                kind="stable").reset_index(drop=True)
+    grouped = scored.groupby(GROUP_KEYS, sort=False)
+    lead_value, lead_low = grouped["objective_value"].transform("first"), grouped["_low"].transform("first")
+    lead_high, lead_id = grouped["_high"].transform("first"), grouped["job_id"].transform("first")
+    is_winner = grouped.cumcount() == 0
+    tied = (~is_winner & within_window(scored["objective_value"].to_numpy(), lead_value.to_numpy(), c.objective)
+            & (scored["_low"] <= lead_high) & (lead_low <= scored["_high"]))
+    kept = scored[is_winner | tied].copy()
+    kept["role"] = np.where(is_winner[kept.index], "winner", "tied")
+    ties_of = kept[kept["role"] == "tied"].groupby(GROUP_KEYS, sort=False)["job_id"].agg(list)
+    winner_ties = [ties_of.get(tuple(k), []) for k in kept[GROUP_KEYS].itertuples(index=False, name=None)]
+    kept["tied_with"] = [ties if role == "winner" else [lead]
+                         for role, ties, lead in zip(kept["role"], winner_ties, lead_id[kept.index])]
+    kept = kept.drop(columns=["_better", "_low", "_high"]).reset_index(drop=True)
+    return kept.assign(objective=c.objective, objective_unit=c.unit)
 
 
-def best_per_device(rows: list[dict], objective: str = "latency", max_latency_ms: float | None = None,
-                    max_rel_error: float | None = None, device: str | None = None,
-                    min_throughput: float | None = None, **more) -> pd.DataFrame:
-    """In-memory variant over ``job_rows`` output (kept for callers holding rows)."""
-    c = Constraints(objective=objective, max_latency_ms=max_latency_ms, max_rel_error=max_rel_error,
-                    device=device, min_throughput=min_throughput, **more)
-    return select_best(jobs_frame(rows), c)
+select_best = rank  # the name earlier callers use
+
+
+def best_per_device(rows: list[dict], **constraints) -> pd.DataFrame:
+    """``rank`` over ``job_rows``-style dicts (e.g. ``farm report --format json``)."""
+    return rank(jobs_frame(rows), Constraints(**constraints))
 
 
 def find_best(sweep_id: str | None = None, model: str | None = None,
@@ -136,4 +205,4 @@ def find_best(sweep_id: str | None = None, model: str | None = None,
     from farm.reports.rows import load_frame
 
     frame = load_frame(sweep_id=sweep_id) if sweep_id else model_candidates(model, constraints)
-    return select_best(frame, constraints)
+    return rank(frame, constraints)

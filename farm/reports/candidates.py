@@ -3,8 +3,11 @@
 Loading a million rows into Python takes seconds, so the database narrows
 them down first, exactly (no heuristics change the answer):
 
-1. probe: the first eligible rows (any order, LIMIT) give per device class
-   an achievable objective value U (an upper bound on the leader's latency,
+Filters are best.py's (``sql_conditions``), and every group below is one
+(device class, workload), as ranking is.
+
+1. probe: one grouped pass gives per group the best eligible objective
+   value U (an upper bound on the leader's latency,
    a lower bound on its throughput);
 2. scan: one pass returns the eligible rows within TIE_WINDOW of U; every
    row that can lead or tie is among them, since the leader is at least as
@@ -12,8 +15,8 @@ them down first, exactly (no heuristics change the answer):
 3. stale check: a candidate superseded by a newer finished job with the
    same job key (a forced re-run) is dropped (indexed lookups by key); the
    remaining candidates are deduplicated per configuration as in best.py.
-   Known limit: a configuration re-measured under a different key (e.g. a
-   new backend version) whose newer result is > (1+w)^2 worse than the
+   Known limit: a configuration re-measured under a different key (other
+   build settings that resolve to the same engine) whose newer result is > (1+w)^2 worse than the
    bound is not seen, so the older result may still be offered;
    a device whose every candidate was stale is re-scanned with a wider
    bound (x4, x64, then none) until a current row achieves it;
@@ -31,79 +34,88 @@ import pandas as pd
 from sqlalchemy import bindparam, select, text
 
 from farm.db import Device, Job, Sweep, session_scope
-from farm.reports.best import TIE_WINDOW, Constraints
+from farm.reports.best import TIE_WINDOW, Constraints, objective_sql, sql_conditions
 from farm.devices import device_classes_matching
 from farm.reports.rows import _rows_query, finish_frame, resolve_model
 
-PROBE_ROWS = 4096
 REACH = (1 + TIE_WINDOW) ** 2
 _ELIGIBLE = """FROM measurements m CROSS JOIN jobs j
 WHERE j.id = m.job_id AND j.sweep_id IN :sweeps AND j.status = 'done' AND m.measured
-  AND m.p50_ms IS NOT NULL AND m.accuracy_pass IS NOT FALSE {filters}
+  AND m.p50_ms IS NOT NULL {filters}
   AND NOT EXISTS (SELECT 1 FROM measurements m2 WHERE m2.job_id = m.job_id AND m2.attempt > m.attempt)"""
-
-
-def _objective_sql(c: Constraints) -> str:
-    return "m.p50_ms" if c.objective == "latency" else "m.throughput"
-
-
-def _filters(c: Constraints) -> tuple[str, dict]:
-    parts, params = [], {}
-    if c.max_latency_ms is not None:
-        parts.append(f"AND m.{c.latency_stat}_ms <= :max_latency")
-        params["max_latency"] = c.max_latency_ms
-    if c.min_throughput is not None:
-        parts.append("AND m.throughput >= :min_throughput")
-        params["min_throughput"] = c.min_throughput
-    if c.max_memory_mb is not None:
-        parts.append("AND m.memory_mb <= :max_memory")
-        params["max_memory"] = c.max_memory_mb
-    if c.max_rel_error is not None:
-        parts.append("AND (m.rel_l2_error IS NULL OR m.rel_l2_error <= :max_rel_error)")
-        params["max_rel_error"] = c.max_rel_error
-    if c.objective == "throughput":
-        parts.append("AND m.throughput IS NOT NULL")
-    return " ".join(parts), params
+WORKLOAD = "COALESCE(j.workload, j.profile)"  # rows from before workloads: the profile name
 
 
 def _execute(session, sql: str, params: dict):
-    statement = text(sql).bindparams(bindparam("sweeps", expanding=True))
-    if "classes" in params:
-        statement = statement.bindparams(bindparam("classes", expanding=True))
+    statement = text(sql)
+    for name in ("sweeps", "classes", "accuracy"):
+        if name in params:
+            statement = statement.bindparams(bindparam(name, expanding=True))
     return session.execute(statement, params).all()
 
 
-def _probe(session, c: Constraints, base: str, params: dict) -> dict[str, float]:
-    sql = f"SELECT j.device_class, {_objective_sql(c)} {base} LIMIT {PROBE_ROWS}"
-    best: dict[str, float] = {}
-    pick = min if c.objective == "latency" else max
-    for device_class, value in _execute(session, sql, params):
-        best[device_class] = pick(best.get(device_class, value), value)
-    return best
+def _probe(session, c: Constraints, base: str, params: dict) -> dict[tuple[str, str], float]:
+    """Per (device class, workload) the best eligible objective value (stale
+    rows included: the widening below copes with a bound only a stale row met)."""
+    pick = "MIN" if c.objective == "latency" else "MAX"
+    sql = f"SELECT j.device_class, {WORKLOAD}, {pick}({objective_sql(c)}) {base} GROUP BY j.device_class, {WORKLOAD}"
+    return {(device_class, workload): value for device_class, workload, value in _execute(session, sql, params)}
 
 
-def _scan(session, c: Constraints, base: str, params: dict, bounds: dict[str, float]) -> pd.DataFrame:
-    """Eligible rows within the window of each class's bound (None: no bound)."""
+def _scan(session, c: Constraints, base: str, params: dict, bounds: dict) -> pd.DataFrame:
+    """Eligible rows within the window of each group's bound (None: no bound;
+    a device class alone stands for all its workloads)."""
     # Reach (1+w)^2 past the bound: a leader up to (1+w) worse than the bound
     # (e.g. the probe's best row was stale) still has its whole window fetched.
     op, factor = ("<=", REACH) if c.objective == "latency" else (">=", 1 / REACH)
-    terms, params = [], dict(params)
-    for i, (device_class, bound) in enumerate(sorted(bounds.items())):
+    if len(bounds) > MAX_OR_GROUPS:
+        return _scan_joined(session, c, base, params, bounds, op, factor)
+    terms, params, objective = [], dict(params), objective_sql(c)
+    for i, (group, bound) in enumerate(sorted(bounds.items(), key=lambda kv: str(kv[0]))):
+        device_class, workload = group if isinstance(group, tuple) else (group, None)
         params[f"dc{i}"] = device_class
-        if bound is None:
-            terms.append(f"j.device_class = :dc{i}")
-        else:
+        term = f"j.device_class = :dc{i}"
+        if workload is not None:
+            params[f"wl{i}"] = workload
+            term += f" AND {WORKLOAD} = :wl{i}"
+        if bound is not None:
             params[f"b{i}"] = bound * factor
-            terms.append(f"(j.device_class = :dc{i} AND {_objective_sql(c)} {op} :b{i})")
+            term += f" AND {objective} {op} :b{i}"
+        terms.append(f"({term})")
     where = f"({' OR '.join(terms)})"
-    if None not in bounds.values():
+    if bounds and None not in bounds.values():
         # A test on m alone: SQLite applies it before the per-row jobs lookup,
         # so most rows never touch the jobs table.
-        params["reach"] = (max if c.objective == "latency" else min)(params[f"b{i}"] for i in range(len(bounds)))
-        where = f"{_objective_sql(c)} {op} :reach AND {where}"
-    columns = "j.id, j.key, j.device_class, " + _objective_sql(c)
+        reach = (max if c.objective == "latency" else min)(params[f"b{i}"] for i in range(len(bounds)))
+        if c.objective == "throughput" or c.latency_per == "request":
+            params["reach"] = reach
+            where = f"{objective} {op} :reach AND {where}"
+    columns = f"j.id, j.key, j.device_class, {WORKLOAD}, {objective}"
     rows = _execute(session, f"SELECT {columns} {base} AND {where}", params)
-    return pd.DataFrame(rows, columns=["job_id", "job_key", "device_class", "objective"])
+    return pd.DataFrame(rows, columns=["job_id", "job_key", "device_class", "workload", "objective"])
+
+
+MAX_OR_GROUPS = 200  # more (device class, workload) groups than this: their bounds go into a temporary table
+
+
+def _scan_joined(session, c: Constraints, base: str, params: dict, bounds: dict, op: str,
+                 factor: float) -> pd.DataFrame:
+    """The scan for many groups (a model swept over thousands of profiles):
+    one bound per group in a temporary table joined by (class, workload),
+    instead of an OR of thousands of terms (SQLite caps expression depth)."""
+    session.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS farm_bounds (dc VARCHAR(128), wl VARCHAR(160), "
+                         "b FLOAT)"))
+    session.execute(text("DELETE FROM farm_bounds"))
+    rows = [{"dc": g[0], "wl": g[1], "b": None if b is None else b * factor} for g, b in bounds.items()]
+    session.execute(text("INSERT INTO farm_bounds (dc, wl, b) VALUES (:dc, :wl, :b)"), rows)
+    objective = objective_sql(c)
+    joined = base.replace("FROM measurements m CROSS JOIN jobs j",
+                          "FROM measurements m CROSS JOIN jobs j CROSS JOIN farm_bounds fb", 1)
+    where = f"fb.dc = j.device_class AND fb.wl = {WORKLOAD} AND (fb.b IS NULL OR {objective} {op} fb.b)"
+    columns = f"j.id, j.key, j.device_class, {WORKLOAD}, {objective}"
+    found = _execute(session, f"SELECT {columns} {joined} AND {where}", params)
+    session.execute(text("DELETE FROM farm_bounds"))
+    return pd.DataFrame(found, columns=["job_id", "job_key", "device_class", "workload", "objective"])
 
 
 def _drop_stale(session, scan: pd.DataFrame, sweeps: list[str]) -> pd.DataFrame:
@@ -130,17 +142,29 @@ def _drop_stale(session, scan: pd.DataFrame, sweeps: list[str]) -> pd.DataFrame:
     return scan
 
 
-def _unbounded_classes(scan: pd.DataFrame, bounds: dict, c: Constraints) -> list[str]:
-    """Classes where no current row is within (1+w) of the bound: their
+def _in_groups(scan: pd.DataFrame, groups) -> pd.Series:
+    """Rows of ``scan`` in any of the (device class, workload) ``groups``."""
+    wanted = pd.MultiIndex.from_tuples(list(groups), names=["device_class", "workload"]) if groups else None
+    if wanted is None:
+        return pd.Series(False, index=scan.index)
+    keys = pd.MultiIndex.from_frame(scan[["device_class", "workload"]])
+    return pd.Series(keys.isin(wanted), index=scan.index)
+
+
+def _unbounded_groups(scan: pd.DataFrame, bounds: dict, c: Constraints) -> list:
+    """Groups where no current row is within (1+w) of the bound: their
     leader's window may reach past what was fetched."""
+    pick = "min" if c.objective == "latency" else "max"
+    best = scan.groupby(["device_class", "workload"])["objective"].agg(pick).to_dict() if len(scan) else {}
     redo = []
-    for device_class, bound in bounds.items():
-        values = scan.loc[scan["device_class"] == device_class, "objective"]
+    for group, bound in bounds.items():
         if bound is None:
             continue
-        if not (values <= bound * (1 + TIE_WINDOW) if c.objective == "latency"
-                else values >= bound / (1 + TIE_WINDOW)).any():
-            redo.append(device_class)
+        value = best.get(group)
+        near = value is not None and (value <= bound * (1 + TIE_WINDOW) if c.objective == "latency"
+                                      else value >= bound / (1 + TIE_WINDOW))
+        if not near:
+            redo.append(group)
     return redo
 
 
@@ -153,6 +177,13 @@ def _classes(session, sweeps: list[str], device: str | None) -> list[str]:
     return [d for d in classes if d in chosen]
 
 
+def _groups(session, sweeps: list[str], classes: list[str]) -> list[tuple[str, str]]:
+    """(device class, workload) pairs among the sweeps' jobs."""
+    sql = (f"SELECT DISTINCT j.device_class, {WORKLOAD} FROM jobs j WHERE j.sweep_id IN :sweeps "
+           "AND j.device_class IN :classes")
+    return [tuple(row) for row in _execute(session, sql, {"sweeps": sweeps, "classes": classes})]
+
+
 def model_candidates(model: str, c: Constraints) -> pd.DataFrame:
     """Report rows (with intervals) of every configuration that can lead or tie."""
     with session_scope() as session:
@@ -161,19 +192,20 @@ def model_candidates(model: str, c: Constraints) -> pd.DataFrame:
         classes = _classes(session, sweeps, c.device) if sweeps else []
         if not classes:
             return finish_frame(_empty(session))
-        filters, params = _filters(c)
+        filters, params = sql_conditions(c)
         base = _ELIGIBLE.format(filters=filters + " AND j.device_class IN :classes")
         params.update(sweeps=sweeps, classes=classes)
         probed = _probe(session, c, base, params)
-        bounds = {d: probed.get(d) for d in classes}
+        # A group the probe did not see is scanned whole (no bound).
+        bounds = {group: probed.get(group) for group in _groups(session, sweeps, classes)}
         scan = _drop_stale(session, _scan(session, c, base, params, bounds), sweeps)
         for widen in (4.0, 64.0, None):
-            redo = _unbounded_classes(scan, bounds, c)
+            redo = _unbounded_groups(scan, bounds, c)
             if not redo:
                 break
-            bounds = {d: _widened(bounds[d], widen, c) for d in redo}
+            bounds = {g: _widened(bounds[g], widen, c) for g in redo}
             again = _drop_stale(session, _scan(session, c, base, params, bounds), sweeps)
-            scan = pd.concat([scan[~scan["device_class"].isin(redo)], again], ignore_index=True)
+            scan = pd.concat([scan[~_in_groups(scan, redo)], again], ignore_index=True)
         scan = _within_window(scan, c)
         return _full_rows(session, scan["job_id"].tolist())
 
@@ -189,7 +221,7 @@ def _within_window(scan: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     if scan.empty:
         return scan
     pick = "min" if c.objective == "latency" else "max"
-    leader = scan.groupby("device_class")["objective"].transform(pick)
+    leader = scan.groupby(["device_class", "workload"])["objective"].transform(pick)
     keep = scan["objective"] <= leader * (1 + TIE_WINDOW) if c.objective == "latency" \
         else scan["objective"] >= leader / (1 + TIE_WINDOW)
     return scan[keep]

@@ -1,8 +1,9 @@
 """Comparison views over report rows: per device class with speed-up
 against a baseline, and the same configuration across devices with cost.
 
-Baseline of a row: the fp32, batch-1 row of the same device class and
-backend, with the same profile when one exists (else any profile of it).
+Baseline of a row: the fp32, batch-1 row of the same device class,
+backend and workload (model + profile shapes); a row whose workload has
+none gets no speed-up (other workloads compute other things).
 speedup = baseline p50 / p50 (latency, >1 is faster);
 throughput_gain = throughput / baseline throughput.
 Cost: price per device-hour / (3600 * throughput) * 1e6 = cost per
@@ -19,7 +20,7 @@ COMPARE_FIELDS = (
     "device_class", "backend", "precision", "batch_size", "profile", "job_id", "latency_p50_ms",
     "latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "latency_p99_ms", "throughput", "e2e_latency_p50_ms",
     "e2e_latency_p99_ms", "build_s", "artifact_size", "memory_mb", "rel_l2_error", "cosine", "accuracy_pass",
-    "flags", "baseline_job_id", "speedup", "throughput_gain",
+    "flags", "baseline_job_id", "speedup", "throughput_gain", "workload", "accuracy_status",
 )
 CROSS_FIELDS = ("backend", "precision", "batch_size", "profile", "device_class", "job_id", "latency_p50_ms",
                 "latency_p99_ms", "throughput", "accuracy_pass", "price_per_hour", "cost_per_million")
@@ -41,10 +42,9 @@ def parse_prices(values) -> dict[str, float]:
 
 def _baseline_ids(frame: pd.DataFrame) -> pd.Series:
     base = frame[(frame["precision"] == "fp32") & (frame["batch_size"] == 1)]
-    exact = {(r.device_class, r.backend, r.profile): r.job_id for r in base.itertuples()}
-    loose = {(r.device_class, r.backend): r.job_id for r in base.itertuples()}
-    return pd.Series([exact.get((r.device_class, r.backend, r.profile), loose.get((r.device_class, r.backend)))
-                      for r in frame.itertuples()], index=frame.index, dtype=object)
+    exact = {(r.device_class, r.backend, r.workload): r.job_id for r in base.itertuples()}
+    return pd.Series([exact.get((r.device_class, r.backend, r.workload)) for r in frame.itertuples()],
+                     index=frame.index, dtype=object)
 
 
 def comparison(frame: pd.DataFrame) -> pd.DataFrame:

@@ -30,33 +30,35 @@ BEST_COLUMNS = (("device", "device_class"), ("role", "role"), ("job", "job_id"),
                 ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
                 ("p50 ms", "latency_p50_ms"), ("p50 CI low", "latency_p50_ci_low_ms"),
                 ("p50 CI high", "latency_p50_ci_high_ms"), ("p99 ms", "latency_p99_ms"),
-                ("thru/s", "throughput"), ("memory MB", "memory_mb"), ("accuracy", "accuracy_pass"))
+                ("thru/s", "throughput"), ("memory MB", "memory_mb"), ("accuracy", "accuracy_status"),
+                ("workload", "workload"), ("objective", "objective_value"), ("unit", "objective_unit"),
+                ("flags", "flags"))
 COMPARE_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
                    ("batch", "batch_size"), ("profile", "profile"), ("p50 ms", "latency_p50_ms"),
                    ("p99 ms", "latency_p99_ms"), ("e2e p50 ms", "e2e_latency_p50_ms"), ("thru/s", "throughput"),
                    ("throughput gain x", "throughput_gain"), ("p50 speed-up x", "speedup"),
                    ("baseline", "baseline_job_id"), ("build s", "build_s"), ("artifact B", "artifact_size"),
-                   ("rel L2", "rel_l2_error"), ("cosine", "cosine"), ("accuracy", "accuracy_pass"),
+                   ("rel L2", "rel_l2_error"), ("cosine", "cosine"), ("accuracy", "accuracy_status"),
                    ("flags", "flags"))
 CROSS_COLUMNS = (("backend", "backend"), ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
                  ("device", "device_class"), ("job", "job_id"), ("p50 ms", "latency_p50_ms"),
-                 ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"), ("accuracy", "accuracy_pass"),
+                 ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"), ("accuracy", "accuracy_status"),
                  ("price/h", "price_per_hour"), ("cost per 1M inferences", "cost_per_million"))
 FRONT_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
                  ("batch", "batch_size"), ("profile", "profile"), ("p50 ms", "latency_p50_ms"),
-                 ("thru/s", "throughput"), ("accuracy", "accuracy_pass"))
+                 ("thru/s", "throughput"), ("accuracy", "accuracy_status"))
 JOB_COLUMNS = (("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
                ("batch", "batch_size"), ("profile", "profile"), ("device", "device_class"),
                ("p50 ms", "latency_p50_ms"), ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"),
                ("samples", "samples"), ("build s", "build_s"), ("rel L2", "rel_l2_error"),
-               ("accuracy", "accuracy_pass"), ("note", "note"))
+               ("accuracy", "accuracy_status"), ("note", "note"))
 INTEGER_COLUMNS = {"batch_size", "samples", "artifact_size"}
 
 
 def _cell(key: str, value) -> str:
     if key in INTEGER_COLUMNS and isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = escape(fmt(value))
+    text = escape("FAIL" if key == "accuracy_status" and value == "fail" else fmt(value))
     if text in ("FAIL", "slower", "faster"):
         return f'<span class="{"fail" if text != "faster" else "good"}">{text}</span>'
     return text

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import aliased
 
 from farm.db import Device, Job, Measurement, Model, Sweep, session_scope
@@ -27,8 +27,10 @@ REPORT_FIELDS = (
     "memory_mb", "max_abs_error", "rel_l2_error", "cosine", "accuracy_pass", "flags", "reused", "error",
     # appended in issue 6: bootstrap intervals (farm/reports/confidence.py)
     "latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "throughput_ci_low", "throughput_ci_high",
+    # appended in issue 10: what is compared with what, and whether accuracy was checked
+    "workload", "accuracy_status",
 )
-CI_FIELDS = REPORT_FIELDS[-4:]
+CI_FIELDS = ("latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "throughput_ci_low", "throughput_ci_high")
 # Columns kept internally next to the report fields (ordering, dedupe, ids).
 HIDDEN = ("measurement_id", "job_key", "sweep_created_at", "seq")
 # Counts and sizes: integers in every output format, even in a column with
@@ -46,7 +48,15 @@ def measurement_columns(m) -> list:
         m.build_s.label("build_s"), m.artifact_size.label("artifact_size"), m.memory_mb.label("memory_mb"),
         m.max_abs_error.label("max_abs_error"), m.rel_l2_error.label("rel_l2_error"), m.cosine.label("cosine"),
         m.accuracy_pass.label("accuracy_pass"), m.flags.label("flags"), m.id.label("measurement_id"),
+        accuracy_status(m).label("accuracy_status"),
     ]
+
+
+def accuracy_status(m):
+    """The recorded status, or for rows written without one (older workers,
+    bulk loads) the verdict: pass / fail, or unchecked without one."""
+    return func.coalesce(m.accuracy_status, case((m.accuracy_pass.is_(True), "pass"),
+                                                 (m.accuracy_pass.is_(False), "fail"), else_="unchecked"))
 
 
 def job_columns(j) -> list:
@@ -55,7 +65,7 @@ def job_columns(j) -> list:
         j.backend_version.label("backend_version"), j.precision.label("precision"),
         j.batch_size.label("batch_size"), j.profile.label("profile"), j.device_class.label("device_class"),
         j.artifact_sha256.label("artifact_sha256"), j.error.label("error"), j.key.label("job_key"),
-        j.seq.label("seq"), (j.result_job_id.is_not(None)).label("reused"),
+        j.seq.label("seq"), (j.result_job_id.is_not(None)).label("reused"), j.workload.label("workload"),
     ]
 
 
@@ -122,6 +132,14 @@ def finish_frame(frame: pd.DataFrame) -> pd.DataFrame:
     samples = [s or [] for s in frame.pop("samples_ms")] if "samples_ms" in frame else [[]] * len(frame)
     frame["flags"] = [list(f) if isinstance(f, list) else [] for f in frame.get("flags", [])]
     frame["reused"] = frame["reused"].astype(bool)
+    # Rows from before workloads were recorded: the profile name within the model.
+    frame["workload"] = frame["workload"].where(frame["workload"].notna(), frame["profile"])
+    # Rows without a recorded status (older rows, frames built in memory): the verdict, else unchecked.
+    verdict = frame["accuracy_pass"].map({True: "pass", False: "fail"}) if "accuracy_pass" in frame else None
+    status = frame["accuracy_status"] if "accuracy_status" in frame else pd.Series(None, index=frame.index)
+    if verdict is not None:
+        status = status.where(status.notna(), verdict)
+    frame["accuracy_status"] = status.where(status.notna(), "unchecked").astype(object)
     frame = add_intervals(frame, samples)
     return frame[list(REPORT_FIELDS) + [c for c in HIDDEN if c in frame]]
 

@@ -37,7 +37,9 @@ def summaries(sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame, compared: 
         key = key if isinstance(key, tuple) else (key,)
         winner = group[group["role"] == "winner"].iloc[0]
         ties = group[group["role"] == "tied"]
-        place = key[0] + (f" ({key[1]})" if len(key) > 1 else "")
+        # Several workloads on one device: each is its own comparison, named by its profile.
+        several = len(key) > 1 and best.loc[best["device_class"] == key[0], "workload"].nunique() > 1
+        place = key[0] + (f" (profile {winner['profile']})" if several else "")
         objective = winner.get("objective", "latency")
         by = "p50 latency" if objective == "latency" else "throughput"
         p50_ci = _interval(winner, "latency_p50_ci_low_ms", "latency_p50_ci_high_ms")
@@ -48,10 +50,11 @@ def summaries(sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame, compared: 
             tied = "; ".join(f"{config_name(t)} (p50 {figure(t['latency_p50_ms'])} ms, "
                              f"{_interval(t, 'latency_p50_ci_low_ms', 'latency_p50_ci_high_ms')})"
                              for _, t in ties.iterrows())
-            text += (f"; statistically tied with it (ties go to the lower p99, then less memory, a smaller "
-                     f"artifact, a shorter build): {tied}")
+            text += (f"; statistically tied with it (within 25 % of its {by} and with overlapping 95 % "
+                     f"intervals; the winner has the best point estimate): {tied}")
         text += ". " + _against_baseline(winner, by_job)
-        fetch = f"farm fetch --sweep {sweep_id} --device {winner['device_class']} -o {_file_name(winner)}"
+        profile = f" --profile {winner['profile']}" if several else ""
+        fetch = f"farm fetch --sweep {sweep_id} --device {winner['device_class']}{profile} -o {_file_name(winner)}"
         text += f" Engine to fetch: {fetch}"
         out.append({"device_class": key[0], "workload": key[1] if len(key) > 1 else None,
                     "winner": winner["job_id"], "tied": ties["job_id"].tolist(), "sentence": text, "fetch": fetch,

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from sqlalchemy import select, update
 
-from farm.backends import backend_config, backend_version
+from farm.backends import backend_config
 from farm.db import FINAL_STATES, Finals, Job, Measurement, Search, SearchCandidate, Sweep, session_scope, utcnow
 from farm.devices import resolve_device_classes
 from farm.errors import NotFoundError, SpecError
@@ -32,7 +32,7 @@ from farm.search.space import Candidate, candidates_from_plans, groups, point_ke
 POLL_S = 0.5
 
 
-def _variant_plans(spec, model, classes, versions):
+def _variant_plans(spec, model, classes):
     from farm.service import _compatible
 
     out, skipped = [], set()
@@ -41,7 +41,7 @@ def _variant_plans(spec, model, classes, versions):
             backend_config(name).from_dict(variant.build.get(name), where=f"search.axes ({name})")
         if spec.search.screen:
             variant = replace(variant, measure=replace(variant.measure, **spec.search.screen))
-        plans, why = _compatible(expand(variant, model, classes, versions))
+        plans, why = _compatible(expand(variant, model, classes))
         out.append((knobs, plans))
         skipped.update(why)
     return out, sorted(skipped)
@@ -55,8 +55,7 @@ def submit_search(spec, model, host: str | None = None, enqueue: bool = True):
 
     with session_scope() as session:
         classes = resolve_device_classes(spec.devices, session, host=host)
-        versions = {name: backend_version(name) for name in spec.backends}
-        variants, skipped = _variant_plans(spec, model, classes, versions)
+        variants, skipped = _variant_plans(spec, model, classes)
         candidates = candidates_from_plans(variants)
         if not candidates:
             raise SpecError("the sweep has no runnable job: " + "; ".join(skipped))
@@ -76,7 +75,7 @@ def submit_search(spec, model, host: str | None = None, enqueue: bool = True):
         for c in candidates:
             row = SearchCandidate(sweep_id=sweep.id, idx=c.idx, group_key=c.group, axes=c.axes, plan=c.plan,
                                   state="open")
-            supported = backend_config(c.axes["backend"]).precisions
+            supported = backend_config(c.axes["backend"]).capabilities().precisions
             if c.axes["precision"] not in supported:
                 row.state, row.decided_at = "pruned", utcnow()
                 row.reason = f"{c.axes['backend']} cannot build {c.axes['precision']}; it supports {', '.join(supported)}"
@@ -213,6 +212,9 @@ def _cancel(search: Search, rows) -> None:
 
 
 def _search_step(session, search, rows, candidates, observations, pending, order, config, new_job) -> None:
+    from farm.service import ClassEnvironments
+
+    environments = ClassEnvironments(session)
     by_idx = {r.idx: r for r in rows}
     pruned_rows = {r.idx: r.reason for r in rows if r.state == "pruned"}
     step = plan_step(candidates, config, search.budget, observations, pending, order,
@@ -225,9 +227,9 @@ def _search_step(session, search, rows, candidates, observations, pending, order
             row.best_so_far = _best_so_far(row.group_key, candidates, observations, config)
     for idx in step.proposals:
         row = by_idx[idx]
-        job = new_job(session, search.sweep_id, idx, JobPlan(**{k: row.plan[k] for k in (
-            "backend", "backend_version", "precision", "batch_size", "profile_name", "shapes", "device_class",
-            "config")}), False)
+        plan = JobPlan(**{k: row.plan[k] for k in ("backend", "precision", "batch_size", "profile_name", "shapes",
+                                                    "device_class", "config")}, workload=row.plan.get("workload", ""))
+        job, _why = new_job(session, search.sweep_id, idx, plan, False, environments)
         session.add(job)
         row.state, row.job_id, row.step, row.decided_at = "built", job.id, search.step + 1, now
         row.best_so_far = _best_so_far(row.group_key, candidates, observations, config)

@@ -118,6 +118,7 @@ def job_frame(session, job_ids: list[str], samples: dict[str, list] | None = Non
             "throughput": job.batch_size * 1000.0 / float(data.mean()) if data.size else None,
             "memory_mb": m.memory_mb if m else None, "artifact_size": m.artifact_size if m else None,
             "build_s": m.build_s if m else None, "accuracy_pass": m.accuracy_pass if m else None,
+            "accuracy_status": m.accuracy_status if m else None, "workload": job.workload,
             "rel_l2_error": m.rel_l2_error if m else None, "flags": list(m.flags or []) if m else [],
             "samples_ms": data.tolist()})
     frame = pd.DataFrame(records)

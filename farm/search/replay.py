@@ -48,6 +48,7 @@ def load(path: Path) -> dict:
                         "latency_p99_ms": obs.p99_ms, "throughput": obs.throughput, "memory_mb": r.get("memory_mb"),
                         "artifact_size": r.get("artifact_size"), "build_s": r.get("build_s"),
                         "accuracy_pass": r.get("accuracy_pass"), "rel_l2_error": r.get("rel_l2_error"),
+                        "accuracy_status": r.get("accuracy_status"), "workload": r.get("workload"),
                         "reused": False, "flags": r.get("flags") or [], "samples_ms": samples})
     frame = pd.DataFrame(records)
     for column in REPORT_FIELDS:

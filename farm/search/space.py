@@ -68,7 +68,7 @@ def spec_variants(spec, axes: dict[str, tuple]) -> list[tuple[dict, object]]:
 
 
 def plan_json(plan) -> dict:
-    return {"backend": plan.backend, "backend_version": plan.backend_version, "precision": plan.precision,
+    return {"backend": plan.backend, "workload": plan.workload, "precision": plan.precision,
             "batch_size": plan.batch_size, "profile_name": plan.profile_name, "shapes": plan.shapes,
             "device_class": plan.device_class, "config": plan.config}
 

@@ -41,7 +41,7 @@ def test_sweep_page_in_chromium(dashboard, known, tmp_path):
     assert len(re.findall(r'<svg[^>]*data-plot="latency-vs-batch"', dom)) == 2
     assert re.search(r'data-plot="pareto".*?data-job="j-fp16-b8" data-x="4" data-y="2000"', dom, re.S)
     best = re.search(r'<table class="best">.*?</table>', dom, re.S).group(0)
-    assert re.findall(r'<tr data-job="([^"]+)">', best) == ["j-cpu-int8", "j-bf16-b1", "j-fp16-b1"]
+    assert re.findall(r'<tr data-job="([^"]+)">', best) == ["j-cpu-int8", "j-fp16-b1", "j-bf16-b1"]
     links = re.findall(r'class="artifact" href="/artifact/([0-9a-f]{64})"', dom)
     assert sorted(links) == sorted(known.values())
 
@@ -50,7 +50,7 @@ def test_best_page(dashboard):
     status, body, _ = _get(dashboard + "/best")
     assert status == 200
     text = body.decode()
-    assert "known.onnx" in text and re.search(rf'data-job="j-bf16-b1">.*?{H100}.*?winner', text, re.S)
+    assert "known.onnx" in text and re.search(rf'data-job="j-fp16-b1">.*?{H100}.*?winner', text, re.S)
 
 
 def test_artifact_download_is_verified(dashboard, known):

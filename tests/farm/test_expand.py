@@ -16,7 +16,7 @@ def plans_for(model_path, **overrides):
     raw = {"model": str(model_path), "precisions": ["fp32", "int8"], "batch_sizes": [1, 8], "profiles": [PROFILE]}
     raw.update(overrides)
     raw = {key: value for key, value in raw.items() if value is not None}  # None: leave the key out
-    return expand(parse_spec(raw), read_model(model_path), ["cpu.x86_64.test"], {"onnxruntime": "1.0"})
+    return expand(parse_spec(raw), read_model(model_path), ["cpu.x86_64.test"])
 
 
 def test_one_job_per_combination_with_the_batch_applied(tiny_cnn):
@@ -34,14 +34,30 @@ def test_keys_are_stable_and_change_with_any_setting(tiny_cnn):
     assert job_key({"a": 1, "b": 2}) == job_key({"b": 2, "a": 1})
 
 
-def test_key_covers_model_hash_backend_version_and_device(tiny_cnn, tmp_path):
+def test_key_covers_model_hash_and_device_but_not_the_submitters_libraries(tiny_cnn, tmp_path):
     other = make_cnn(tmp_path / "other.onnx", seed=1)
     base = plans_for(tiny_cnn)[0].config
     assert plans_for(other)[0].config["model_sha256"] != base["model_sha256"]
+    assert "backend_version" not in base  # versions are the workers' (checked at reuse), not this host's
     spec = parse_spec({"model": str(tiny_cnn), "profiles": [PROFILE]})
-    newer = expand(spec, read_model(tiny_cnn), ["cpu.x86_64.test"], {"onnxruntime": "2.0"})[0]
-    gpu = expand(spec, read_model(tiny_cnn), ["gpu.nvidia-l4"], {"onnxruntime": "1.0"})[0]
-    assert len({newer.key, gpu.key, plans_for(tiny_cnn)[0].key}) == 3
+    gpu = expand(spec, read_model(tiny_cnn), ["gpu.nvidia-l4"])[0]
+    assert len({gpu.key, plans_for(tiny_cnn)[0].key, plans_for(other)[0].key}) == 3
+
+
+def test_workload_is_model_and_profile_shapes_with_batch_free(tiny_cnn, tmp_path):
+    wide = {"name": "wide", "inputs": {"images": {"min": [1, 3, 32, 64], "opt": [4, 3, 64, 128],
+                                                  "max": [8, 3, 64, 128]}}}
+    plans = plans_for(tiny_cnn, profiles=[PROFILE, wide])
+    by_profile = {}
+    for plan in plans:
+        by_profile.setdefault(plan.profile_name, set()).add(plan.workload)
+    assert {k: len(v) for k, v in by_profile.items()} == {"p64": 1, "wide": 1}  # batch 1 and 8 share one
+    assert by_profile["p64"] != by_profile["wide"] and next(iter(by_profile["p64"])).startswith("p64:")
+    renamed_same_name = dict(PROFILE, inputs={"images": {"min": [1, 3, 32, 32], "opt": [4, 3, 48, 48],
+                                                         "max": [8, 3, 64, 64]}})
+    assert plans_for(tiny_cnn, profiles=[renamed_same_name])[0].workload not in by_profile["p64"]
+    other = make_cnn(tmp_path / "other.onnx", seed=1)
+    assert plans_for(other)[0].workload not in by_profile["p64"]
 
 
 def test_batch_outside_every_profile_is_an_error(tiny_cnn):
@@ -112,10 +128,10 @@ def test_an_input_without_a_declared_shape_takes_the_profiles(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     assert read_model(path).inputs[0].dims is None
     with pytest.raises(SpecError, match=r"gives no shape for model input 'x', which declares no shape in the model"):
-        expand(parse_spec({"model": str(path)}), read_model(path), ["cpu.test"], {})
+        expand(parse_spec({"model": str(path)}), read_model(path), ["cpu.test"])
     profile = {"name": "p", "inputs": {"x": {"min": [1, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [4, 3, 8, 8]}}}
     plans = expand(parse_spec({"model": str(path), "profiles": [profile], "batch_sizes": [2]}), read_model(path),
-                   ["cpu.test"], {})
+                   ["cpu.test"])
     assert plans[0].shapes["x"]["opt"] == [2, 3, 8, 8]
 
 

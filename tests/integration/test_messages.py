@@ -65,10 +65,11 @@ def test_pickle_message_is_refused_by_a_real_worker(redis_server, pg_url, tiny_m
 
 def test_duplicate_messages_run_a_job_once(redis_server, pg_url, tiny_model, farm_factory, tmp_path):
     from farm.queue import send_jobs
+    from farm.routing import route
 
     farm = farm_factory(_env(redis_server, pg_url, tmp_path))
     sweep = farm.submit(farm.write_spec(tiny_model, 4))
-    jobs = [(j.id, queue_for(j.device_class, j.backend)) for j in farmdb.jobs(sweep)]
+    jobs = [(j.id, route(j)) for j in farmdb.jobs(sweep)]
     send_jobs(jobs + jobs)  # every job now has three messages
     farm.start_worker("a")
     wait_for(lambda: farmdb.finished(sweep), 90, what="the sweep")

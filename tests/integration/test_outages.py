@@ -141,7 +141,7 @@ def test_workers_do_not_drain_the_queue_while_the_database_is_down(redis_server,
     claim gives up: FARM_DB_RETRY_S); none is acked into a failure, and
     once the database is back every job runs once."""
     from farm.queue import send_jobs
-    from farm.routing import job_queue
+    from farm.routing import route
 
     farm = farm_factory(_env(redis_server, private_pg, tmp_path, FARM_STALE_S="60", FARM_DB_RETRY_S="1"))
     for instance in ("a", "b"):
@@ -152,9 +152,10 @@ def test_workers_do_not_drain_the_queue_while_the_database_is_down(redis_server,
 
     sweep = submit(load_spec(farm.write_spec(tiny_model, 10)), enqueue=False).sweep_id
     jobs = farmdb.jobs(sweep)
-    queue = job_queue(jobs[0].device_class, jobs[0].backend, False)
+    where = route(jobs[0])
+    queue = where.queue
     pg_cluster.stop()
-    send_jobs([(job.id, queue) for job in jobs])  # e.g. sent just before the outage began
+    send_jobs([(job.id, where) for job in jobs])  # e.g. sent just before the outage began
     client = _redis_client(redis_server)
     seen = []
     for _ in range(10):

@@ -29,6 +29,15 @@ class DeviceContext:
     index: int | None = None  # CUDA ordinal inside this (pinned) process
     compute_capability: str | None = None
     uuid: str | None = None
+    versions: dict = field(default_factory=dict)  # as registered on the device row (workers/serve.py)
+    driver_version: str | None = None
+
+    def environment(self, backend: str) -> dict:
+        """The environment this device gives ``backend``'s results (what reuse compares)."""
+        from farm.backends import backend_config
+
+        row = {"kind": self.kind, "driver_version": self.driver_version, "versions": self.versions}
+        return backend_config(backend).capabilities().environment(row)
 
 
 @dataclass

@@ -34,21 +34,57 @@ class _FeedsReader:
 TENSORRT_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
 
 
+# Where the quantized model records what was done instead of what was asked
+# (ONNX metadata_props), so a cached prepared model still says it.
+FALLBACKS_KEY = "engine_farm.fallbacks"
+
+
 def quantize_int8(model_path: Path, out_path: Path, calibration_feeds, per_channel: bool = True,
                   tensorrt: bool = False) -> Path:
     """Quantize with per-channel weights where the graph allows it; some
     graphs (Conv+BatchNorm fused by pre-processing) give per-channel
-    Q/DQ nodes ONNX Runtime rejects, and then per-tensor weights are used.
+    Q/DQ nodes ONNX Runtime rejects, and then per-tensor weights are used
+    (recorded as the ``per_tensor_fallback`` fallback, see model_fallbacks).
     ``tensorrt``: Q/DQ in the form TensorRT's parser accepts."""
     options = TENSORRT_OPTIONS if tensorrt else {}
-    return _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "int8", per_channel, options)
+    fallbacks: dict[str, str] = {}
+    _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "int8", per_channel, options, fallbacks)
+    return _record_fallbacks(out_path, fallbacks)
 
 
 def quantize_fp8(model_path: Path, out_path: Path, calibration_feeds, per_channel: bool = True) -> Path:
     """FP8 (E4M3FN) Q/DQ for TensorRT (ONNX Runtime's CPU provider has no
     fp8 kernels; the engine builder is the consumer)."""
-    _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "fp8", per_channel, TENSORRT_OPTIONS)
-    return _fix_zero_scales(out_path)
+    fallbacks: dict[str, str] = {}
+    _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "fp8", per_channel, TENSORRT_OPTIONS,
+                            fallbacks)
+    return _record_fallbacks(_fix_zero_scales(out_path), fallbacks)
+
+
+def _record_fallbacks(path: Path, fallbacks: dict[str, str]) -> Path:
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path))
+    for prop in [p for p in model.metadata_props if p.key == FALLBACKS_KEY]:
+        model.metadata_props.remove(prop)
+    model.metadata_props.add(key=FALLBACKS_KEY, value=json.dumps(fallbacks, sort_keys=True))
+    onnx.save(model, str(path))
+    return path
+
+
+def model_fallbacks(path: Path) -> dict[str, str]:
+    """flag -> what was done instead, as the quantizer recorded it in the model."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == FALLBACKS_KEY:
+            return json.loads(prop.value)
+    return {}
 
 
 def _fix_zero_scales(path: Path) -> Path:
@@ -85,17 +121,19 @@ def _fix_zero_scales(path: Path) -> Path:
 
 
 def _quantize_with_fallback(model_path: Path, out_path: Path, feeds: list, kind: str, per_channel: bool,
-                            options: dict) -> Path:
+                            options: dict, fallbacks: dict[str, str]) -> Path:
     check_loads = kind == "int8"  # ONNX Runtime's CPU provider has no fp8 kernels
     if per_channel:
         try:
-            _quantize(model_path, out_path, feeds, per_channel=True, kind=kind, options=options)
+            _quantize(model_path, out_path, feeds, per_channel=True, kind=kind, options=options, fallbacks=fallbacks)
             if check_loads:
                 _check_loads(out_path)
             return out_path
-        except Exception:
+        except Exception as exc:
             out_path.unlink(missing_ok=True)
-    _quantize(model_path, out_path, feeds, per_channel=False, kind=kind, options=options)
+            fallbacks["per_tensor_fallback"] = ("per-channel weights were asked for; quantizing per channel "
+                                                f"failed ({_first_line(exc)}), so weights are per tensor")
+    _quantize(model_path, out_path, feeds, per_channel=False, kind=kind, options=options, fallbacks=fallbacks)
     if check_loads:
         _check_loads(out_path)
     return out_path
@@ -107,23 +145,30 @@ def _check_loads(path: Path) -> None:
     ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def _quantize(model_path: Path, out_path: Path, feeds, per_channel: bool, kind: str = "int8",
-              options: dict | None = None) -> None:
+              options: dict | None = None, fallbacks: dict[str, str] | None = None) -> None:
+    fallbacks = {} if fallbacks is None else fallbacks
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     qtype = QuantType.QFLOAT8E4M3FN if kind == "fp8" else QuantType.QInt8
     method = CalibrationMethod.Distribution if kind == "fp8" else CalibrationMethod.MinMax
     converted = out_path.with_suffix(".opset.onnx")
-    model_path = _with_min_opset(model_path, converted)
+    model_path = _with_min_opset(model_path, converted, fallbacks)
     prepared = out_path.with_suffix(".pre.onnx")
     try:
         quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
         source = prepared
-    except Exception:
+        fallbacks.pop("preprocess_skipped", None)
+    except Exception as exc:
         # Pre-processing (shape inference + folding) is an optimisation; some
         # models defeat it, and quantization still works without it.
         source = model_path
+        fallbacks["preprocess_skipped"] = f"quantization pre-processing failed ({_first_line(exc)}); quantized as is"
     quantize_static(
         str(source),
         str(out_path),
@@ -147,9 +192,10 @@ QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 MIN_QDQ_OPSET = 13  # per-channel DequantizeLinear (its ``axis``) needs opset 13
 
 
-def _with_min_opset(model_path: Path, converted: Path) -> Path:
+def _with_min_opset(model_path: Path, converted: Path, fallbacks: dict[str, str] | None = None) -> Path:
     """Models exported at opset < 13 get converted up; quantize_static keeps
     the opset and would emit per-channel Q/DQ nodes that opset cannot hold."""
+    fallbacks = {} if fallbacks is None else fallbacks
     import onnx
     from onnx import version_converter
 
@@ -159,6 +205,8 @@ def _with_min_opset(model_path: Path, converted: Path) -> Path:
         return model_path
     try:
         onnx.save(version_converter.convert_version(model, MIN_QDQ_OPSET), str(converted))
-    except Exception:
+    except Exception as exc:
+        fallbacks["opset_not_upgraded"] = (f"upgrading opset {opset} to {MIN_QDQ_OPSET} failed "
+                                           f"({_first_line(exc)}); quantized at opset {opset}")
         return model_path  # per-tensor quantization still works at the old opset
     return converted

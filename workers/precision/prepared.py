@@ -20,8 +20,9 @@ from workers import artifact_index
 from workers.backends.base import JobContext
 
 # Bump when a transform's output changes. 2: models have exporter quirks
-# removed first (workers/onnx_quirks.py).
-TRANSFORM_VERSION = 2
+# removed first (workers/onnx_quirks.py). 3: quantized models record their
+# fallbacks (workers/precision/int8.py FALLBACKS_KEY).
+TRANSFORM_VERSION = 3
 FLOAT_PRECISIONS = ("fp16", "bf16")
 QDQ_PRECISIONS = ("int8", "fp8")
 
@@ -85,6 +86,13 @@ def prepare(ctx: JobContext, precision: str, options: dict | None = None) -> Pre
         artifact_index.publish(ctx.store, kind, key, cached, {"source_model": ctx.model.sha256, **parts},
                                "application/onnx")
     info = {**parts, "key": key, "reused": reused, "seconds": round(time.perf_counter() - start, 3)}
+    if precision in QDQ_PRECISIONS:
+        from workers.precision.int8 import model_fallbacks
+
+        info["fallbacks"] = model_fallbacks(cached)  # recorded in the model, so a cached one still says it
+        # What was done: "options" keeps what was asked for.
+        info["per_channel"] = options.get("per_channel", True) is not False and \
+            "per_tensor_fallback" not in info["fallbacks"]
     return PreparedModel(cached, info, kind)
 
 

@@ -215,6 +215,12 @@ def measure_enqueue(enqueue: Enqueue, config: MeasureConfig, *, batch_size: int 
     rt = runtime()
     check(rt.cudaSetDevice(device), f"cudaSetDevice({device})")
     settings["device_flags"] = _apply_device_flags(rt, settings["sync"])
+    fallbacks = {}
+    if settings["device_flags"].startswith("unchanged"):
+        # The context existed already (the backend made it): the device keeps
+        # its scheduling; only the events follow ``sync``.
+        fallbacks["sync_flags_not_applied"] = (f"measure.sync {settings['sync']}: the device scheduling flags "
+                                               f"stayed {settings['device_flags']}; only events follow it")
     props = check(rt.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
     uuid = format_uuid(props.uuid.bytes)
     session = _Session(rt, settings, stream, device)
@@ -236,9 +242,12 @@ def measure_enqueue(enqueue: Enqueue, config: MeasureConfig, *, batch_size: int 
         session.close()
     settings.update(stream="harness" if stream is None else "backend", warmup_iterations=warm,
                     measured_iterations=len(session.samples), measured_wall_ms=elapsed_ms, batch_size=batch_size,
-                    device_uuid=uuid, device_name=_text(props.name), l2_flush_bytes=session.flush_bytes)
+                    device_uuid=uuid, device_name=_text(props.name), l2_flush_bytes=session.flush_bytes,
+                    fallbacks=fallbacks,
+                    # memory_mb is derived from these by the executor (one way for every backend)
+                    device_used_mb=(total - free) / 2**20, harness_device_mb=session.flush_bytes / 2**20)
     result = TimingResult(samples_ms=session.samples, e2e_samples_ms=session.e2e, settings=settings,
-                          memory_mb=(total - free) / 2**20)
+                          flags=list(fallbacks))
     _flag_host_bound(result, session.host_ms, elapsed_ms)
     if sampler:
         from workers.telemetry import flags_for

@@ -41,3 +41,12 @@ def check(result, what: str):
     if not rest:
         return None
     return rest[0] if len(rest) == 1 else rest
+
+
+def device_used_mb(device: int = 0) -> float:
+    """Device memory in use on ``device`` (all processes), MiB: what the
+    farm's one memory figure is a difference of (docs/fields.md, memory_mb)."""
+    rt = runtime()
+    check(rt.cudaSetDevice(device), f"cudaSetDevice({device})")
+    free, total = check(rt.cudaMemGetInfo(), "cudaMemGetInfo")
+    return (total - free) / 2**20

@@ -148,8 +148,9 @@ def measure_streams(lanes: list[Lane], config: MeasureConfig, *, batch_size: int
     lane_samples = [s.samples for s in states]
     settings.update(aggregate(lane_samples, wall_ms, batch_size), clock="cuda events per stream; throughput "
                     "from host wall time", batch_size=batch_size, device_uuid=format_uuid(props.uuid.bytes),
-                    measured_iterations=sum(map(len, lane_samples)))
-    result = TimingResult(samples_ms=[x for s in lane_samples for x in s], settings=settings,
-                          memory_mb=(total - free) / 2**20)
+                    measured_iterations=sum(map(len, lane_samples)),
+                    # memory_mb is derived by the executor from this (one way for every backend)
+                    device_used_mb=(total - free) / 2**20, harness_device_mb=0.0)
+    result = TimingResult(samples_ms=[x for s in lane_samples for x in s], settings=settings)
     result.throughput = settings["aggregate_throughput"]
     return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from click.testing import CliRunner
 
 from farm.backends import missing_requirements
@@ -18,4 +20,13 @@ def test_backends_lists_each_plugin_and_the_tensorrt_verification_note():
     assert lines[index + 1] == (
         "  note: the full-TensorRT runtime has not yet been run on a GPU by the project: its build path is "
         "exercised through TensorRT-RTX on CPU and type-checked against tensorrt-stubs (docs/tensorrt.md)")
-    assert "onnxruntime: precisions fp32, int8; jobs on cpu; here: ready" in lines
+    ort = metadata.version("onnxruntime")
+    assert f"onnxruntime: precisions fp32, int8; jobs on cpu; here: ready ({ort})" in lines
+
+
+def test_a_plugin_that_fails_to_import_is_listed_with_its_error(monkeypatch):
+    monkeypatch.setenv("FARM_EXTRA_BACKENDS", "broken=tests.no_such_plugin_module:Config")
+    result = CliRunner().invoke(cli, ["backends"])
+    assert result.exit_code == 0, result.output
+    assert "broken: failed to load: ModuleNotFoundError: No module named 'tests.no_such_plugin_module'" \
+        in result.output.splitlines()

@@ -23,12 +23,13 @@ def _cli_json(*args):
 
 
 def test_known_winner_and_ties(known):
-    # fp16 leads on p50 (1.000), bf16 (1.002) overlaps it; bf16 wins on its lower p99 (1.10 < 1.30).
-    # int8 is fastest but fails the accuracy gate; fp32 (2.0) is outside the tie window.
+    # fp16 leads on p50 (1.000) and wins; bf16 (1.002) overlaps it, so it is tied (its lower p99 does
+    # not make it the winner: the objective's own figure decides). int8 is fastest but fails the
+    # accuracy gate; fp32 (2.0) is outside the tie window.
     assert _summary(find_best(sweep_id=SWEEP)) == [
         (CPU, "winner", "j-cpu-int8", []),
-        (H100, "winner", "j-bf16-b1", ["j-fp16-b1"]),
-        (H100, "tied", "j-fp16-b1", ["j-bf16-b1"]),
+        (H100, "winner", "j-fp16-b1", ["j-bf16-b1"]),
+        (H100, "tied", "j-bf16-b1", ["j-fp16-b1"]),
     ]
 
 
@@ -43,10 +44,10 @@ def test_sweep_and_model_scope_agree(known):
     (dict(max_latency_ms=1.2), [(H100, "winner", "j-bf16-b1", [])]),  # p99 <= 1.2: fp16 (1.30) and CPU out
     (dict(max_latency_ms=1.2, device="h100"), [(H100, "winner", "j-bf16-b1", [])]),
     (dict(max_latency_ms=1.2, latency_stat="p50", device="H100 80GB"),
-     [(H100, "winner", "j-bf16-b1", ["j-fp16-b1"]), (H100, "tied", "j-fp16-b1", ["j-bf16-b1"])]),
+     [(H100, "winner", "j-fp16-b1", ["j-bf16-b1"]), (H100, "tied", "j-bf16-b1", ["j-fp16-b1"])]),
     (dict(min_throughput=1500), [(H100, "winner", "j-fp16-b8", [])]),
     (dict(max_memory_mb=600),
-     [(H100, "winner", "j-bf16-b1", ["j-fp16-b1"]), (H100, "tied", "j-fp16-b1", ["j-bf16-b1"])]),
+     [(H100, "winner", "j-fp16-b1", ["j-bf16-b1"]), (H100, "tied", "j-bf16-b1", ["j-fp16-b1"])]),
 ])
 def test_constraints(known, constraints, expected):
     for scope in (dict(sweep_id=SWEEP), dict(model="known.onnx")):
@@ -56,10 +57,11 @@ def test_constraints(known, constraints, expected):
 def test_cli_json_carries_intervals_and_ties(known):
     rows = _cli_json("--sweep", SWEEP, "--device", "h100")
     assert [(r["job_id"], r["role"], r["tied_with"], r["objective"]) for r in rows] == [
-        ("j-bf16-b1", "winner", ["j-fp16-b1"], "latency"), ("j-fp16-b1", "tied", ["j-bf16-b1"], "latency")]
-    assert rows[0]["latency_p50_ci_low_ms"] == pytest.approx(0.998)
-    assert rows[0]["latency_p50_ci_high_ms"] == pytest.approx(1.0056)
-    assert rows[0]["latency_p50_ms"] == pytest.approx(1.002)
+        ("j-fp16-b1", "winner", ["j-bf16-b1"], "latency"), ("j-bf16-b1", "tied", ["j-fp16-b1"], "latency")]
+    assert rows[1]["latency_p50_ci_low_ms"] == pytest.approx(0.998)
+    assert rows[1]["latency_p50_ci_high_ms"] == pytest.approx(1.0056)
+    assert rows[1]["latency_p50_ms"] == pytest.approx(1.002)
+    assert rows[0]["objective_value"] == pytest.approx(1.0) and rows[0]["objective_unit"] == "ms/request"
 
 
 def test_cli_table_and_errors(known):

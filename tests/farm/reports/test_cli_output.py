@@ -101,8 +101,8 @@ def test_fetch_json(known, tmp_path):
     target = tmp_path / "engine.bin"
     out = json.loads(_invoke("fetch", "--sweep", SWEEP, "--device", H100, "-o", str(target), "--format",
                              "json").stdout)
-    assert out["path"] == str(target) and out["job_id"] == "j-bf16-b1" and out["batch_size"] == 1
-    assert target.read_bytes() == b"engine of j-bf16-b1"
+    assert out["path"] == str(target) and out["job_id"] == "j-fp16-b1" and out["batch_size"] == 1
+    assert target.read_bytes() == b"engine of j-fp16-b1"
 
 
 def test_report_views_are_different_pages_and_price_is_used(known, tmp_path):
@@ -185,10 +185,10 @@ def test_report_table_prints_the_summary_on_stderr(known):
         '9-10.09), 100 samples/s (95 % CI 99.43-100.6). Against the baseline onnxruntime fp32 b1 default: 2x '
         'the throughput and 2x lower p50 latency. Engine to fetch: farm fetch --sweep sweep-known --device cp'
         'u.x86_64.test -o onnxruntime-int8-b1.engine\n'
-        'On gpu.nvidia-h100, tensorrt bf16 b1 default wins (objective: p50 latency): p50 1.002 ms (95 % CI 0.'
-        '998-1.006), 998 samples/s (95 % CI 995.7-1000); statistically tied with it (ties go to the lower p99'
-        ', then less memory, a smaller artifact, a shorter build): tensorrt fp16 b1 default (p50 1 ms, 95 % C'
-        'I 0.996-1.004). Against the baseline tensorrt fp32 b1 default: 1.996x the throughput and 1.996x lowe'
-        'r p50 latency. Engine to fetch: farm fetch --sweep sweep-known --device gpu.nvidia-h100 -o tensorrt-'
-        'bf16-b1.engine\n'
+        'On gpu.nvidia-h100, tensorrt fp16 b1 default wins (objective: p50 latency): p50 1 ms (95 % CI 0.996-'
+        '1.004), 1000 samples/s (95 % CI 997.7-1002); statistically tied with it (within 25 % of its p50 late'
+        'ncy and with overlapping 95 % intervals; the winner has the best point estimate): tensorrt bf16 b1 d'
+        'efault (p50 1.002 ms, 95 % CI 0.998-1.006). Against the baseline tensorrt fp32 b1 default: 2x the th'
+        'roughput and 2x lower p50 latency. Engine to fetch: farm fetch --sweep sweep-known --device gpu.nvid'
+        'ia-h100 -o tensorrt-fp16-b1.engine\n'
     )

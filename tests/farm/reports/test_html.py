@@ -36,10 +36,10 @@ def test_html_report_renders_plots_and_figures(known, tmp_path):
     # best table: the winner and its tie with the interval figures
     best = re.search(r'<table class="best">.*?</table>', dom, re.S).group(0)
     rows = re.findall(r'<tr data-job="([^"]+)">(.*?)</tr>', best, re.S)
-    assert [job for job, _ in rows] == ["j-cpu-int8", "j-bf16-b1", "j-fp16-b1"]
-    cells = dict(re.findall(r'data-field="(\w+)">([^<]*)<', rows[1][1]))
+    assert [job for job, _ in rows] == ["j-cpu-int8", "j-fp16-b1", "j-bf16-b1"]
+    cells = dict(re.findall(r'data-field="(\w+)">([^<]*)<', rows[2][1]))
     assert (cells["role"], cells["latency_p50_ms"], cells["latency_p50_ci_low_ms"], cells["latency_p99_ms"]) == \
-        ("winner", "1.002", "0.998", "1.100")
+        ("tied", "1.002", "0.998", "1.100")
     compare = re.search(r'<table class="compare">.*?</table>', dom, re.S).group(0)
     assert re.search(r'data-job="j-int8-b1">.*?data-field="speedup">4\.000<.*?FAIL', compare, re.S)
 
@@ -106,10 +106,10 @@ def test_summary_sentence_matches_the_database(known, tmp_path):
         assert f"--device {winner['device_class']}" in text
         for tied in winner["tied_with"]:
             assert f"p50 {g(rows[tied]['latency_p50_ms'])} ms" in text.split("statistically tied with it")[1]
-    # H100: bf16 b1 wins (lower p99 among ties), fp32 b1 is the baseline: 998/500 and 2/1.002
+    # H100: fp16 b1 wins (the best p50; bf16 is tied with it), fp32 b1 is the baseline: 1000/500 and 2/1
     h100 = sentences[H100]
-    assert h100.startswith("On gpu.nvidia-h100, tensorrt bf16 b1 default wins")
-    assert "1.996x the throughput and 1.996x lower p50 latency" in h100
+    assert h100.startswith("On gpu.nvidia-h100, tensorrt fp16 b1 default wins")
+    assert "2x the throughput and 2x lower p50 latency" in h100
 
 
 def test_cross_device_page_shows_cost(known, tmp_path):

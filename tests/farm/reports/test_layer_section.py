@@ -35,7 +35,7 @@ def test_layer_table_of_each_devices_winner(known, tmp_path):
     text = _report(tmp_path)
     tables = re.findall(r'<h3>([^<]*)</h3><table class="layers">(.*?)</table>', text, re.S)
     assert [caption for caption, _ in tables] == [
-        "gpu.nvidia-h100: job j-bf16-b1 (TensorRT IProfiler, 20 iterations, total 0.900 ms, top 2 of 31)"]
+        "gpu.nvidia-h100: job j-fp16-b1 (TensorRT IProfiler, 20 iterations, total 0.900 ms, top 2 of 31)"]
     rows = re.findall(r"<tr>(<td.*?)</tr>", tables[0][1], re.S)
     cells = [re.findall(r"<td[^>]*>([^<]*)</td>", r) for r in rows]
     assert cells == [["conv1 + relu1", "CaskConvolution", "Half", "sm90_xmma", "0.6000", "66.7 %"],

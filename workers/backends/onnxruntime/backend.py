@@ -49,21 +49,21 @@ class OnnxRuntimeBackend(Backend):
     def build(self, ctx: JobContext) -> BuildResult:
         import onnxruntime as ort
 
-        if ctx.precision not in self.config.precisions:
-            raise BackendUnsupported(
-                f"onnxruntime (CPU) cannot run {ctx.precision}; it supports {', '.join(self.config.precisions)}"
-            )
+        # What it can run is decided by its capabilities (farm/capabilities.py), before this is called.
         start = time.perf_counter()
         source = ctx.model_path
         info: dict = {"build": self.config.resolved(), "graph_optimization_level": self.config.graph_optimization_level or "all"}
         if ctx.precision == "int8":
-            from workers.precision.int8 import quantize_int8
+            from workers.precision.int8 import model_fallbacks, quantize_int8
 
+            asked = self.config.per_channel is not False
             source = quantize_int8(ctx.model_path, ctx.workdir / "model.int8.onnx", ctx.calibration_feeds(),
-                                   per_channel=self.config.per_channel is not False)
+                                   per_channel=asked)
+            info["fallbacks"] = model_fallbacks(source)
             info["quantization"] = {"format": "QDQ", "calibration": "MinMax",
                                     "samples": int(ctx.calibration.get("samples", 8)),
-                                    "data": "user" if ctx.data is not None else "synthetic"}
+                                    "data": "user" if ctx.data is not None else "synthetic",
+                                    "per_channel": asked and "per_tensor_fallback" not in info["fallbacks"]}
         optimized = ctx.workdir / "model.optimized.onnx"
         # Creating the session runs the optimiser and writes the optimised graph.
         ort.InferenceSession(str(source), self._session_options(optimized), providers=["CPUExecutionProvider"])

@@ -34,10 +34,9 @@ class TensorRTFamilyBackend(Backend):
         return library_version(self._library())
 
     def _check_job(self, ctx: JobContext) -> None:
-        if ctx.precision not in self.config.precisions:
-            raise BackendUnsupported(f"{self.flavor.name} cannot build {ctx.precision}; it supports "
-                                     f"{', '.join(self.config.precisions)}")
-        if ctx.device.kind != "gpu" and not self.flavor.device_independent_build:
+        # Precisions and where it builds are its capabilities' (checked before a job reaches here);
+        # this guards direct callers against a CPU build of a backend that tunes on its GPU.
+        if ctx.device.kind != "gpu" and not type(self.config).capabilities().build_anywhere:
             raise BackendUnsupported(f"{self.flavor.name} builds on the GPU it tunes for; "
                                      f"this worker is the CPU {ctx.device.name}")
 
@@ -72,7 +71,8 @@ class TensorRTFamilyBackend(Backend):
                              shape_values=shape_tensor_values(ctx), engine_here=self._runs_here(ctx))
         build_s = time.perf_counter() - start
         info: dict[str, Any] = {"build": self.config.resolved(), "resolved": built.settings,
-                                "precision_model": prepared.info}
+                                "precision_model": prepared.info,
+                                "fallbacks": dict(prepared.info.get("fallbacks") or {})}
         if identity and built.timing_cache is not None:
             info["timing_cache"] = timing_cache.merge(lib, ctx.store, identity, built.timing_cache)
         engine_path = ctx.workdir / "model.engine"

@@ -126,6 +126,9 @@ def resolved_settings(lib: Any, flavor: Flavor, network: trt.INetworkDefinition,
     }
     if flavor.hardware_compatibility:
         settings["hardware_compatibility_level"] = _enum_name(config.hardware_compatibility_level)
+    flag = getattr(getattr(lib, "BuilderFlag", None), "VERSION_COMPATIBLE", None)
+    if flag is not None:  # honoured by farm fetch's version check (farm.compat)
+        settings["version_compatible"] = bool(config.get_flag(flag))
     if flavor.compute_capability_targets:
         rtx: Any = config  # TensorRT-RTX-only API
         settings["compute_capabilities"] = [_cc_text(rtx.get_compute_capability(i))

@@ -19,7 +19,6 @@ class Flavor:
     timing_cache: bool  # IBuilderConfig timing cache worth keeping across builds
     hardware_compatibility: bool  # hardware_compatibility_level knob
     compute_capability_targets: bool  # set_compute_capability / num_compute_capabilities
-    device_independent_build: bool  # builds need no GPU
     runtime_compute_capabilities: tuple[str, ...] = ()  # where its runtime runs; () = any the library takes
     version_match: str = "exact"  # engines load with the same version ("exact") or "major.minor"
     bf16_fp32_ops: tuple[str, ...] = ()  # ONNX ops kept fp32 in bf16 models (no bf16 kernels)
@@ -31,7 +30,6 @@ TENSORRT = Flavor(
     timing_cache=True,
     hardware_compatibility=True,
     compute_capability_targets=False,
-    device_independent_build=False,
 )
 
 # Targets TensorRT-RTX 1.x accepts (ComputeCapability.SM*) and the ones its
@@ -47,7 +45,6 @@ TENSORRT_RTX = Flavor(
     timing_cache=False,
     hardware_compatibility=False,
     compute_capability_targets=True,
-    device_independent_build=True,
     runtime_compute_capabilities=RTX_RUNTIME,
     version_match="major.minor",
     # Its deconvolution has no bf16 kernel ("Could not infer output types

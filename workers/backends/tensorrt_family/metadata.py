@@ -31,7 +31,7 @@ def runs_on(flavor: Flavor, settings: dict, device: DeviceContext, version: str)
         capabilities = [device.compute_capability] if device.compute_capability else []
     where = {"compute_capabilities": [c for c in capabilities if c], "newer_compute_capabilities": newer,
              "library": flavor.name, "library_version": version, "version_match": flavor.version_match,
-             "gpu_only": True}
+             "version_compatible": bool(settings.get("version_compatible")), "gpu_only": True}
     if flavor.hardware_compatibility and settings.get("hardware_compatibility_level") in (None, "none"):
         # Without a hardware compatibility level a TensorRT engine is valid
         # only on the kind of GPU that built it, not every GPU of its

@@ -106,8 +106,6 @@ class TorchBackend(Backend):
         return torch.__version__
 
     def _settings(self, ctx: JobContext) -> dict:
-        if ctx.precision not in self.config.precisions:
-            raise BackendUnsupported(f"torch cannot run {ctx.precision}; it supports {', '.join(self.config.precisions)}")
         if ctx.device.kind != "gpu":
             raise BackendUnsupported("the torch backend measures on NVIDIA GPUs only")
         mode, graphs = resolve_mode(self.config.mode, ctx.measure.cuda_graph)
@@ -366,9 +364,12 @@ class TorchRunner(Runner):
         result.settings.update(self.notes, cuda_graph=graphed,
                                cuda_graph_by="torch.cuda.CUDAGraph of the compiled call" if graphed else None,
                                cuda_graph_error=call.graph_error)
-        result.settings["device_memory_in_use_mb"] = result.memory_mb
-        # This model's peak: the worker's peak less what was allocated before the load.
-        result.memory_mb = torch.cuda.max_memory_allocated() / 2**20 - self.notes["memory_baseline_mb"]
+        if call.graph_error:  # a graph was asked for; the compiled code runs without one
+            result.settings["fallbacks"]["cuda_graph_fallback"] = f"CUDA graph capture failed: {call.graph_error}"
+            result.flags.append("cuda_graph_fallback")
+        # torch's own view, for reference; memory_mb is the executor's (same for every backend).
+        result.settings["torch_peak_allocated_mb"] = (torch.cuda.max_memory_allocated() / 2**20
+                                                      - self.notes["memory_baseline_mb"])
         return result
 
     def profile_layers(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> dict:

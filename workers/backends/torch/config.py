@@ -17,6 +17,7 @@ class TorchConfig(BackendConfig):
     requires = ("torch",)
     precisions = ("fp32", "fp16", "bf16")
     device_kinds = ("gpu",)
+    environment_libraries = ("triton",)  # Inductor's kernels come from Triton: a new Triton is a new result
 
     # torch.compile mode (default "max-autotune"). It always compiles without cudagraph trees; the
     # runner captures one CUDA graph when the mode implies graphs or measure.cuda_graph asks for one.

@@ -13,8 +13,9 @@ CPU = DeviceContext(kind="cpu", name="cpu", device_class="cpu.x86_64.test")
 
 
 def device(kind, cc=None, name="dev", versions=None):
+    # The shape workers/serve.py registers: versions.libraries, keyed by backend name.
     return {"kind": kind, "compute_capability": cc, "name": name, "device_class": f"{kind}.{name}",
-            "versions": versions or {}}
+            "versions": {"libraries": versions or {}}}
 
 
 def test_full_tensorrt_engine_without_a_level_runs_only_on_the_build_gpu_model():
@@ -25,8 +26,9 @@ def test_full_tensorrt_engine_without_a_level_runs_only_on_the_build_gpu_model()
     # Same compute capability, another GPU model: TensorRT's default engines are not valid there.
     other = incompatibility(info, device("gpu", "9.0", "nvidia-gh200"))
     assert "runs only on gpu.nvidia-h100, not gpu.nvidia-gh200" in other
-    assert "runs on compute capability 9.0, but L4 has 8.9" in incompatibility(info, device("gpu", "8.9", "L4"))
-    assert "needs a GPU" in incompatibility(info, device("cpu"))
+    assert "for sm_90; L4 has tensorrt (not installed) on sm_89; rebuild with `farm sweep submit SPEC --devices " \
+        "gpu.L4`" in incompatibility(info, device("gpu", "8.9", "L4"))
+    assert "is not a GPU" in incompatibility(info, device("cpu"))
 
 
 def test_same_compute_capability_level_runs_on_any_gpu_of_that_capability():
@@ -44,7 +46,8 @@ def test_ampere_plus_runs_on_newer_gpus():
 def test_rtx_engine_built_on_a_cpu_runs_on_its_targets():
     info = {"runs_on": runs_on(TENSORRT_RTX, {"compute_capabilities": ["8.6", "12.0"]}, CPU, "1.7.1.116")}
     assert incompatibility(info, device("gpu", "8.6", "RTX A6000")) is None
-    assert "but H100 has 9.0" in incompatibility(info, device("gpu", "9.0", "H100"))
+    assert "for sm_86, sm_120; H100 has tensorrt-rtx (not installed) on sm_90" in incompatibility(
+        info, device("gpu", "9.0", "H100"))
     current = runs_on(TENSORRT_RTX, {"compute_capabilities": ["current"]}, H100, "1.7.1.116")
     assert current["compute_capabilities"] == ["9.0"]
 
@@ -52,8 +55,12 @@ def test_rtx_engine_built_on_a_cpu_runs_on_its_targets():
 def test_version_match_exact_for_tensorrt_major_minor_for_rtx():
     trt = {"runs_on": runs_on(TENSORRT, {}, H100, "10.13.0.35")}
     assert incompatibility(trt, device("gpu", "9.0", "nvidia-h100", versions={"tensorrt": "10.13.0.35"})) is None
-    assert "built with tensorrt 10.13.0.35" in incompatibility(
-        trt, device("gpu", "9.0", "nvidia-h100", versions={"tensorrt": "10.13.3.9"}))
+    assert "built with tensorrt 10.13.0.35 for sm_90; nvidia-h100 has tensorrt 10.13.3.9 on sm_90" in \
+        incompatibility(trt, device("gpu", "9.0", "nvidia-h100", versions={"tensorrt": "10.13.3.9"}))
+    compatible = {"runs_on": runs_on(TENSORRT, {"version_compatible": True}, H100, "10.13.0.35")}
+    h100 = lambda v: device("gpu", "9.0", "nvidia-h100", versions={"tensorrt": v})  # noqa: E731
+    assert incompatibility(compatible, h100("10.14.1.2")) is None
+    assert incompatibility(compatible, h100("10.8.0.1")) is not None
     rtx = {"runs_on": runs_on(TENSORRT_RTX, {}, CPU, "1.7.1.116")}
     assert incompatibility(rtx, device("gpu", "8.9", versions={"tensorrt-rtx": "1.7.2.3"})) is None
     assert incompatibility(rtx, device("gpu", "8.9", versions={"tensorrt-rtx": "1.8.0.1"})) is not None

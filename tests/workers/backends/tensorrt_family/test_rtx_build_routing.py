@@ -1,6 +1,8 @@
 """TensorRT-RTX builds need no GPU, so a job for a GPU device class is built
 by any worker with the backend (here a CPU worker, over the embedded
-broker) and then waits, engine stored, for a worker of its GPU class."""
+broker) and then waits, engine stored and status ``built``, for a worker of
+its GPU class; meanwhile ``farm fetch`` hands the engine out by job id or
+by target, checked against that target (or refused on this CPU host)."""
 
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ from farm.store import open_store
 TARGET = "gpu.nvidia-geforce-rtx-4090"
 
 
-def farm(args, env, cwd) -> subprocess.CompletedProcess:
+def farm(args, env, cwd, code=0) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "farm", *args], env=env, cwd=cwd, capture_output=True,
                             text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == code, result.stderr
     return result
 
 
@@ -56,9 +58,33 @@ def test_cpu_worker_builds_for_a_gpu_class_and_hands_over(rtx, det_model, tmp_pa
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=40)
     assert f"waiting: no live worker serves {TARGET} with backend tensorrt-rtx" in status
+    assert "awaiting devices" in status
     build = built(farm_home)
-    assert json.loads(farm(["report", sweep_id, "--format", "json"], cli_env, tmp_path).stdout)[0]["status"] == "queued"
+    (row,) = json.loads(farm(["report", sweep_id, "--format", "json"], cli_env, tmp_path).stdout)
+    assert row["status"] == "built" and row["artifact_sha256"] == build["artifact_sha256"]
     assert build["worker"].startswith("farm-cpu") and build["build_s"] > 0
     assert attempts(farm_home) == 0  # the build attempt does not count against the measurement's
-    assert build["info"]["runs_on"]["compute_capabilities"]  # engine metadata travels with the build
+    assert build["info"]["runs_on"]["compute_capabilities"] == ["8.0", "8.6", "8.9", "12.0", "12.1"]
     assert open_store().exists(build["artifact_sha256"])
+    engine = open_store().get_bytes(build["artifact_sha256"])
+
+    # By job id: this host is a CPU (its device row, written by the worker above, says so): refused.
+    out = tmp_path / "rtx.engine"
+    refused = farm(["fetch", "--job", row["job_id"], "-o", str(out)], cli_env, tmp_path, code=1)
+    assert refused.stderr.startswith(f"Error: refusing to fetch job {row['job_id']}: the engine was built with "
+                                     "tensorrt-rtx 1.7.") and "is not a GPU" in refused.stderr
+    assert "--target sm_80" in refused.stderr and not out.exists()
+    for named in (["--target", "sm_89"], ["--device", TARGET]):
+        wrote = farm(["fetch", "--job", row["job_id"], *named, "-o", str(out)], cli_env, tmp_path)
+        assert wrote.stdout.startswith(f"wrote {out} (sha256 {build['artifact_sha256']}): job {row['job_id']} (built)")
+        assert out.read_bytes() == engine
+        out.unlink()
+    # A target the engine was not built for: refused, saying what it was built for.
+    refused = farm(["fetch", "--job", row["job_id"], "--target", "7.5", "-o", str(out)], cli_env, tmp_path, code=1)
+    assert "for sm_80, sm_86, sm_89, sm_120, sm_121; target sm_75 has tensorrt-rtx (not installed) on sm_75" \
+        in refused.stderr
+    # By target: the newest engine of the model built for it.
+    farm(["fetch", str(det_model), "--target", "sm_120", "-o", str(out)], cli_env, tmp_path)
+    assert out.read_bytes() == engine
+    missing = farm(["fetch", str(det_model), "--target", "sm_75", "-o", str(out)], cli_env, tmp_path, code=1)
+    assert missing.stderr.startswith("Error: no engine built for sm_75")
