@@ -52,9 +52,25 @@ def devices_cmd(fmt, local):
     if not rows:
         click.echo("no devices registered" if not local else "no devices found")
         return
-    headers = ["device class", "name", "kind", "cc", "host", "uuid"]
-    keys = ["device_class", "name", "kind", "compute_capability", "host", "uuid"]
+    for row in rows:
+        row["versions_text"] = versions_text(row)
+    headers = ["device class", "name", "kind", "cc", "host", "uuid", "versions"]
+    keys = ["device_class", "name", "kind", "compute_capability", "host", "uuid", "versions_text"]
     click.echo(render_table(headers, keys, rows))
+    for row in rows:
+        for name, error in sorted(((row.get("versions") or {}).get("broken_backends") or {}).items()):
+            click.echo(f"{row['uuid']}: backend {name} failed to load: {error}")
+
+
+def versions_text(row: dict) -> str:
+    """``onnxruntime 1.32.0, cuda_runtime 12.8, driver 570.86`` as the device's worker registered them
+    (what reuse compares and ``farm fetch`` checks)."""
+    versions = row.get("versions") or {}
+    parts = [f"{k} {v}" for k, v in sorted((versions.get("libraries") or {}).items())]
+    parts += [f"{k} {versions[k]}" for k in ("cuda_runtime",) if versions.get(k)]
+    if row.get("driver_version"):
+        parts.append(f"driver {row['driver_version']}")
+    return ", ".join(parts) or "-"
 
 
 @click.command("workers")

@@ -63,6 +63,12 @@ def test_results_are_reused_only_in_the_environment_that_made_them(redis_server,
     farm.start_worker("new", extra={"PYTHONPATH": f"{upgraded}{os.pathsep}{farm.env['PYTHONPATH']}"})
     wait_for(lambda: [d.versions["libraries"]["onnxruntime"] for d in farmdb.live_devices()] == ["1.99.0"], 90,
              what="the upgraded worker")
+    from click.testing import CliRunner
+
+    from farm.cli.commands import cli
+
+    listed = CliRunner().invoke(cli, ["devices"], catch_exceptions=False).output
+    assert "onnxruntime 1.99.0" in listed and f"onnxruntime {installed}" in listed  # both registered rows
     second = _submit(spec)
     assert (second.reused, second.queued) == (0, 2)
     (why,) = second.not_reused
