@@ -3,6 +3,7 @@ once, jobs for a class nobody serves wait (and say so)."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -91,9 +92,12 @@ def test_job_for_a_class_nobody_serves_waits(redis_server, pg_url, tiny_model, f
     assert farmdb.statuses(sweep) == {"queued": 2}
     # Its messages are still in the broker: no re-send, no duplicates piling up.
     assert not reconcile(grace_s=0)
-    workers = subprocess.run(["farm", "workers"], capture_output=True, text=True, env=dict(os.environ),
-                             timeout=60)
-    assert "farm-cpu-a-" in workers.stdout and "job=-" in workers.stdout
+    workers = subprocess.run(["farm", "workers", "--format", "json"], capture_output=True, text=True,
+                             env=dict(os.environ), timeout=60)
+    listed = json.loads(workers.stdout)
+    # The live worker is listed and idle: the queued jobs are not its class's.
+    assert [w["worker"].startswith("farm-cpu-a-") for w in listed] == [True]
+    assert listed[0]["current_job"] is None
 
 
 def test_second_worker_for_one_device_is_refused(redis_server, pg_url, farm_factory, tmp_path):
