@@ -154,10 +154,10 @@ sweep-known   known   known.onnx   finished        8/8   7 done, 1 failed   2026
 sweep-b       rerun   known.onnx   finished        6/6   6 done             2026-01-03T00:00:00
 """
     assert _invoke("devices").stdout == """\
-device class      name                    kind   cc   host   uuid
-──────────────────────────────────────────────────────────────────
-cpu.x86_64.test   Test CPU                cpu     -   h1     CPU-1
-gpu.nvidia-h100   NVIDIA H100 80GB HBM3   gpu     -   h1     GPU-1
+device class      name                    kind   cc   host   uuid    versions
+─────────────────────────────────────────────────────────────────────────────
+cpu.x86_64.test   Test CPU                cpu     -   h1     CPU-1          -
+gpu.nvidia-h100   NVIDIA H100 80GB HBM3   gpu     -   h1     GPU-1          -
 """
     assert _invoke("workers").stdout == "no live workers\n"
     assert json.loads(_invoke("workers", "--format", "json").stdout) == []
