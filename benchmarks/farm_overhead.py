@@ -154,6 +154,15 @@ def _done(sweeps: list[str], total: int) -> bool:
     return finished >= total
 
 
+def _all_exited(workers: list[subprocess.Popen], root: Path) -> bool:
+    """Every worker launcher exited (e.g. its device already served): stop
+    waiting, with the launchers' own words."""
+    if any(process.poll() is None for process in workers):
+        return False
+    logs = " | ".join((path.read_text().strip().splitlines() or [""])[-1] for path in root.glob("home-*/launcher.log"))
+    raise SystemExit(f"every worker exited before the sweeps finished: {logs}")
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -228,7 +237,7 @@ def run_once(args, root: Path) -> dict:
                                              "--loglevel", args.loglevel], env=worker_env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True, cwd=root))
             log.close()
-        _wait(lambda: _done(sweeps, total), args.timeout, "the sweeps to finish")
+        _wait(lambda: _done(sweeps, total) or _all_exited(workers, root), args.timeout, "the sweeps to finish")
         elapsed = time.monotonic() - started
         load_after = os.getloadavg()
         rows = _rows(sweeps)
@@ -300,12 +309,13 @@ def report(args, results: list[dict]) -> str:
     for name in names:
         lines.append(f"| {name} | " + " | ".join(f"{r['phases_p50_ms'].get(name, float('nan')):.2f}"
                                                  for r in results) + " |")
-    lines += ["", "Phases: claim = device busy + guarded claim of the job (one transaction, retried while the "
-              "database is down); setup = store, work dir, watchdog; model = the job's model from this worker's "
+    lines += ["", "Phases: claim = device busy + guarded claim of the job (on PostgreSQL one autocommitted "
+              "statement, workers/job_writes.py; retried while the database is down); setup = store, work dir, watchdog; model = the job's model from this worker's "
               "cache (verified) + job context; build = backend build (not overhead); feeds = input arrays; load = "
               "backend load; reference = ORT fp32 reference outputs (kept per worker); accuracy = backend inference "
               "+ comparison; measure = timing loop incl. warm-up; store = engine upload to the artifact store "
-              "(verified); record = the result transaction (result, job status, device idle); end = the task "
+              "(verified); record = the job's end (job status, measurement, new artifact rows, device idle: on "
+              "PostgreSQL one autocommitted statement); end = the task "
               "returning; between tasks = Celery's message ack, task events and the next delivery.", ""]
     return "\n".join(lines)
 

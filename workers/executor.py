@@ -19,12 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import select, update
 
 from farm.backends import backend_config
 from farm.capabilities import BUILD, RUN
 from farm.config import default_timeouts, settings
-from farm.db import FINAL_STATES, Artifact, Device, Job, Measurement, Model, Sweep, session_scope, utcnow
+from farm.db import (FINAL_STATES, Artifact, Device, Job, Measurement, Model, Sweep, session_scope, statement_scope,
+                     utcnow)
 from farm.db.clock import db_now_value
 from farm.db.retry import DatabaseUnavailable, is_transient, retrying
 from farm.db.upsert import insert_ignoring_duplicates
@@ -38,14 +39,12 @@ from workers.backends import load_backend
 from workers.backends.base import BuildResult, DeviceContext, JobContext, Runner, TimingResult
 from workers.build_phase import give_back, hand_over, prebuilt
 from workers.inputs import load_data
+from workers.job_writes import claim_on_device, claim_parameters, claim_statement, end_parameters, end_statement, ours
 from workers.model_cache import SourceModel, reference_key, reference_outputs, source_model
 from workers.verified_files import matches
 from workers.watchdog import Watchdog, guard
 
 log = logging.getLogger(__name__)
-# A build message may take a job that waits to be built; a run message also
-# one whose engine was built elsewhere ("built").
-CLAIMABLE = {BUILD: ("pending", "queued"), RUN: ("pending", "queued", "built")}
 DISPLACED = "displaced"
 # Work directories are removed off the job's path: the next job need not wait for the disk.
 _cleanup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="farm-cleanup")
@@ -72,15 +71,8 @@ class Claimed:
     artifact_sha256: str
 
 
-def _claim_statement(job_id: str, worker: str, device_id: int | None, phase: str = RUN):
-    return (update(Job)
-            .where(Job.id == job_id, Job.status.in_(CLAIMABLE[phase]))
-            .values(status="running", attempts=Job.attempts + 1, worker=worker, device_id=device_id,
-                    started_at=utcnow(), error=None))
-
-
 def _claim_update(session, job_id: str, worker: str, device_id: int | None, phase: str = RUN) -> int | None:
-    statement = _claim_statement(job_id, worker, device_id, phase).returning(Job.attempts)
+    statement = claim_statement(job_id, worker, device_id, phase).returning(Job.attempts)
     return session.execute(statement).scalar_one_or_none()
 
 
@@ -97,26 +89,19 @@ def claim(job_id: str, worker: str, device_id: int | None, phase: str = RUN) -> 
 
 def take(job_id: str, worker: str, device_id: int | None, phase: str = RUN) -> Claimed | str | None:
     """Mark the device busy with the job, claim the job and read what the
-    job needs, in one transaction (one round trip's worth of waiting per
-    job). The device row names the job in the same commit that makes the
-    job running, so a reconciler that sees the job running also sees who
-    holds it (farm.reconcile). Returns DISPLACED when another worker holds
-    our device row, None when the job is not claimable."""
-    with session_scope(pre_ping=False) as session:
-        claim_job = _claim_statement(job_id, worker, device_id, phase)
-        if device_id is not None:
-            busy = (update(Device).where(Device.id == device_id, Device.worker == worker)
-                    .values(current_job_id=job_id, last_heartbeat=db_now_value(session)))
-            if session.get_bind().dialect.name == "postgresql":
-                # One statement: the job is claimed only if the device row is still ours.
-                held = busy.returning(Device.id).cte("busy")
-                claim_job = claim_job.where(exists(select(held.c.id))).add_cte(held)
-            elif session.execute(busy).rowcount != 1:
-                return DISPLACED
-        job = session.execute(claim_job.returning(Job),
-                              execution_options={"synchronize_session": False}).scalar_one_or_none()
+    job needs, in one transaction (on PostgreSQL one statement: one round
+    trip per job). The device row names the job in the same commit that
+    makes the job running, so a reconciler that sees the job running also
+    sees who holds it (farm.reconcile). Returns DISPLACED when another
+    worker holds our device row, None when the job is not claimable."""
+    with statement_scope() as session:
+        if device_id is not None and session.get_bind().dialect.name == "postgresql":
+            job = _claim_on_device(session, job_id, worker, device_id, phase)
+        else:
+            job = _claim_in_transaction(session, job_id, worker, device_id, phase)
+        if job is DISPLACED:
+            return DISPLACED
         if job is None:
-            session.rollback()  # the device stays idle
             if device_id is not None and session.scalar(select(Device.worker).where(Device.id == device_id)) != worker:
                 return DISPLACED
             job = _claimed_before(session, job_id, worker)
@@ -124,6 +109,27 @@ def take(job_id: str, worker: str, device_id: int | None, phase: str = RUN) -> C
                 return None
         limits, model_sha, artifact_sha = _sweep_facts(session, job.sweep_id)
         return Claimed(job.attempts, job, limits, model_sha, artifact_sha)
+
+
+def _claim_on_device(session, job_id: str, worker: str, device_id: int, phase: str) -> Job | None:
+    """PostgreSQL: one autocommitted statement (workers.job_writes)."""
+    return session.execute(claim_on_device(phase), claim_parameters(job_id, worker, device_id),
+                           execution_options={"synchronize_session": False}).scalar_one_or_none()
+
+
+def _claim_in_transaction(session, job_id: str, worker: str, device_id: int | None, phase: str):
+    """SQLite (or no device row): the device marked busy, then the guarded
+    claim; rolled back if the claim did not match."""
+    if device_id is not None:
+        busy = (update(Device).where(Device.id == device_id, Device.worker == worker)
+                .values(current_job_id=job_id, last_heartbeat=db_now_value(session)))
+        if session.execute(busy).rowcount != 1:
+            return DISPLACED
+    job = session.execute(claim_statement(job_id, worker, device_id, phase).returning(Job),
+                          execution_options={"synchronize_session": False}).scalar_one_or_none()
+    if job is None:
+        session.rollback()  # the device stays as it was
+    return job
 
 
 def _claimed_before(session, job_id: str, worker: str) -> Job | None:
@@ -316,7 +322,7 @@ def _run(ctx: JobContext, config: dict, source: SourceModel, earlier: BuildResul
         phases.lap("load")
     except BackendUnsupported as exc:
         # The build is real and kept; only measurement is impossible here.
-        outcome["unsupported"] = str(exc)
+        outcome["unsupported"] = mask(str(exc))  # shown in reports: a backend may quote a URL
         return outcome
     try:
         if config["accuracy"].get("enabled", True):
@@ -377,8 +383,7 @@ class _Ends:
         self.job_id, self.worker, self.attempt, self.device_id = job_id, worker, attempt, device_id
 
     def _ours(self):
-        return (Job.id == self.job_id, Job.status == "running", Job.attempts == self.attempt,
-                Job.worker == self.worker)
+        return ours(self.job_id, self.attempt, self.worker)
 
     def write(self, transaction, what: str, window_s: float | None = None):
         try:
@@ -413,16 +418,20 @@ class _Ends:
         status = "unsupported" if outcome["unsupported"] else "done"
 
         def transaction() -> str:
-            with session_scope(pre_ping=False) as session:
-                ended = update(Job).where(*self._ours()).values(
-                    status=status, artifact_sha256=key, error=outcome["unsupported"], finished_at=finished_at,
-                    backend_version=outcome["version"])
-                if self._end_and_idle(session, ended) != 1:
-                    session.rollback()
-                    return self._landed_before(session) or "superseded"
-                _insert_artifacts(session, rows)
-                session.add(_measurement(job, self.attempt, self.device_id, built, timing, outcome, key, extras))
-                return status
+            measurement = _measurement(job, self.attempt, self.device_id, built, timing, outcome, key, extras)
+            end = {"status": status, "artifact_sha256": key, "error": outcome["unsupported"],
+                   "finished_at": finished_at, "backend_version": outcome["version"]}
+            with statement_scope() as session:
+                if session.get_bind().dialect.name == "postgresql":
+                    landed = self._end_in_one_statement(session, end, measurement, rows)
+                else:
+                    landed = self._end_and_idle(session, update(Job).where(*self._ours()).values(**end)) == 1
+                    if landed:
+                        _insert_artifacts(session, rows)
+                        session.add(measurement)
+                    else:
+                        session.rollback()
+                return status if landed else self._landed_before(session) or "superseded"
 
         key, extras, rows = _put_outputs(store, self.job_id, built, job.config)
         if outcome.get("layer_profile"):
@@ -442,18 +451,21 @@ class _Ends:
 
     def _end_and_idle(self, session, ended) -> int:
         """Apply the guarded job UPDATE ``ended`` and, when it matched, mark
-        the device idle; on PostgreSQL one statement (one round trip fewer
-        per job). Returns how many job rows matched."""
-        if self.device_id is None or session.get_bind().dialect.name != "postgresql":
-            matched = session.execute(ended).rowcount
-            if matched == 1:
-                _clear_device(session, self.job_id, self.worker, self.device_id)
-            return matched
-        job = ended.returning(Job.id).cte("ended")
-        idle = (update(Device).where(Device.id == self.device_id, Device.worker == self.worker,
-                                     Device.current_job_id == self.job_id, exists(select(job.c.id)))
-                .values(current_job_id=None).returning(Device.id).cte("idle"))
-        return session.execute(select(func.count()).select_from(job).add_cte(idle)).scalar_one()
+        the device idle (SQLite). Returns how many job rows matched."""
+        matched = session.execute(ended).rowcount
+        if matched == 1:
+            _clear_device(session, self.job_id, self.worker, self.device_id)
+        return matched
+
+    def _end_in_one_statement(self, session, end: dict, measurement: Measurement, rows: list[dict]) -> bool:
+        """PostgreSQL: the end, the measurement, new artifact rows and the
+        device marked idle in one statement (workers.job_writes)."""
+        new_rows = [row for row in rows if row["sha256"] not in _recorded_artifacts]
+        job = {"p_job": self.job_id, "p_attempt": self.attempt, "p_worker": self.worker, "p_device": self.device_id,
+               "p_status": end["status"], "p_key": end["artifact_sha256"], "p_error": end["error"],
+               "p_finished": end["finished_at"], "p_version": end["backend_version"]}
+        statement = end_statement(self.device_id is not None, len(new_rows))
+        return session.execute(statement, end_parameters(job, measurement, new_rows)).scalar_one() == 1
 
     def _landed_before(self, session) -> str | None:
         """Our own earlier attempt at this write committed (the connection

@@ -164,3 +164,25 @@ def session_scope(url: str | None = None, pre_ping: bool = True) -> Iterator[Ses
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def statement_scope(url: str | None = None) -> Iterator[Session]:
+    """A session for writes that are one statement each, on the pool that
+    skips the liveness round trip (the caller retries, farm.db.retry).
+
+    On PostgreSQL every statement commits on its own (autocommit): a job's
+    claim or end, one statement with data-modifying CTEs, is one round trip
+    instead of three to five (BEGIN, statements, COMMIT), atomic as any
+    single statement is. On SQLite it is session_scope's one transaction."""
+    engine = engine_for(url, pre_ping=False)
+    if engine.dialect.name != "postgresql":
+        with session_scope(url, pre_ping=False) as session:
+            yield session
+        return
+    with engine.connect() as connection:
+        session = Session(bind=connection.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()

@@ -141,3 +141,51 @@ def test_take_marks_the_device_busy_in_the_claim_or_not_at_all(pg_url, monkeypat
     # Our own claim whose commit answer was lost (the message is redelivered): taken up, not skipped.
     again = take(ids[0], "w1", 1)
     assert again.attempt == 1 and again.job.id == ids[0]
+
+
+def test_one_statement_end_writes_what_the_orm_writes_and_nothing_when_superseded(pg_url, monkeypatch):
+    """PostgreSQL ends a job in one statement (workers.job_writes): the
+    measurement row holds every column the ORM insert would, the device is
+    idle, the artifact row is there once; a worker that lost its job writes
+    nothing at all."""
+    from farm.db import Artifact, statement_scope
+    from workers.job_writes import end_parameters, end_statement
+
+    monkeypatch.setenv("FARM_DB_URL", pg_url)
+    ids = _seed(pg_url, 3, status="running")
+    with session_scope(pg_url) as session:
+        session.add(Device(id=1, uuid="cpu-0", kind="cpu", name="cpu", device_class="cpu.test", host="h",
+                           worker="w1", last_heartbeat=utcnow(), versions={}, current_job_id=ids[1]))
+        for job_id in ids:
+            job = session.get(Job, job_id)
+            job.worker, job.attempts = "w1", 1
+
+    def measurement(job_id):
+        return Measurement(job_id=job_id, attempt=1, device_id=1, samples_ms=[1.5, 2.5], p50_ms=2.0,
+                           telemetry={"clocks": [1980]}, flags=["unstable"], build_info={"k": "v"}, accuracy_pass=True)
+
+    with session_scope(pg_url) as session:
+        session.add(measurement(ids[0]))
+    artifact = {"sha256": "a" * 64, "size_bytes": 3, "kind": "engine", "media_type": "x", "meta": {"job_id": ids[1]}}
+
+    def end(job_id, worker):
+        job = {"p_job": job_id, "p_attempt": 1, "p_worker": worker, "p_device": 1, "p_status": "done",
+               "p_key": "a" * 64, "p_error": None, "p_finished": utcnow(), "p_version": "1.2"}
+        with statement_scope(pg_url) as session:
+            return session.execute(end_statement(True, 1),
+                                   end_parameters(job, measurement(job_id), [artifact])).scalar_one()
+
+    assert end(ids[1], "w1") == 1
+    assert end(ids[2], "w2") == 0  # not our job: no measurement, no artifact row, device untouched
+    with session_scope(pg_url) as session:
+        rows = {m.job_id: m for m in session.query(Measurement)}
+        assert set(rows) == {ids[0], ids[1]}
+        skip = {"id", "job_id", "created_at"}
+        columns = [c.key for c in Measurement.__table__.c if c.key not in skip]
+        assert {c: getattr(rows[ids[1]], c) for c in columns} == {c: getattr(rows[ids[0]], c) for c in columns}
+        assert rows[ids[1]].created_at is not None
+        job = session.get(Job, ids[1])
+        assert (job.status, job.artifact_sha256, job.backend_version) == ("done", "a" * 64, "1.2")
+        assert session.get(Job, ids[2]).status == "running"
+        assert session.get(Device, 1).current_job_id is None
+        assert session.query(Artifact).count() == 1

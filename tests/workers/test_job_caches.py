@@ -173,3 +173,23 @@ def test_a_file_checked_once_is_hashed_again_only_when_it_changes(tmp_path, monk
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert not verified_files.matches(path, sha)
     assert not verified_files.matches(tmp_path / "missing", sha)
+
+
+def test_a_backends_unsupported_reason_is_stored_masked(worker, monkeypatch):
+    """A backend's reason is shown in every report: a credential it quotes
+    (a URL it could not reach, say) never reaches the job table."""
+    from farm.db import Job, Measurement, session_scope
+    from farm.errors import BackendUnsupported
+    from workers.backends.onnxruntime.backend import OnnxRuntimeBackend
+
+    def refuse(self, artifact, ctx):
+        raise BackendUnsupported("cannot load: license server postgresql://farm:Hunter2Secret@lic:5432/x refused")
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "load", refuse)
+    (job_id,) = worker.submit()
+    assert worker.run(job_id) == "unsupported"
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        reason = session.query(Measurement).filter_by(job_id=job_id).one().unsupported_reason
+    assert "postgresql://farm:***@lic:5432/x" in job.error and reason == job.error
+    assert "Hunter2Secret" not in job.error
