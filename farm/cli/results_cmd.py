@@ -117,6 +117,8 @@ def _with_constraints(func, device_help: str):
                                                          "memory does not qualify)."),
         click.option("--allow-unchecked", is_flag=True, help="Let configurations whose accuracy was not "
                                                              "measured (accuracy_status unchecked) win."),
+        click.option("--allow-host-bound", is_flag=True, help="Let configurations flagged host_bound (the "
+                                                              "figure is the host's launch rate) win."),
     ]):
         func = option(func)
     return func
@@ -152,8 +154,13 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, **constraints):
     lower p99, then memory, artifact size, build time (docs/fields.md).
     """
     best = _best(model, sweep_id, device, **constraints)
+    left_out = best.attrs.get("excluded", [])
+    for row in left_out:  # on stderr: stdout stays the table or the JSON rows
+        click.echo(f"not ranked: {row['job_id']} ({row['device_class']}, {row['backend']} {row['precision']} "
+                   f"batch {row['batch_size']}, would be {row['would_be']}): {row['reason']}", err=True)
     if best.empty:
-        raise NotFoundError("no finished configuration meets the constraints")
+        raise NotFoundError("no finished configuration meets the constraints"
+                            + (f" ({len(left_out)} flagged host_bound were not ranked)" if left_out else ""))
     if remeasure:
         from farm.search.config import FinalsConfig
         from farm.search.finals import remeasure as interleaved

@@ -12,7 +12,8 @@ Rule (docs/fields.md, "farm best"):
    newest finished result counts (a re-run supersedes older ones).
 3. Eligible: status done, measured, accuracy ``pass`` or ``reference`` (the
    fp32 reference itself); ``unchecked`` only with allow_unchecked; ``fail``
-   never; and every constraint given. A constraint on a figure that was not
+   never; not flagged ``host_bound`` (the figure is the host's launch rate,
+   not the GPU's) unless allow_host_bound; and every constraint given. A constraint on a figure that was not
    measured is not met (missing memory or error never qualifies).
 4. The objective's own figure decides: latency = p50 per request (one call
    of the job's batch) or per sample (p50 / batch); throughput = samples/s.
@@ -25,7 +26,7 @@ Rule (docs/fields.md, "farm best"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,11 @@ GROUP_KEYS = ["device_class", "workload"]
 TIE_BREAK = ["latency_p99_ms", "memory_mb", "artifact_size", "build_s"]
 BEST_FIELDS = REPORT_FIELDS + ("role", "tied_with", "objective", "objective_value", "objective_unit")
 ELIGIBLE_ACCURACY = ("pass", "reference")
+HOST_BOUND = "host_bound"
+HOST_BOUND_REASON = ("flagged host_bound: the figure is the host's launch rate, not the GPU's "
+                     "(docs/fields.md); --allow-host-bound ranks it")
+# The flag inside measurements.flags (a JSON list; its text on SQLite and PostgreSQL alike).
+HOST_BOUND_SQL = "COALESCE(CAST(m.flags AS TEXT), '') LIKE '%\"host_bound\"%'"
 # As rows.accuracy_status: the recorded status, else the verdict.
 ACCURACY_STATUS_SQL = ("COALESCE(m.accuracy_status, CASE WHEN m.accuracy_pass THEN 'pass' "
                        "WHEN NOT m.accuracy_pass THEN 'fail' ELSE 'unchecked' END)")
@@ -62,6 +68,7 @@ class Constraints:
     device: str | None = None
     profile: str | None = None  # only this profile's workloads
     allow_unchecked: bool = False  # configurations without accuracy figures may win
+    allow_host_bound: bool = False  # host_bound figures may win
 
     @property
     def latency_column(self) -> str:
@@ -92,6 +99,8 @@ def sql_conditions(c: Constraints) -> tuple[str, dict]:
     for i, (column, op, value) in enumerate(c.bounds()):
         parts.append(f"AND {SQL_COLUMNS[column]} {op} :bound{i}")
         params[f"bound{i}"] = value
+    if not c.allow_host_bound:
+        parts.append(f"AND NOT {HOST_BOUND_SQL}")
     if c.profile:
         parts.append("AND j.profile = :profile")
         params["profile"] = c.profile
@@ -120,17 +129,36 @@ def matches_device(frame: pd.DataFrame, device: str | None) -> pd.Series:
 _OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
 
 
+def host_bound(frame: pd.DataFrame) -> pd.Series:
+    flags = frame["flags"] if "flags" in frame else pd.Series([[]] * len(frame), index=frame.index)
+    return flags.map(lambda f: isinstance(f, (list, tuple)) and HOST_BOUND in f).astype(bool)
+
+
 def eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     """Rules 2 and 3: newest result per configuration, then the filters."""
     frame = frame[(frame["status"] == "done") & frame["latency_p50_ms"].notna()]
     frame = _newest_per_config(frame)
     keep = matches_device(frame, c.device) & frame["accuracy_status"].isin(c.accuracy_allowed)
+    if not c.allow_host_bound:
+        keep &= ~host_bound(frame)
     for column, op, value in c.bounds():
         keep &= _OPS[op](pd.to_numeric(frame[column], errors="coerce"), value).fillna(False).astype(bool)
     if c.profile:
         keep &= frame["profile"] == c.profile
     keep &= objective_figure(frame, c)[0].notna()
     return frame[keep]
+
+
+def excluded(frame: pd.DataFrame, c: Constraints) -> list[dict]:
+    """Configurations that would have won or tied but for their host_bound
+    flag, with the reason they were not ranked (shown by ``farm best``)."""
+    if c.allow_host_bound or frame.empty:
+        return []
+    contenders = _rank_eligible(eligible(frame, replace(c, allow_host_bound=True)), c)
+    contenders = contenders[host_bound(contenders)] if not contenders.empty else contenders
+    return [{"job_id": r["job_id"], "device_class": r["device_class"], "workload": r["workload"],
+             "backend": r["backend"], "precision": r["precision"], "batch_size": int(r["batch_size"]),
+             "would_be": r["role"], "reason": HOST_BOUND_REASON} for r in contenders.to_dict("records")]
 
 
 def objective_figure(frame: pd.DataFrame, c: Constraints) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -159,9 +187,17 @@ def within_window(value: np.ndarray, leader: float, objective: str) -> np.ndarra
 def rank(frame: pd.DataFrame, c: Constraints = Constraints()) -> pd.DataFrame:
     """Winner and tied rows per (device class, workload): BEST_FIELDS plus
     hidden columns, ordered by device class, then workload (winner first,
-    then its ties, best first). Vectorised over groups: a model swept over
-    thousands of profiles has thousands of workloads."""
-    frame = eligible(frame, c)
+    then its ties, best first); ``attrs["excluded"]`` lists the
+    configurations kept from winning by their host_bound flag (``excluded``).
+    Vectorised over groups: a model swept over thousands of profiles has
+    thousands of workloads."""
+    left_out = excluded(frame, c)
+    ranked = _rank_eligible(eligible(frame, c), c)
+    ranked.attrs["excluded"] = left_out
+    return ranked
+
+
+def _rank_eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     if frame.empty:
         return frame.assign(role=[], tied_with=[], objective=[], objective_value=[], objective_unit=[])
     point, low, high = objective_figure(frame, c)
@@ -204,5 +240,13 @@ def find_best(sweep_id: str | None = None, model: str | None = None,
     from farm.reports.candidates import model_candidates
     from farm.reports.rows import load_frame
 
-    frame = load_frame(sweep_id=sweep_id) if sweep_id else model_candidates(model, constraints)
-    return rank(frame, constraints)
+    if sweep_id:
+        return rank(load_frame(sweep_id=sweep_id), constraints)
+    # Scan with host_bound rows first: where none can lead or tie (the usual
+    # case) the ranking is the same without them, else scan again without them.
+    with_them = model_candidates(model, replace(constraints, allow_host_bound=True))
+    if constraints.allow_host_bound or not host_bound(with_them).any():
+        return rank(with_them, constraints)
+    ranked = rank(model_candidates(model, constraints), constraints)
+    ranked.attrs["excluded"] = excluded(with_them, constraints)
+    return ranked

@@ -87,3 +87,26 @@ def test_newest_rerun_supersedes(known):
     best = find_best(model="known.onnx", constraints=Constraints(device="h100"))
     assert _summary(best) == [(H100, "winner", "j-bf16-b1", [])]
     assert _summary(select_best(load_frame(model="known.onnx"), Constraints(device="h100"))) == _summary(best)
+
+
+def test_host_bound_never_wins_silently(known):
+    # fp16 b1 leads H100 (1.000 ms) but is flagged host_bound: bf16 (1.002) wins, and fp16 is listed as
+    # kept from winning, with the reason; --allow-host-bound ranks it again.
+    with session_scope() as session:
+        session.query(Measurement).filter_by(job_id="j-fp16-b1").update({"flags": ["host_bound"]})
+    for scope in (dict(sweep_id=SWEEP), dict(model="known.onnx")):
+        best = find_best(**scope, constraints=Constraints(device="h100"))
+        assert _summary(best) == [(H100, "winner", "j-bf16-b1", [])]
+        assert [(r["job_id"], r["would_be"]) for r in best.attrs["excluded"]] == [("j-fp16-b1", "winner")]
+        assert "host_bound" in best.attrs["excluded"][0]["reason"]
+        allowed = find_best(**scope, constraints=Constraints(device="h100", allow_host_bound=True))
+        assert _summary(allowed)[0] == (H100, "winner", "j-fp16-b1", ["j-bf16-b1"])
+        assert allowed.attrs.get("excluded", []) == []
+    result = CliRunner().invoke(cli, ["best", "known.onnx", "--device", "h100", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert [r["job_id"] for r in json.loads(result.stdout)] == ["j-bf16-b1"]
+    assert result.stderr.startswith("not ranked: j-fp16-b1 (gpu.nvidia-h100, tensorrt fp16 batch 1, would be winner)")
+    only = CliRunner().invoke(cli, ["best", "--sweep", SWEEP, "--device", "h100", "--max-latency-ms", "1.001",
+                                    "--latency-stat", "p50"])
+    assert isinstance(only.exception, NotFoundError)
+    assert "(1 flagged host_bound were not ranked)" in str(only.exception)
