@@ -33,3 +33,26 @@ def test_per_precision_defaults_and_overrides():
 def test_a_missing_output_is_an_error():
     with pytest.raises(ValueError, match="output 'z' missing"):
         evaluate({"y": np.zeros(2)}, {"z": np.zeros(2)}, "fp32", {})
+
+
+def test_fp16_and_bf16_gates_are_one_multiple_of_their_unit_roundoff():
+    fp16, bf16 = tolerances("fp16", {}), tolerances("bf16", {})
+    assert fp16["max_rel_error"] == pytest.approx(1e-2, rel=1e-3)
+    assert bf16["max_rel_error"] / fp16["max_rel_error"] == pytest.approx(2.0 ** 3)  # 2^-8 / 2^-11
+    for gate in (fp16, bf16):  # the cosine the rel L2 bound implies
+        assert gate["min_cosine"] == pytest.approx(np.sqrt(1 - gate["max_rel_error"] ** 2))
+    assert tolerances("bf16", {"max_rel_error": 0.02})["min_cosine"] == pytest.approx(np.sqrt(1 - 0.02 ** 2))
+    assert tolerances("bf16", {"max_rel_error": 0.02, "min_cosine": 0.9})["min_cosine"] == 0.9
+
+
+def test_bf16_gate_still_fails_real_bugs():
+    rng = np.random.default_rng(0)
+    expected = rng.normal(size=1000)
+    rounding = expected * (1 + rng.uniform(-2 ** -8, 2 ** -8, size=1000) * 8)  # ~8 roundings of bf16
+    assert evaluate({"y": rounding}, {"y": expected}, "bf16", {})["passed"]
+    channel = expected.copy()
+    channel[:100] = -channel[:100]  # one channel in ten with the wrong sign
+    for wrong in (np.zeros(1000), np.full(1000, np.nan), np.where(expected > 3, np.inf, expected),
+                  expected * 1.1, channel):
+        result = evaluate({"y": wrong}, {"y": expected}, "bf16", {})
+        assert not result["passed"], wrong[:3]
