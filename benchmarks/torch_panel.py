@@ -9,7 +9,16 @@ times of one graph replay, from torch.profiler (CUPTI), over 20 replays.
 Writes panel.json (every figure and the raw samples) and panel.md (the
 table) after every job, so a run cut short keeps what it measured.
 
+``--shared-cache`` gives the jobs the farm's artifact store (a local store
+and SQLite database under FARM_HOME), so every build loads and publishes the
+shared Inductor cache (workers/backends/torch/inductor_cache.py).
+``--warm-rebuild model:prec:batch`` (with it) rebuilds that configuration
+right after its panel job in a new process whose local Inductor and Triton
+caches are empty (another worker of the same GPU kind): what it compiles
+faster comes through the store only; the rows land in ``warm_rebuilds``.
+
     python benchmarks/torch_panel.py --out DIR [--models-dir DIR] [--only yolov8n-320] [--deadline-s 540]
+        [--shared-cache --warm-rebuild yolov8n-320:fp16:8]
 """
 
 from __future__ import annotations
@@ -73,7 +82,7 @@ def kernel_floor_ms(call, replays: int = FLOOR_REPLAYS) -> float | None:
     return total_us / 1000.0 / replays if total_us else None
 
 
-def run_job(model, path: Path, precision: str, batch: int, build_cfg: dict) -> dict:
+def run_job(model, path: Path, precision: str, batch: int, build_cfg: dict, store=None) -> dict:
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -92,14 +101,17 @@ def run_job(model, path: Path, precision: str, batch: int, build_cfg: dict) -> d
                      shapes=profile_shapes(shapes), model_path=path, model=read_model(path),
                      measure=MeasureConfig(**MEASURE), calibration={},
                      device=DeviceContext(kind="gpu", name=name, device_class=name, index=0),
-                     workdir=Path(tempfile.mkdtemp(prefix="panel-")), store=None)
+                     workdir=Path(tempfile.mkdtemp(prefix="panel-")), store=store)
     row = {"model": model.key, "architecture": model.architecture, "precision": precision, "batch": batch,
            "shapes": {k: list(v) for k, v in shapes.items()}}
     backend = TorchBackend(TorchConfig.from_dict(build_cfg))
     built = backend.build(ctx)
     row.update(build_s=round(built.build_s, 2), compile_phases_s=built.info.get("compile_phases_s"),
                artifact_bytes=built.info.get("artifact_bytes"), onnx_nodes=built.info.get("onnx_nodes"),
-               host_reads=built.info.get("host_reads"), fullgraph=built.info.get("fullgraph"))
+               host_reads=built.info.get("host_reads"), fullgraph=built.info.get("fullgraph"),
+               cache_artifacts=built.info.get("cache_artifacts"),
+               cache_artifacts_dropped=built.info.get("cache_artifacts_dropped"),
+               inductor_cache=built.info.get("inductor_cache"))
     runner = backend.load(built.artifact, ctx)
     try:
         # Text images for the OCR models (tests/real_models.py says why), else the farm's synthetic inputs.
@@ -151,6 +163,27 @@ def table(rows: list[dict]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def warm_table(rows: list[dict] | None) -> str:
+    if not rows:
+        return ""
+    lines = ["", "Warm rebuilds (new process, empty local Inductor/Triton caches, shared cache from the store):", "",
+             "| config | cold build s | warm build s | cold trace+compile s | warm trace+compile s | shared cache "
+             "| rel L2 | p50 ms |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['config']} | {r.get('cold_build_s')} | failed: {r['error']} | | | | | |")
+            continue
+        cache = r.get("inductor_cache") or {}
+        sizes = cache.get("sizes") or {}
+        shared = f"{cache.get('status')}: " + ", ".join(f"{k} {v['entries']} / {v['bytes'] / 2**20:.1f} MiB"
+                                                        for k, v in sizes.items())
+        lines.append(f"| {r['config']} | {r.get('cold_build_s')} | {r.get('build_s')} "
+                     f"| {(r.get('cold_compile_phases_s') or {}).get('trace_and_compile_s')} "
+                     f"| {(r.get('compile_phases_s') or {}).get('trace_and_compile_s')} | {shared} "
+                     f"| {(r.get('accuracy') or {}).get('rel_l2_error', float('nan')):.2e} | {_num(r.get('p50_ms'))} |")
+    return "\n".join(lines) + "\n"
+
+
 def _num(value, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -164,13 +197,20 @@ def main() -> int:
     parser.add_argument("--batches", default="8,1")
     parser.add_argument("--build", default='{"fullgraph": true}', help="torch build config (JSON)")
     parser.add_argument("--deadline-s", type=float, default=1e9)
+    parser.add_argument("--shared-cache", action="store_true", help="builds share Inductor caches via the store")
+    parser.add_argument("--warm-rebuild", default="", help="model:prec:batch,... rebuilt in a cold process")
+    parser.add_argument("--rebuild-one", default="", help=argparse.SUPPRESS)  # the child of --warm-rebuild
     args = parser.parse_args()
+    if args.rebuild_one:
+        return rebuild_one(args)
     start = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     models = [m for m in PANEL if not args.only or m.key in args.only.split(",")]
     build_cfg = json.loads(args.build)
     result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "started": _now(),
-              "machine": machine(), "build": build_cfg, "measure": MEASURE, "rows": []}
+              "machine": machine(), "build": build_cfg, "measure": MEASURE, "rows": [], "warm_rebuilds": []}
+    store = open_shared_store() if args.shared_cache else None
+    rebuilds = set(filter(None, args.warm_rebuild.split(",")))
     for batch in [int(b) for b in args.batches.split(",")]:
         for model in models:
             for precision in args.precisions.split(","):
@@ -184,7 +224,7 @@ def main() -> int:
                     continue
                 clock = time.monotonic()
                 try:
-                    row = run_job(model, path, precision, batch, build_cfg)
+                    row = run_job(model, path, precision, batch, build_cfg, store)
                 except Exception as exc:  # noqa: BLE001 - one failed job must not end the panel
                     row = {"model": model.key, "precision": precision, "batch": batch,
                            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
@@ -193,10 +233,51 @@ def main() -> int:
                 print(json.dumps({k: v for k, v in row.items() if k not in ("samples_ms", "telemetry")}),
                       flush=True)
                 _write(args.out, result)
+                if f"{model.key}:{precision}:{batch}" in rebuilds and "error" not in row:
+                    result["warm_rebuilds"].append(warm_rebuild(args, row))
+                    _write(args.out, result)
     result["finished"] = _now()
     result["machine_after"] = machine()["nvidia_smi"]
     _write(args.out, result)
     print(table(result["rows"]))
+    return 0
+
+
+def open_shared_store():
+    """The farm's store and database under FARM_HOME (SQLite, local store)."""
+    from farm.config import ensure_home
+    from farm.store import open_store
+
+    ensure_home()
+    return open_store()
+
+
+def warm_rebuild(args, cold: dict) -> dict:
+    """The cold row's configuration built again in a new process with empty
+    local Inductor/Triton caches and the same FARM_HOME (store + database)."""
+    import os
+
+    fresh = Path(tempfile.mkdtemp(prefix="warm-"))
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(fresh / "inductor"), "TRITON_CACHE_DIR": str(fresh / "triton")}
+    key = f"{cold['model']}:{cold['precision']}:{cold['batch']}"
+    command = [sys.executable, str(Path(__file__).resolve()), "--out", str(fresh), "--build", args.build,
+               "--rebuild-one", key] + (["--models-dir", str(args.models_dir)] if args.models_dir else [])
+    clock = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    row = json.loads(lines[-1]) if lines else {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    row.update(config=key, process_wall_s=round(time.monotonic() - clock, 1), cold_build_s=cold.get("build_s"),
+               cold_compile_phases_s=cold.get("compile_phases_s"))
+    print(json.dumps({k: v for k, v in row.items() if k not in ("samples_ms", "telemetry")}), flush=True)
+    return row
+
+
+def rebuild_one(args) -> int:
+    key, precision, batch = args.rebuild_one.split(":")
+    model = next(m for m in PANEL if m.key == key)
+    row = run_job(model, model.locate(args.models_dir), precision, int(batch), json.loads(args.build),
+                  open_shared_store())
+    print(json.dumps(row, default=str), flush=True)
     return 0
 
 
@@ -206,7 +287,7 @@ def _write(out: Path, result: dict) -> None:
             f"machine: {result['machine']['nvidia_smi']} ({result['machine']['fields']}); torch "
             f"{result['machine']['torch']}, onnx2torch {result['machine']['onnx2torch']}, onnxscript "
             f"{result['machine']['onnxscript']}\n\nBuild config: `{json.dumps(result['build'])}`; measure: "
-            f"`{json.dumps(result['measure'])}`\n\n" + table(result["rows"]))
+            f"`{json.dumps(result['measure'])}`\n\n" + table(result["rows"]) + warm_table(result.get("warm_rebuilds")))
     (out / "panel.md").write_text(text)
 
 

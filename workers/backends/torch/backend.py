@@ -161,24 +161,29 @@ class TorchBackend(Backend):
 
         settings = self._settings(ctx)
         start = time.perf_counter()
+        shared = _SharedCache(ctx, settings, compile_options(settings["mode"], self.config.inductor))
         with _fresh_cache_artifacts():
+            shared.load()
             compiled, _inputs, source = self._compile(ctx, settings)
             saved = torch.compiler.save_cache_artifacts()
-        if saved is None:
+        job_cache, cache_info = shared.job_artifact(saved)
+        if job_cache is None:
             raise RuntimeError("torch.compile left no cache artifacts (is Inductor's FX graph cache disabled?)")
         artifact = ctx.workdir / ARTIFACT_NAME
-        stored = pack_artifact(saved[0])
+        stored = pack_artifact(job_cache)
         artifact.write_bytes(stored)
+        shared.publish()
         build_s = time.perf_counter() - start
         del compiled
         major, minor = torch.cuda.get_device_capability()
         info = {
             "build": self.config.resolved(), **settings, **source, "dtype": ctx.precision,
-            "artifact": "torch.compiler.save_cache_artifacts() bytes: Inductor/AOTAutograd/autotune caches, "
-                        "loaded with torch.compiler.load_cache_artifacts before compiling the same model; "
-                        "AOTInductor packages not used (aoti_load_package segfaulted with torch 2.11 on H200)",
-            "cache_artifacts": {k: len(v) for k, v in saved[1].artifacts.items()},
-            "artifact_bytes": {"cache": len(saved[0]), "stored_zlib": len(stored)},
+            "artifact": "torch.compiler.save_cache_artifacts() entries of this compile (inductor, aot_autograd, "
+                        "autotune; pgo and precompile dropped), loaded with torch.compiler.load_cache_artifacts "
+                        "before compiling the same model; AOTInductor packages not used (aoti_load_package "
+                        "segfaulted with torch 2.11 on H200)",
+            **cache_info, "artifact_bytes": {"cache": len(job_cache), "stored_zlib": len(stored)},
+            "inductor_cache": shared.info,
             "runs_on": {"compute_capabilities": [f"{major}.{minor}"], "library": "torch",
                         "library_version": torch.__version__, "gpu_only": True},
         }
@@ -202,6 +207,72 @@ class TorchBackend(Backend):
         torch.cuda.reset_peak_memory_stats()
         notes["memory_baseline_mb"] = baseline / 2**20
         return TorchRunner(call, ctx, notes)
+
+
+class _SharedCache:
+    """The build's use of the store's shared Inductor cache
+    (inductor_cache.py): loaded before the compile, this compile's entries
+    merged in after it. Never fails the build: a problem is recorded in
+    ``info`` and the build compiles (or stays) cold."""
+
+    def __init__(self, ctx: JobContext, settings: dict, options: dict):
+        from workers.backends.torch import inductor_cache
+
+        self.ctx, self.shared, self.learned = ctx, {}, {}
+        self.identity, self.info = None, {"status": "off (no store)"}
+        if ctx.store is not None:
+            self.identity = inductor_cache.identity_for(ctx.device.device_class, ctx.device.index or 0,
+                                                        ctx.model.sha256, settings["mode"], options,
+                                                        settings["tf32"])
+            self.info = {"key": self.identity.key}
+
+    def load(self) -> None:
+        from workers.backends.torch import inductor_cache
+
+        if self.identity is None:
+            return
+        clock = time.perf_counter()
+        try:
+            self.shared, fetched = inductor_cache.fetch(self.ctx.store, self.identity)
+            if self.shared:
+                from torch.compiler._cache import CacheArtifactManager
+
+                CacheArtifactManager.populate_caches(self.shared)
+        except Exception as exc:  # noqa: BLE001 - a shared cache is an optimisation
+            self.shared, fetched = {}, {"status": f"load failed: {type(exc).__name__}: {exc}".splitlines()[0]}
+        self.info.update(fetched, load_s=round(time.perf_counter() - clock, 3))
+
+    def job_artifact(self, saved) -> tuple[bytes | None, dict]:
+        """(this job's cache bytes: the KEPT entries of its compile, the
+        record of what was kept and dropped)."""
+        from workers.backends.torch import inductor_cache
+
+        if saved is None and not self.shared:
+            return None, {}
+        try:
+            learned = inductor_cache.decode_artifacts(saved[0]) if saved is not None else {}
+        except inductor_cache.CacheRejected:  # kept whole, as torch wrote it; nothing shared
+            return saved[0], {"cache_artifacts": "unread (torch could not decode its own artifacts)"}
+        self.learned, dropped = inductor_cache.kept(learned)
+        record = {"cache_artifacts": inductor_cache.sizes(self.learned), "cache_artifacts_dropped": dropped}
+        if "inductor" not in self.learned and self.shared:
+            # A warm compile that recorded no FX-graph entry: the job keeps the shared entries it used.
+            record["job_cache_from_shared"] = True
+            return inductor_cache.encode_artifacts(inductor_cache.merge(self.shared, self.learned)), record
+        raw = saved[0] if not dropped else inductor_cache.encode_artifacts(self.learned)
+        return raw, record
+
+    def publish(self) -> None:
+        from workers.backends.torch import inductor_cache
+
+        if self.identity is None or not self.learned:
+            return
+        clock = time.perf_counter()
+        try:
+            self.info["publish"] = inductor_cache.publish(self.ctx.store, self.identity, self.learned)
+        except Exception as exc:  # noqa: BLE001 - a shared cache is an optimisation
+            self.info["publish"] = {"status": f"failed: {type(exc).__name__}: {exc}".splitlines()[0]}
+        self.info["publish_s"] = round(time.perf_counter() - clock, 3)
 
 
 # The cache bytes are mostly generated kernel source and pickles: zlib makes
