@@ -8,7 +8,8 @@
 #                                             # limit shorter than the sweep; its files land in /tmp/farm-results
 #   bash benchmarks/gpu_sweep.sh single-wait  # wait (up to WAIT_S) for that sweep, copy its files to $RESULTS
 #   bash benchmarks/gpu_sweep.sh panel        # torch on the real-model panel (MODELS_DIR: model files by name,
-#                                             # else the test extra's wheels); benchmarks/torch_panel.py
+#                                             # else the test extra's wheels); benchmarks/torch_panel.py;
+#                                             # PANEL_ARGS: more of its flags (--shared-cache --warm-rebuild ...)
 #   bash benchmarks/gpu_sweep.sh scaling      # two GPUs: one sweep on GPU 0 alone, then on both (cold caches each)
 set -u
 MODE=${1:-single}
@@ -67,7 +68,8 @@ single-wait)
 panel)
   machine "$RESULTS/machine.txt"
   python3 benchmarks/torch_panel.py --out "$RESULTS" ${MODELS_DIR:+--models-dir "$MODELS_DIR"} \
-    --deadline-s "${DEADLINE_S:-420}" --build "${PANEL_BUILD:-{\"fullgraph\": true, \"mode\": \"default\"}}" 2>&1 | grep '^|'
+    --deadline-s "${DEADLINE_S:-420}" --build "${PANEL_BUILD:-{\"fullgraph\": true, \"mode\": \"default\"}}" \
+    ${PANEL_ARGS:-} 2>&1 | tee "$RESULTS/panel.log" | grep -e '^|' -e 'Error' -e 'Traceback'
   ;;
 scaling)
   machine "$RESULTS/machine.txt"

@@ -111,7 +111,8 @@ def run_job(model, path: Path, precision: str, batch: int, build_cfg: dict, stor
                host_reads=built.info.get("host_reads"), fullgraph=built.info.get("fullgraph"),
                cache_artifacts=built.info.get("cache_artifacts"),
                cache_artifacts_dropped=built.info.get("cache_artifacts_dropped"),
-               inductor_cache=built.info.get("inductor_cache"))
+               inductor_cache=built.info.get("inductor_cache"),
+               compile_cache_hits=built.info.get("compile_cache_hits"))
     runner = backend.load(built.artifact, ctx)
     try:
         # Text images for the OCR models (tests/real_models.py says why), else the farm's synthetic inputs.
@@ -177,6 +178,7 @@ def warm_table(rows: list[dict] | None) -> str:
         sizes = cache.get("sizes") or {}
         shared = f"{cache.get('status')}: " + ", ".join(f"{k} {v['entries']} / {v['bytes'] / 2**20:.1f} MiB"
                                                         for k, v in sizes.items())
+        shared += f" (compile: {r.get('compile_cache_hits')})"
         lines.append(f"| {r['config']} | {r.get('cold_build_s')} | {r.get('build_s')} "
                      f"| {(r.get('cold_compile_phases_s') or {}).get('trace_and_compile_s')} "
                      f"| {(r.get('compile_phases_s') or {}).get('trace_and_compile_s')} | {shared} "

@@ -95,6 +95,14 @@ def _fresh_cache_artifacts():
         return contextlib.nullcontext()
 
 
+def _cache_counters() -> dict[str, int]:
+    """Dynamo's counters of Inductor FX-graph and AOTAutograd cache hits and misses."""
+    from torch._dynamo.utils import counters
+
+    wanted = ("fxgraph_cache_hit", "fxgraph_cache_miss", "autograd_cache_hit", "autograd_cache_miss")
+    return {k: int(v) for group in ("inductor", "aot_autograd") for k, v in counters[group].items() if k in wanted}
+
+
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -164,8 +172,11 @@ class TorchBackend(Backend):
         shared = _SharedCache(ctx, settings, compile_options(settings["mode"], self.config.inductor))
         with _fresh_cache_artifacts():
             shared.load()
+            before = _cache_counters()
             compiled, _inputs, source = self._compile(ctx, settings)
             saved = torch.compiler.save_cache_artifacts()
+        source["compile_cache_hits"] = {k: v - before.get(k, 0) for k, v in _cache_counters().items()
+                                        if v - before.get(k, 0)}
         job_cache, cache_info = shared.job_artifact(saved)
         if job_cache is None:
             raise RuntimeError("torch.compile left no cache artifacts (is Inductor's FX graph cache disabled?)")
@@ -244,15 +255,22 @@ class _SharedCache:
 
     def job_artifact(self, saved) -> tuple[bytes | None, dict]:
         """(this job's cache bytes: the KEPT entries of its compile, the
-        record of what was kept and dropped)."""
-        from workers.backends.torch import inductor_cache
-
+        record of what was kept and dropped). Where torch's bytes cannot be
+        taken apart, the job keeps them whole and shares nothing."""
         if saved is None and not self.shared:
             return None, {}
         try:
-            learned = inductor_cache.decode_artifacts(saved[0]) if saved is not None else {}
-        except inductor_cache.CacheRejected:  # kept whole, as torch wrote it; nothing shared
-            return saved[0], {"cache_artifacts": "unread (torch could not decode its own artifacts)"}
+            return self._kept_artifact(saved)
+        except Exception as exc:  # noqa: BLE001 - the job artifact as torch wrote it is still valid
+            self.learned = {}
+            if saved is None:
+                raise
+            return saved[0], {"cache_artifacts": f"kept whole ({type(exc).__name__}: {exc})".splitlines()[0]}
+
+    def _kept_artifact(self, saved) -> tuple[bytes, dict]:
+        from workers.backends.torch import inductor_cache
+
+        learned = inductor_cache.decode_artifacts(saved[0]) if saved is not None else {}
         self.learned, dropped = inductor_cache.kept(learned)
         record = {"cache_artifacts": inductor_cache.sizes(self.learned), "cache_artifacts_dropped": dropped}
         if "inductor" not in self.learned and self.shared:
