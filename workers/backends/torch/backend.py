@@ -233,8 +233,8 @@ class _SharedCache:
         self.identity, self.info = None, {"status": "off (no store)"}
         if ctx.store is not None:
             self.identity = inductor_cache.identity_for(ctx.device.device_class, ctx.device.index or 0,
-                                                        ctx.model.sha256, settings["mode"], options,
-                                                        settings["tf32"])
+                                                        ctx.model.sha256, ctx.precision, ctx.run_shapes,
+                                                        settings["mode"], options, settings["tf32"])
             self.info = {"key": self.identity.key}
 
     def load(self) -> None:

@@ -14,12 +14,14 @@ Dropped: ``pgo`` (dynamic-shape profiles; the farm's shapes are static) and
 artifact is the same selection for that one compile.
 
 Identity (``CacheIdentity``): device class and compute capability, torch,
-Triton and CUDA versions, the model's sha256, and a hash of the compile
-mode, options and TF32 switch. Inductor's own entry keys hash the graph
-and its config too, so a foreign entry would only miss; the identity keeps
-each shared cache to what its builds can hit, so it stays small (one model's
-configurations on one GPU kind: a few MB, capped at ``MAX_BYTES``, oldest
-entries dropped first). Every blob starts with its identity, checked on
+Triton and CUDA versions, the model's sha256, the precision and the input
+shapes, and a hash of the compile mode, options and TF32 switch. Inductor's
+own entry keys hash the graph, its dtypes, shapes and config, so an entry
+of another precision or batch never hits (nor do its kernels' autotune
+entries): one cache per built graph means a build downloads only what it
+can use (the panel's job artifacts: 0.3-4.4 MB at zlib level 6), shared by every
+job that builds that graph (the streams axis, forced re-runs, finals,
+other workers), capped at ``MAX_BYTES`` with the oldest entries dropped. Every blob starts with its identity, checked on
 load; the store is content-addressed and downloads are hash-verified, and
 a blob that does not decode is refused (the build compiles cold and says so).
 """
@@ -55,6 +57,8 @@ class CacheIdentity:
     triton: str
     cuda: str
     model_sha256: str
+    precision: str
+    shapes: str  # "input=1x3x320x320;..." in input order
     options: str  # sha256 of mode, Inductor options and tf32
 
     def parts(self) -> dict:
@@ -69,8 +73,12 @@ def options_digest(mode: str, options: dict, tf32: bool) -> str:
     return artifact_index.index_key({"mode": mode, "options": options, "tf32": tf32})
 
 
-def identity_for(device_class: str, device_index: int, model_sha256: str, mode: str, options: dict,
-                 tf32: bool) -> CacheIdentity:
+def shapes_text(shapes: dict[str, tuple[int, ...]]) -> str:
+    return ";".join(f"{name}={'x'.join(str(d) for d in dims)}" for name, dims in shapes.items())
+
+
+def identity_for(device_class: str, device_index: int, model_sha256: str, precision: str,
+                 shapes: dict[str, tuple[int, ...]], mode: str, options: dict, tf32: bool) -> CacheIdentity:
     import torch
 
     try:
@@ -81,7 +89,8 @@ def identity_for(device_class: str, device_index: int, model_sha256: str, mode: 
         triton_version = "none"
     major, minor = torch.cuda.get_device_capability(device_index)
     return CacheIdentity(device_class, f"{major}.{minor}", torch.__version__, triton_version,
-                         str(torch.version.cuda), model_sha256, options_digest(mode, options, tf32))
+                         str(torch.version.cuda), model_sha256, precision, shapes_text(shapes),
+                         options_digest(mode, options, tf32))
 
 
 # --- the blob: identity header + torch's serialized artifacts, zlib ------------------------------
@@ -117,7 +126,7 @@ def sizes(artifacts: dict[str, list]) -> dict[str, dict[str, int]]:
 
 def pack(identity: CacheIdentity, raw: bytes) -> bytes:
     header = json.dumps(identity.parts(), sort_keys=True).encode()
-    return _MAGIC + len(header).to_bytes(4, "big") + header + zlib.compress(raw, 6)
+    return _MAGIC + len(header).to_bytes(4, "big") + header + zlib.compress(raw, 1)
 
 
 def unpack(identity: CacheIdentity, blob: bytes) -> bytes:

@@ -12,8 +12,8 @@ import pytest
 from workers import artifact_index
 from workers.backends.torch import inductor_cache as ic
 
-A = ic.CacheIdentity("gpu.nvidia-h200", "9.0", "2.11.0+cu130", "3.5.0", "13.0", "ab" * 32,
-                     ic.options_digest("default", {"max_autotune": False}, False))
+A = ic.CacheIdentity("gpu.nvidia-h200", "9.0", "2.11.0+cu130", "3.5.0", "13.0", "ab" * 32, "fp16",
+                     ic.shapes_text({"images": (8, 3, 320, 320)}), ic.options_digest("default", {}, False))
 
 
 def _artifacts(**entries: list[str]) -> dict[str, list]:
@@ -51,7 +51,8 @@ def test_another_identity_is_not_reused(farm_home):
     store = open_store()
     ic.publish(store, A, _artifacts(inductor=["g1"]))
     for change in ({"torch": "2.12.0"}, {"compute_capability": "8.9"}, {"device_class": "gpu.nvidia-h100"},
-                   {"model_sha256": "cd" * 32}, {"options": ic.options_digest("max-autotune", {}, False)}):
+                   {"model_sha256": "cd" * 32}, {"precision": "bf16"}, {"shapes": "images=1x3x320x320"},
+                   {"options": ic.options_digest("max-autotune", {}, False)}):
         other = dataclasses.replace(A, **change)
         assert other.key != A.key
         assert ic.fetch(store, other) == ({}, {"status": "none published"})
