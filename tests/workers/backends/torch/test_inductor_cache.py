@@ -92,3 +92,25 @@ def test_merge_keeps_newest_within_the_cap():
     assert _keys(merged) == {"inductor": ["g2", "g3", "g1"]}  # g1 refreshed: newest
     size = len(new["inductor"][0].content)
     assert _keys(ic.merge(old, new, limit=2 * size)) == {"inductor": ["g3", "g1"]}  # the oldest dropped
+
+
+def test_job_artifact_keeps_the_needed_types_and_falls_back_to_the_shared_entries():
+    from types import SimpleNamespace
+
+    from workers.backends.torch.backend import _SharedCache
+
+    shared = _SharedCache(SimpleNamespace(store=None), {}, {})  # no store: nothing to fetch or publish
+    assert shared.info == {"status": "off (no store)"}
+    compiled = _artifacts(inductor=["g1"], aot_autograd=["a1"], pgo=["p1"], precompile=["c1"])
+    raw, record = shared.job_artifact((ic.encode_artifacts(compiled), None))
+    assert _keys(ic.decode_artifacts(raw)) == {"inductor": ["g1"], "aot_autograd": ["a1"]}
+    assert set(record["cache_artifacts_dropped"]) == {"pgo", "precompile"}
+    # A warm compile that recorded only autotune entries: the job keeps the shared FX-graph entry it used.
+    shared.shared = _artifacts(inductor=["g1"])
+    raw, record = shared.job_artifact((ic.encode_artifacts(_artifacts(autotune=["t1"])), None))
+    assert record["job_cache_from_shared"] and _keys(ic.decode_artifacts(raw)) == {"inductor": ["g1"],
+                                                                                   "autotune": ["t1"]}
+    # Bytes torch cannot take apart are kept whole, and nothing of them is shared.
+    assert shared.job_artifact((b"not torch's format", None)) == (b"not torch's format", {
+        "cache_artifacts": "kept whole (CacheRejected: torch could not read the cache artifacts)"})
+    assert shared.learned == {}
