@@ -33,6 +33,7 @@ def summaries(sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame, compared: 
     figures it quotes, for the page's data attributes and the tests."""
     out = []
     by_job = compared.set_index("job_id") if len(compared) else compared
+    left_out = best.attrs.get("excluded", [])
     for key, group in (best.groupby(_groups(best), sort=True) if len(best) else []):
         key = key if isinstance(key, tuple) else (key,)
         winner = group[group["role"] == "winner"].iloc[0]
@@ -55,7 +56,7 @@ def summaries(sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame, compared: 
         text += ". " + _against_baseline(winner, by_job)
         profile = f" --profile {winner['profile']}" if several else ""
         fetch = f"farm fetch --sweep {sweep_id} --device {winner['device_class']}{profile} -o {_file_name(winner)}"
-        text += f" Engine to fetch: {fetch}"
+        text += f" Engine to fetch: {fetch}" + _not_ranked(left_out, key)
         out.append({"device_class": key[0], "workload": key[1] if len(key) > 1 else None,
                     "winner": winner["job_id"], "tied": ties["job_id"].tolist(), "sentence": text, "fetch": fetch,
                     "latency_p50_ms": winner["latency_p50_ms"], "throughput": winner["throughput"],
@@ -66,9 +67,22 @@ def summaries(sweep_id: str, frame: pd.DataFrame, best: pd.DataFrame, compared: 
         jobs = frame[frame["device_class"] == device]
         reason = ("no configuration passed the accuracy gate" if (jobs["status"] == "done").any()
                   else "no configuration finished")
+        if any(row["device_class"] == device for row in left_out):
+            reason = "no configuration eligible to win"
         out.append({"device_class": device, "workload": None, "winner": None, "tied": [], "fetch": None,
-                    "sentence": f"On {device}, {reason}: nothing to deploy."})
+                    "sentence": f"On {device}, {reason}: nothing to deploy." + _not_ranked(left_out, (device,))})
     return out
+
+
+def _not_ranked(left_out: list[dict], key: tuple) -> str:
+    """The configurations of this device class (and workload) kept from
+    winning or tying by their host_bound flag (best.py ``excluded``)."""
+    rows = [r for r in left_out if (r["device_class"], r["workload"])[:len(key)] == tuple(key)]
+    if not rows:
+        return ""
+    names = ", ".join(f"{r['job_id']} ({r['backend']} {r['precision']} batch {r['batch_size']}, would be "
+                      f"{r['would_be']})" for r in rows)
+    return f" Not ranked, flagged host_bound (the figure is the host's launch rate, not the GPU's): {names}."
 
 
 def _baseline_figure(winner, by_job, column):

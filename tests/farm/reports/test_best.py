@@ -110,3 +110,14 @@ def test_host_bound_never_wins_silently(known):
                                     "--latency-stat", "p50"])
     assert isinstance(only.exception, NotFoundError)
     assert "(1 flagged host_bound were not ranked)" in str(only.exception)
+
+
+def test_report_summary_names_the_host_bound_configuration_it_left_out(known):
+    from farm.reports.summary import summary_sentences
+
+    with session_scope() as session:
+        session.query(Measurement).filter_by(job_id="j-fp16-b1").update({"flags": ["host_bound"]})
+    h100 = next(s for s in summary_sentences(SWEEP) if s.startswith(f"On {H100},"))
+    assert h100.startswith(f"On {H100}, tensorrt bf16 b1 default wins")
+    assert h100.endswith("Not ranked, flagged host_bound (the figure is the host's launch rate, not the GPU's): "
+                         "j-fp16-b1 (tensorrt fp16 batch 1, would be winner).")
