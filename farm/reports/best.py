@@ -152,7 +152,7 @@ def eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
 def excluded(frame: pd.DataFrame, c: Constraints) -> list[dict]:
     """Configurations that would have won or tied but for their host_bound
     flag, with the reason they were not ranked (shown by ``farm best``)."""
-    if c.allow_host_bound or frame.empty:
+    if c.allow_host_bound or frame.empty or not host_bound(frame).any():
         return []
     contenders = _rank_eligible(eligible(frame, replace(c, allow_host_bound=True)), c)
     contenders = contenders[host_bound(contenders)] if not contenders.empty else contenders
