@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 import click
 
-from farm.cli.output import emit, render_table
+from farm.cli.output import emit, emit_export, render_table, table_stream
 from farm.errors import UserError
 from farm.output_files import check_output
-from farm.reports.export import to_text, write_parquet
 from farm.reports.rows import frame_rows
 from farm.reports.sweep_compare import SWEEP_COMPARE_FIELDS, compare_sweeps
 
@@ -58,15 +56,9 @@ def compare_cmd(sweep_a, sweep_b, fmt, min_change, fail_pct, output):
         from farm.reports.compare_html import sweep_compare_html
 
         emit(sweep_compare_html(comparison, fail_pct), output)
-    elif fmt == "parquet":
-        write_parquet(rows, SWEEP_COMPARE_FIELDS, output)
-        click.echo(f"wrote {output}", err=True)
-    elif fmt in ("csv", "json"):
-        emit(to_text(rows, SWEEP_COMPARE_FIELDS, fmt), output)
-    else:
-        stream = io.StringIO() if output else None
+    elif not emit_export(rows, SWEEP_COMPARE_FIELDS, fmt, output):
         text = render_table([h for h, _ in TABLE], [k for _, k in TABLE], frame_rows(rows, SWEEP_COMPARE_FIELDS),
-                            stream)
+                            table_stream(output))
         emit(text, output)
         click.echo(_summary_line(comparison), err=True)
     if fail_pct is not None:

@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from farm.reports.cells import fmt, note  # noqa: F401  (the CLI's tables read values as every report does)
+
 TABLE_COLUMNS = (
     ("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
     ("batch", "batch_size"), ("profile", "profile"), ("device", "device_class"),
@@ -39,36 +41,6 @@ STYLES = {"FAIL": "bold red", "failed": "red", "slower": "bold red", "faster": "
 LEFT = {"job_id", "status", "backend", "precision", "profile", "device_class", "note", "role", "verdict",
         "device", "worker", "name", "model", "state", "sweep_id", "jobs", "created_at", "kind", "host", "uuid",
         "current_job", "backends", "device_class_a", "device_class_b"}
-
-
-def fmt(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, bool):
-        return "pass" if value else "FAIL"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) >= 100:
-            return f"{value:.1f}"
-        if abs(value) >= 0.01:
-            return f"{value:.3f}"
-        return f"{value:.2e}"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)
-
-
-def note(row: dict) -> str:
-    """Reuse, flags and (for failed jobs) the whole last line of the error."""
-    parts = []
-    if row.get("reused"):
-        parts.append("reused")
-    parts.extend(row.get("flags") or [])
-    if row.get("status") in ("failed", "unsupported") and row.get("error"):
-        lines = row["error"].strip().splitlines()
-        parts.append(lines[-1] if lines else "")
-    return ", ".join(p for p in parts if p)
 
 
 def color_enabled(stream=None) -> bool:
@@ -136,6 +108,29 @@ def emit(text: str, output=None) -> None:
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text)
+
+
+def emit_export(data, fields, fmt_name: str, output=None) -> bool:
+    """``data`` (rows or a frame) over ``fields`` as parquet, csv or json,
+    to FILE or stdout: True when ``fmt_name`` is one of those, else False
+    (the command renders its own table or page)."""
+    import click
+
+    from farm.reports.export import to_text, write_parquet
+
+    if fmt_name == "parquet":
+        write_parquet(data, fields, output)
+        click.echo(f"wrote {output}", err=True)
+        return True
+    if fmt_name in ("csv", "json"):
+        emit(to_text(data, fields, fmt_name), output)
+        return True
+    return False
+
+
+def table_stream(output=None):
+    """Tables written to a file get no colour and no terminal width."""
+    return io.StringIO() if output else None
 
 
 def to_json(data) -> str:

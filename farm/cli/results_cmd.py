@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import click
 from sqlalchemy import select
 
-from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, emit, table, to_json
+from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, emit, emit_export, table, table_stream, to_json
 from farm.output_files import check_output
 from farm.compat import incompatibility, parse_target, runs_on_cc, sm
 from farm.db import Device, session_scope
@@ -16,7 +15,6 @@ from farm.reports import BEST_FIELDS, BEST_OBJECTIVES, REPORT_FIELDS, Constraint
 from farm.reports.artifacts import engine as _engine, newest_engines
 from farm.reports.best import LATENCY_PER, LATENCY_STATS
 from farm.reports.compare import COMPARE_FIELDS, CROSS_FIELDS, comparison, cross_device, parse_prices
-from farm.reports.export import to_text, write_parquet
 from farm.reports.html import report_html
 from farm.reports.rows import frame_rows
 from farm.store import open_store
@@ -57,13 +55,8 @@ def report_cmd(sweep_id, fmt, view, prices, output):
         frame, fields = cross_device(frame, price_map), CROSS_FIELDS
     else:
         fields = REPORT_FIELDS
-    if fmt == "parquet":
-        write_parquet(frame, fields, output)
-        click.echo(f"wrote {output}", err=True)
-    elif fmt in ("csv", "json"):
-        emit(to_text(frame, fields, fmt), output)
-    else:
-        emit(table(frame_rows(frame, fields), _table_columns(view), stream=_table_stream(output)), output)
+    if not emit_export(frame, fields, fmt, output):
+        emit(table(frame_rows(frame, fields), _table_columns(view), stream=table_stream(output)), output)
         from farm.reports.summary import summary_sentences
 
         for sentence in summary_sentences(sweep_id):  # on stderr: the table stays parseable
@@ -81,11 +74,6 @@ def _table_columns(view: str):
         return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:10] + (("acc", "accuracy_pass"), ("price/h", "price_per_hour"),
                                                           ("cost/1M inf", "cost_per_million")))
     return TABLE_COLUMNS
-
-
-def _table_stream(output: Path | None):
-    """Tables written to a file get no colour and no terminal width."""
-    return io.StringIO() if output else None
 
 
 def _constraint_options(device_help: str):

@@ -9,7 +9,7 @@ from html import escape
 
 import pandas as pd
 
-from farm.cli.output import fmt, note
+from farm.reports.cells import fmt, note
 from farm.reports import plots
 from farm.reports.compare import comparison, cross_device
 from farm.reports.summary import summaries, summary_html
