@@ -12,6 +12,10 @@ times, the finals' rounds with their NVML clocks, and the brute-force sweep
 in the recorded-sweep format (raw samples) for benchmarks/search_replay.py.
 
     python benchmarks/gpu_search.py --out DIR [--model examples/models/ppocr_det.onnx]
+    python benchmarks/gpu_search.py --out DIR --model magika.onnx --inputs bytes=2048 --data none \
+        --batches 1,2,4,8,16,32,64 --tag magika [--brute-only] [--measure '{"cuda_graph": false}']
+
+``--brute-only`` records one full brute-force sweep (no search phase).
 """
 
 from __future__ import annotations
@@ -38,13 +42,23 @@ def farm(*args: str, env: dict, check: bool = True, timeout: float = 600) -> str
     return result.stdout
 
 
-def spec(model: Path, chw, batches, search: dict | None, kind: dict, data: Path | None = None) -> dict:
+def parse_inputs(text: str) -> dict[str, list[int]]:
+    """'x=3x320x320;y=16' -> {input: dims after the batch axis}."""
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        name, _, dims = item.partition("=")
+        out[name] = [int(d) for d in dims.split("x")] if dims else []
+    return out
+
+
+def spec(model: Path, inputs: dict, batches, search: dict | None, kind: dict, data: Path | None = None,
+         measure: dict | None = None, profile: str = "p") -> dict:
     top = max(batches)
     out = {"name": f"{model.stem}-{'search' if search else 'brute'}", "model": str(model),
            "backends": [kind["backend"]], "precisions": kind["precisions"], "batch_sizes": batches,
-           "devices": kind["devices"], "measure": MEASURE,
-           "build": BUILD if kind["backend"] == "torch" else {}, "profiles": [{"name": f"s{chw[1]}", "inputs": {
-               "x": {"min": [1, *chw], "opt": [top, *chw], "max": [top, *chw]}}}]}
+           "devices": kind["devices"], "measure": measure or MEASURE,
+           "build": BUILD if kind["backend"] == "torch" else {}, "profiles": [{"name": profile, "inputs": {
+               name: {"min": [1, *dims], "opt": [top, *dims], "max": [top, *dims]} for name, dims in inputs.items()}}]}
     if search:
         out["search"] = search
     if data:
@@ -103,6 +117,8 @@ with session_scope() as s:
                      "samples_ms": m.samples_ms if m else [], "memory_mb": m.memory_mb if m else None,
                      "build_s": m.build_s if m else None, "artifact_size": m.artifact_size if m else None,
                      "accuracy_pass": m.accuracy_pass if m else None, "rel_l2_error": m.rel_l2_error if m else None,
+                     "accuracy_status": m.accuracy_status if m else None,
+                     "rel_l2_limit": ((m.accuracy or {}).get("tolerances") or {}).get("max_rel_error") if m else None,
                      "flags": m.flags if m else [], "sm_clock_mhz": (m.telemetry or {}).get("sm_clock_mhz") if m else None})
     for f in s.scalars(select(Finals).where(Finals.sweep_id == sys.argv[1])):
         for r in s.scalars(select(FinalRound).where(FinalRound.finals_id == f.id).order_by(FinalRound.id)):
@@ -168,7 +184,12 @@ def main() -> int:
     parser.add_argument("-o", "--output", type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--model", type=Path, default=ROOT / "examples" / "models" / "ppocr_det.onnx")
-    parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--size", type=int, default=320, help="the detector's H and W (without --inputs)")
+    parser.add_argument("--inputs", help="input dims after the batch axis, e.g. 'bytes=2048' or 'x=3x48x192' "
+                                         "(default: x=3xSIZExSIZE)")
+    parser.add_argument("--tag", help="name of the recorded sweep (default: the model's stem and size)")
+    parser.add_argument("--measure", default="{}", help="JSON merged over the measure block")
+    parser.add_argument("--brute-only", action="store_true", help="record one brute-force sweep, no search")
     parser.add_argument("--data", default=str(ROOT / "examples" / "data" / "text_pages.npz"),
                         help="input samples (.npz) for timing and the accuracy gate; 'none' for synthetic inputs. "
                              "A text detector on random noise outputs ~0 everywhere and fails every accuracy "
@@ -192,12 +213,24 @@ def main() -> int:
             if args.cpu else {"backend": "torch", "precisions": ["fp32", "fp16", "bf16"], "devices": "gpu",
                               "selector": "0"})
     args.out.mkdir(parents=True, exist_ok=True)
-    batches, chw = [int(b) for b in args.batches.split(",")], (3, args.size, args.size)
+    batches = [int(b) for b in args.batches.split(",")]
+    inputs = parse_inputs(args.inputs or f"x=3x{args.size}x{args.size}")
+    tag = args.tag or f"{args.model.stem}_{args.size}"
+    measure = {**MEASURE, **json.loads(args.measure)}
     search_block = {"strategy": "quick", "objective": "throughput",
                     "finals": {"rounds": 3, "warmup_ms": 100, "duration_ms": 300}}
     started = time.time()
     data = None if args.data == "none" else Path(args.data).resolve()
-    search = phase("search", args.work / "farm", spec(args.model.resolve(), chw, batches, search_block, kind, data),
+    model = args.model.resolve()
+    meta = {"command": " ".join(sys.argv), "model": str(args.model), "inputs": inputs,
+            "machine_file": str(args.out / "machine.txt") if (args.out / "machine.txt").exists() else "",
+            "measure": measure, "build": BUILD}
+    if args.brute_only:
+        brute = phase(f"brute-{tag}", args.work / f"farm-{tag}", spec(model, inputs, batches, None, kind, data, measure),
+                      time.time() + args.brute_s, drive=False, selector=kind["selector"])
+        record_sweep(args, kind, tag, meta, batches, brute)
+        return 0
+    search = phase("search", args.work / "farm", spec(model, inputs, batches, search_block, kind, data, measure),
                    time.time() + args.search_s, drive=True, selector=kind["selector"])
     (args.out / "gpu_search.json").write_text(json.dumps({"partial": "search phase only", "search": search}))
     if not any(r["status"] == "done" for r in search["report"]):
@@ -205,24 +238,29 @@ def main() -> int:
         print(f"no configuration of {args.model.name} finished in the search phase: {errors}", file=sys.stderr)
         return 3  # the model does not run on this backend here: no brute-force phase
     brute = phase("brute", args.work / ("farm-brute" if args.separate else "farm"),
-                  spec(args.model.resolve(), chw, batches, None, kind, data), time.time() + args.brute_s, drive=False,
+                  spec(model, inputs, batches, None, kind, data, measure), time.time() + args.brute_s, drive=False,
                   selector=kind["selector"])
-    summary = {"command": " ".join(sys.argv), "model": str(args.model), "input_chw": list(chw),
-               "machine_file": str(args.out / "machine.txt") if (args.out / "machine.txt").exists() else "",
-               "measure": MEASURE, "build": BUILD, "search_block": search_block,
-               "wall_s": round(time.time() - started, 1), "comparison": compare(search, brute)}
+    summary = {**meta, "search_block": search_block, "wall_s": round(time.time() - started, 1),
+               "comparison": compare(search, brute)}
     (args.out / "gpu_search.json").write_text(json.dumps({**summary, "search": search, "brute": brute}, indent=1))
-    rows = brute["db"]["rows"]
-    if rows and all(r["status"] in ("done", "failed", "unsupported") for r in rows):
-        tag = "cpu" if args.cpu else "gpu_h200"
-        (args.out / f"{tag}_{args.model.stem}_{args.size}.json").write_text(json.dumps({
-            "name": f"{tag}_{args.model.stem}_{args.size}", "model": args.model.name, "input_chw": list(chw),
-            "device": kind["devices"], "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": summary["command"], "axes": {"precision": kind["precisions"], "batch_size": batches},
-            "measure": MEASURE, "rows": rows}, indent=1))
+    record_sweep(args, kind, tag, meta, batches, brute)
     (args.out / "gpu_search.md").write_text(markdown(summary, search, brute))
     print(json.dumps(summary["comparison"], indent=1))
     return 0
+
+
+def record_sweep(args, kind: dict, tag: str, meta: dict, batches: list[int], brute: dict) -> None:
+    """The brute-force sweep in the recorded-sweep format of benchmarks/search_replay.py, when it is complete."""
+    rows = brute["db"]["rows"]
+    if not rows or not all(r["status"] in ("done", "failed", "unsupported") for r in rows):
+        print(f"sweep {tag} incomplete: not recorded", file=sys.stderr)
+        return
+    name = f"{'cpu' if args.cpu else 'gpu_h200'}_{tag}"
+    (args.out / f"{name}.json").write_text(json.dumps({
+        "name": name, "model": args.model.name, "inputs": meta["inputs"], "device": kind["devices"],
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": meta["command"],
+        "wall_s": brute["wall_s"], "axes": {"precision": kind["precisions"], "batch_size": batches},
+        "measure": meta["measure"], "build": meta["build"], "rows": rows}, indent=1))
 
 
 def markdown(summary: dict, search: dict, brute: dict) -> str:
@@ -232,7 +270,7 @@ def markdown(summary: dict, search: dict, brute: dict) -> str:
     lines = ["# Live search vs brute force on one GPU", "",
              f"- date: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
              f"- command: `{summary['command']}` (through benchmarks/gpu_search.sh)",
-             f"- model: {summary['model']} (input {'x'.join(map(str, summary['input_chw']))}), backend "
+             f"- model: {summary['model']} (inputs after the batch axis {json.dumps(summary['inputs'])}), backend "
              f"{search['report'][0]['backend'] if search['report'] else '?'}, build {json.dumps(summary['build'])}, "
              f"measure {json.dumps(summary['measure'])}",
              f"- search block: `{json.dumps(summary['search_block'])}`", "",

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# On a device machine: install the carried wheels, then benchmarks/gpu_search.py (search vs brute force)
-# on PP-OCRv4's detector; if that model does not run on the torch backend there (onnx2torch or
-# Inductor refuses it), on the generated ResNet-style CNN (benchmarks/sweep_models.py) instead.
-#   bash benchmarks/gpu_search.sh WHEELDIR   (results in $OUT, else benchmarks/results/raw)
+# On a device machine: install the carried wheels, then benchmarks/gpu_search.py twice on Magika's
+# pretrained byte classifier (a real model that compiles in seconds; random bytes are real input):
+#   1. a quick search against its brute-force sweep (torch, fp32/fp16/bf16 x batch 1..64, CUDA graphs),
+#      both in one farm so the brute force reuses the search's identical jobs;
+#   2. the brute-force sweep of the same space measured without CUDA graphs (host launches included).
+# Both brute-force sweeps are written in the recorded-sweep format for benchmarks/search_replay.py.
+#   bash benchmarks/gpu_search.sh WHEELDIR MODELDIR   (results in $OUT, else benchmarks/results/raw)
 set -u
 WHL=${1:-.whl}
+MODELS=${2:-models}
 RESULTS=${OUT:-benchmarks/results/raw}
 mkdir -p "$RESULTS"
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -13,13 +17,13 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "
 export PYTHONPATH=/tmp/site:$PWD
 # Not pip-installed here, so the backend's entry point is named explicitly.
 export FARM_EXTRA_BACKENDS=torch=workers.backends.torch.config:TorchConfig
+# Fail here, in seconds, if a carried wheel is missing.
+python3 -c 'import celery.utils.time, sqlalchemy, alembic, jsonschema, onnx2torch, optuna, farm.cli, workers.serve' || exit 1
 { date -u; nvidia-smi --query-gpu=name,uuid,driver_version,memory.total,clocks.max.sm --format=csv; \
   python3 -c 'import torch; print("torch", torch.__version__)'; } | tee "$RESULTS/machine.txt"
-timeout "${SEARCH_TIMEOUT:-300}" python3 benchmarks/gpu_search.py --out "$RESULTS" ${GPU_SEARCH_ARGS:-} 2>&1 | tail -30
-if [ "${PIPESTATUS[0]}" = 3 ]; then
-  echo "PP-OCRv4 det did not run on the torch backend; falling back to the generated resnetish CNN" \
-    | tee "$RESULTS/fallback.txt"
-  python3 -c 'import sys; sys.path.insert(0, "benchmarks"); from sweep_models import export_model; from pathlib import Path; export_model("resnetish", Path("/tmp/gs-models"))'
-  timeout "${FALLBACK_TIMEOUT:-240}" python3 benchmarks/gpu_search.py --out "$RESULTS" --model /tmp/gs-models/resnetish.onnx \
-    --size 224 --data none --work /tmp/farm-gpu-search-2 ${FALLBACK_ARGS:-} 2>&1 | tail -30
-fi
+COMMON=(--model "$MODELS/magika.onnx" --inputs bytes=2048 --data none --batches "${BATCHES:-1,2,4,8,16,32,64}")
+timeout "${SEARCH_TIMEOUT:-300}" python3 benchmarks/gpu_search.py --out "$RESULTS" "${COMMON[@]}" --tag magika \
+  --search-s "${SEARCH_S:-110}" --brute-s "${BRUTE_S:-170}" 2>&1 | tail -40
+timeout "${NOGRAPH_TIMEOUT:-200}" python3 benchmarks/gpu_search.py --out "$RESULTS" "${COMMON[@]}" \
+  --tag magika_nograph --brute-only --measure '{"cuda_graph": false}' --brute-s "${NOGRAPH_S:-185}" 2>&1 | tail -10
+ls -la "$RESULTS"

@@ -11,7 +11,7 @@ benchmarks/results/raw/search_sweeps/.
 The models are PP-OCR's detector, recogniser and direction classifier as
 shipped (pretrained) in the rapidocr_onnxruntime wheel.
 
-    python benchmarks/record_cpu_sweeps.py [--only NAME ...]
+    python benchmarks/record_cpu_sweeps.py [--only NAME ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -83,10 +83,10 @@ def _export(home: Path) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def record(name: str) -> Path:
+def record(name: str, out: Path = OUT) -> Path:
     model_file, chw, batches = WORKLOADS[name]
     model = _models() / model_file
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix=f"rec-{name}-") as tmp:
         home = Path(tmp) / "farm"
         env = {**os.environ, "FARM_HOME": str(home)}
@@ -97,12 +97,14 @@ def record(name: str) -> Path:
             subprocess.run([sys.executable, "-m", "farm", "run", str(spec_path), "--format", "json"], env=env,
                            check=True, stdout=subprocess.DEVNULL)
         rows = _export(home)
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"cpu_{name}.json"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"cpu_{name}.json"
     path.write_text(json.dumps({
         "name": f"cpu_{name}", "model": model_file, "input_chw": list(chw), "device": "cpu",
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version(), "note": "2 cores shared with other work"},
+                    "python": platform.python_version(), "note": "2 cores shared with other work",
+                    "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg()),
+                    "nice": os.nice(0)},
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": time.time() - started,
         "command": f"python benchmarks/record_cpu_sweeps.py --only {name}",
         "axes": {"precision": ["fp32", "int8"], "batch_size": batches, **KNOBS}, "measure": MEASURE,
@@ -113,9 +115,10 @@ def record(name: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", default=list(WORKLOADS))
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     for name in args.only:
-        print(record(name), flush=True)
+        print(record(name, args.out), flush=True)
 
 
 if __name__ == "__main__":

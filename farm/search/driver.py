@@ -92,6 +92,7 @@ def _observation(c: SearchCandidate, job: Job, m: Measurement | None) -> Observa
         p50_ms=m.p50_ms if m and m.measured else None, p99_ms=m.p99_ms if m else None,
         throughput=m.throughput if m else None, memory_mb=m.memory_mb if m else None,
         accuracy_pass=m.accuracy_pass if m else None, rel_l2_error=m.rel_l2_error if m else None,
+        rel_l2_limit=((m.accuracy or {}).get("tolerances") or {}).get("max_rel_error") if m else None,
         error=job.error, job_id=job.id, reused=job.result_job_id is not None)
 
 

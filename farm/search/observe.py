@@ -29,6 +29,7 @@ class Observation:
     memory_mb: float | None = None
     accuracy_pass: bool | None = None
     rel_l2_error: float | None = None
+    rel_l2_limit: float | None = None  # the accuracy gate's limit on rel_l2_error (None: the precision's default)
     error: str | None = None
     job_id: str | None = None
     reused: bool = False  # a finished identical job: no build was spent

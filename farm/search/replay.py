@@ -39,7 +39,7 @@ def load(path: Path) -> dict:
         samples = r.get("samples_ms") or []
         obs = from_samples(idx, r["batch_size"], samples, status=r["status"], memory_mb=r.get("memory_mb"),
                            accuracy_pass=r.get("accuracy_pass"), rel_l2_error=r.get("rel_l2_error"),
-                           error=r.get("error"), job_id=f"c{idx}")
+                           rel_l2_limit=r.get("rel_l2_limit"), error=r.get("error"), job_id=f"c{idx}")
         observations[idx] = obs
         tag = ",".join(f"{k}={build.get(k)}" for k in knobs)
         records.append({"job_id": f"c{idx}", "status": r["status"], "device_class": r["device_class"],

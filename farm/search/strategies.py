@@ -7,15 +7,22 @@ coordinator died carries on from the database alone, to the same decisions.
 
 - ``brute``: every configuration, one series (all axes but batch/streams) at
   a time in ascending batch order, so pruning still saves builds.
-- ``quick``: ordered-axis hill climbing (as in Triton Model Analyzer): start
-  at the smallest batch of the fastest expected precision, climb the batch
-  (and streams) axis while the objective improves, try the other precisions
-  and knob values at the best point, repeat until nothing changes. An axis
-  stops when a step is worse, two steps in a row gain less than the noise
-  (95 % intervals overlap), or a constraint is broken.
-- ``bayes``: Optuna's TPE sampler over all axes (categorical), seeded with
-  earlier results of the same model on the same device class; stops when
-  the budget is spent or ``patience`` builds in a row bring nothing better.
+- ``quick``: ordered-axis hill climbing (in the spirit of Triton Model
+  Analyzer). It starts where the objective expects its best on the ordered
+  axes (batch, streams): the smallest value for latency (latency grows along
+  them, the premise pruning rule 1 rests on), the top for throughput (or the
+  largest value that meets a latency or memory bound, by bisection), at the
+  fastest expected precision and the first knob values. From there it moves
+  to the first better one-axis neighbour (other precisions, other knob
+  values, for throughput one batch step down or up) until no neighbour is
+  better. A precision or knob value every built configuration of which
+  failed (the accuracy gate, a bound) is tried last, so a budget is not
+  spent on a precision that fails everywhere.
+- ``bayes``: quick's walk first (its start and moves, the most informative
+  builds there are), then Optuna's TPE sampler over all axes, seeded with
+  that walk and with earlier results of the same model on the same device
+  class; stops when the budget is spent or ``patience`` builds in a row
+  bring nothing better.
 """
 
 from __future__ import annotations
@@ -24,12 +31,11 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from farm.search.observe import Observation, better, feasible, score, significantly_better
+from farm.search.observe import Observation, better, feasible, score
+from farm.search.pruning import pruned_by_bound
 from farm.search.space import ORDERED_AXES, Candidate, axis_names, axis_values, lookup, point_key
 
-MAX_PASSES = 3
-FLAT_STEPS = 2  # steps in a row inside the noise before an ordered axis stops
-BAYES_STARTUP = 3  # random trials before TPE models the space
+BAYES_STARTUP = 3  # trials before TPE models the space (quick's walk comes first: usually more)
 
 
 class Need(Exception):
@@ -83,56 +89,118 @@ def brute(view: GroupView) -> list[int]:
     return out
 
 
-def _climb(view: GroupView, table, axis: str, values: list, point: dict, best: Observation) -> tuple[dict, Observation]:
-    """Walk an ordered axis up from the point (down if up gains nothing),
-    moving to every step that improves the point estimate. A step that is
-    not better beyond the noise is a strike; FLAT_STEPS strikes in a row
-    stop the axis (one noisy dip does not), as does a broken constraint."""
-    start = values.index(point[axis])
-    for direction in (1, -1):
-        strikes, moved, i = 0, False, start
-        while 0 <= i + direction < len(values):
-            i += direction
-            obs = view.value(table.get(point_key({**point, axis: values[i]})))
-            if obs is None:
-                break
-            strikes = 0 if significantly_better(obs, best, view.objective) else strikes + 1
-            if better(obs, best, view.objective):
-                point, best, moved = {**point, axis: values[i]}, obs, True
-            if strikes >= FLAT_STEPS:
-                break
-        if moved:
-            break  # went up: no need to look down
-    return point, best
+def _failed_precisions(view: GroupView) -> set:
+    """Precisions every built configuration of which failed the accuracy gate
+    (or ``max_rel_error``): the numerics are the precision's, so such a
+    precision is tried last. Bounds and knobs blame no precision."""
+    seen: dict[str, bool] = {}
+    by_idx = {c.idx: c for c in view.members}
+    for idx, obs in view.observations.items():
+        precision = point_key({"p": by_idx[idx].axes.get("precision")})
+        seen[precision] = seen.get(precision, False) or not _accuracy_failed(obs, view.constraints)
+    return {p for p, ok in seen.items() if not ok}
 
 
-def _try_values(view: GroupView, table, axis: str, values: list, point: dict, best: Observation):
-    for value in values:
-        if value == point[axis]:
-            continue
-        step = {**point, axis: value}
+def _failed_values(view: GroupView, axes: list[str]) -> set:
+    """(axis, value) pairs every built configuration of which failed (the
+    accuracy gate, a crash; a broken latency or memory bound is the batch's
+    doing): where a start failed, the next start changes them."""
+    seen: dict[tuple, bool] = {}
+    by_idx = {c.idx: c for c in view.members}
+    for idx, obs in view.observations.items():
+        ok = obs.status == "done" and not _accuracy_failed(obs, view.constraints)
+        for axis in axes:
+            key = (axis, point_key({"v": by_idx[idx].axes.get(axis)}))
+            seen[key] = seen.get(key, False) or ok
+    return {key for key, ok in seen.items() if not ok}
+
+
+def _accuracy_failed(obs: Observation, constraints: dict) -> bool:
+    limit = constraints.get("max_rel_error")
+    return obs.status == "done" and (obs.accuracy_pass is False
+                                     or (limit is not None and (obs.rel_l2_error or 0.0) > limit))
+
+
+def _failures(point: dict, failed: set) -> bool:
+    return point_key({"p": point.get("precision")}) in failed
+
+
+def _best_end(view: GroupView, axis: str, values: list):
+    """Where an ordered axis starts: latency grows along batch and streams, so
+    the smallest value for latency; throughput usually peaks at the top."""
+    return values[0] if view.objective == "latency" else values[-1]
+
+
+def _largest_feasible(view: GroupView, table, point: dict, axis: str, values: list):
+    """From the top of an ordered axis down: the top, else (when the top broke
+    a latency or memory bound, or crashed, as out of memory does: broken from
+    some batch on) the largest value that meets the constraints, by
+    bisection. None when the top failed otherwise (accuracy)."""
+    candidate = table.get(point_key(point))
+    top = view.value(candidate)
+    if top is not None:
+        return point, top
+    if not _broken_from_some_batch(view, candidate):
+        return None
+    found, lo, hi = None, 0, values.index(point[axis]) - 1
+    while lo <= hi:
+        mid = (lo + hi + 1) // 2
+        step = {**point, axis: values[mid]}
         obs = view.value(table.get(point_key(step)))
-        if obs is not None and better(obs, best, view.objective):
-            point, best = step, obs
-    return point, best
+        if obs is not None:
+            found, lo = (step, obs), mid + 1
+        else:
+            hi = mid - 1
+    return found
+
+
+def _broken_from_some_batch(view: GroupView, candidate: Candidate) -> bool:
+    if candidate.idx in view.pruned:
+        return pruned_by_bound(view.pruned[candidate.idx])
+    obs = view.observations.get(candidate.idx)
+    return obs is not None and (obs.status == "failed" or not _accuracy_failed(obs, view.constraints))
 
 
 def _start(view: GroupView, table, axes: list[str], values: dict) -> tuple[dict, Observation] | None:
-    """The smallest batch of the fastest precision (first knob values) that
-    meets the constraints; when a series is out (accuracy, latency at its
-    smallest batch), the next combination of precision and knobs."""
+    """The first combination of precision and knobs (fastest expected
+    precision first, those sharing values with failed configurations last)
+    that meets the constraints with its ordered axes at their best end."""
     ordered = [a for a in axes if a in ORDERED_AXES]
     categorical = [a for a in axes if a not in ORDERED_AXES]
-    base = {a: values[a][0] for a in ordered}
-    for combo in itertools.product(*(values[a] for a in categorical)):
-        point = {**base, **dict(zip(categorical, combo))}
-        candidate = table.get(point_key(point))
-        if candidate is None:
-            continue
-        obs = view.value(candidate)
-        if obs is not None:
-            return point, obs
-    return None
+    base = {a: _best_end(view, a, values[a]) for a in ordered}
+    tried: set[str] = set()
+    while True:
+        failed = _failed_values(view, categorical)
+        combos = [{**base, **dict(zip(categorical, combo))} for combo in
+                  itertools.product(*(values[a] for a in categorical))]
+        combos = [p for p in combos if table.get(point_key(p)) is not None and point_key(p) not in tried]
+        if not combos:
+            return None
+        point = min(combos, key=lambda p: sum((a, point_key({"v": p[a]})) in failed for a in categorical))
+        tried.add(point_key(point))
+        if view.objective == "throughput" and ordered:
+            found = _largest_feasible(view, table, point, ordered[0], values[ordered[0]])
+        else:
+            obs = view.value(table.get(point_key(point)))
+            found = (point, obs) if obs is not None else None
+        if found is not None:
+            return found
+
+
+def _neighbours(view: GroupView, point: dict, axes: list[str], values: dict) -> list[dict]:
+    """One-axis moves from the point: every other value of each categorical
+    axis (precision first), then one step along each ordered axis (for
+    throughput only: latency grows along them); values that only failed so
+    far come last."""
+    moves = []
+    for axis in (a for a in axes if a not in ORDERED_AXES):
+        moves += [{**point, axis: v} for v in values[axis] if v != point[axis]]
+    if view.objective == "throughput":
+        for axis in (a for a in axes if a in ORDERED_AXES):
+            i = values[axis].index(point[axis])
+            moves += [{**point, axis: values[axis][j]} for j in (i - 1, i + 1) if 0 <= j < len(values[axis])]
+    failed = _failed_precisions(view)
+    return sorted(moves, key=lambda p: _failures(p, failed) > _failures(point, failed))
 
 
 def quick(view: GroupView) -> list[int]:
@@ -144,16 +212,14 @@ def quick(view: GroupView) -> list[int]:
         if start is None:
             return []
         point, best = start
-        for _ in range(MAX_PASSES):
-            before = point_key(point)
-            # Categorical axes first, at the current batch (cheap builds), then climb.
-            for axis in sorted(axes, key=lambda a: a in ORDERED_AXES):
-                if len(values[axis]) < 2:
-                    continue
-                mover = _climb if axis in ORDERED_AXES else _try_values
-                point, best = mover(view, table, axis, values[axis], point, best)
-            if point_key(point) == before:
-                break
+        moved = True
+        while moved:  # first improvement: move to the first better neighbour, look again from there
+            moved = False
+            for step in _neighbours(view, point, axes, values):
+                obs = view.value(table.get(point_key(step)))
+                if obs is not None and better(obs, best, view.objective):
+                    point, best, moved = step, obs, True
+                    break
     except Need as need:
         return [] if need.idx in view.pending else [need.idx]
     return []
@@ -239,6 +305,9 @@ def bayes(view: GroupView) -> list[int]:
     if view.budget_left <= 0:
         view.stop_reason = "budget spent"
         return []
+    walk = quick(view)
+    if walk:
+        return walk
     if _converged(view):
         view.stop_reason = f"no better configuration in the last {bayes_patience(len(view.members))} builds"
         return []

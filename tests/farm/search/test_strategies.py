@@ -38,22 +38,47 @@ def test_quick_finds_the_latency_winner_with_a_fraction_of_the_builds(sweep):
     assert result["builds"] <= 0.25 * len(sweep["candidates"])
 
 
-def test_quick_tries_precisions_and_knobs_at_the_smallest_batch_then_climbs(sweep):
-    result = run(sweep, SearchConfig(strategy="quick", objective="throughput"))
-    built = [sweep["candidates"][i].axes for i in result["order"]]
-    assert built[0]["precision"] == "int8" and built[0]["batch_size"] == 1  # fastest expected on a CPU
-    first_climb = next(i for i, axes in enumerate(built) if axes["batch_size"] > 1)
-    assert {a["precision"] for a in built[:first_climb]} == {"int8", "fp32"}
-    climb = [a["batch_size"] for a in built[first_climb:] if a["batch_size"] > 1]
-    assert climb[:2] == [2, 4] and len(built) < 0.3 * len(sweep["candidates"])
+def test_quick_starts_where_the_objective_expects_its_best_on_the_batch_axis(sweep):
+    latency = run(sweep, SearchConfig(strategy="quick", objective="latency"))
+    built = [sweep["candidates"][i].axes for i in latency["order"]]
+    assert built[0]["precision"] == "int8"  # fastest expected on a CPU
+    assert {a["batch_size"] for a in built} == {1}  # latency grows with batch: never climbed
+    throughput = run(sweep, SearchConfig(strategy="quick", objective="throughput"))
+    built = [sweep["candidates"][i].axes for i in throughput["order"]]
+    assert built[0]["batch_size"] == 32 and built[0]["precision"] == "int8"  # the top of the batch axis
+    assert len(built) < 0.3 * len(sweep["candidates"])
 
 
-def test_bayes_respects_its_budget_and_brute_builds_all_but_the_pruned(sweep):
+def test_quick_bisects_down_to_the_largest_batch_within_a_latency_bound():
+    gpu = load(RECORDED / "gpu_h200_magika.json")
+    config = SearchConfig(strategy="quick", objective="throughput", constraints={"max_latency_ms": 0.121})
+    result = run(gpu, config)
+    fp16 = [gpu["candidates"][i].axes["batch_size"] for i in result["order"]
+            if gpu["candidates"][i].axes["precision"] == "fp16"]
+    assert fp16[:3] == [64, 8, 32]  # top broken, then bisection over 1..32
+    tied, _ = brute_truth(gpu, config)
+    assert all(result["winners"][cls] in members for cls, members in tied.items())
+
+
+def test_a_precision_failing_everywhere_does_not_spend_a_small_budget():
+    det = load(RECORDED / "cpu_det_256.json")  # int8 fails the gate (rel L2 1.7-32) everywhere
+    for objective in ("latency", "throughput"):
+        config = SearchConfig(strategy="quick", objective=objective, budget="20%")
+        result = run(det, config)
+        int8 = [i for i in result["order"] if det["candidates"][i].axes["precision"] == "int8"]
+        assert len(int8) == 1 and result["builds"] <= 0.2 * len(det["candidates"])
+        assert result["winners"], "a feasible winner within the budget"
+
+
+def test_bayes_follows_quick_then_respects_its_budget_and_brute_builds_all_but_the_pruned(sweep):
     bayes = run(sweep, SearchConfig(strategy="bayes", objective="throughput", budget=6))
-    assert bayes["builds"] == 6
-    brute = run(sweep, SearchConfig(strategy="brute", objective="latency"))
-    failed_int8 = [c for c in sweep["candidates"] if c.axes["precision"] == "int8"]
-    assert len(sweep["candidates"]) - len(failed_int8) < brute["builds"] < len(sweep["candidates"])
+    quick = run(sweep, SearchConfig(strategy="quick", objective="throughput", budget=6))
+    assert bayes["builds"] == 6 and bayes["order"] == quick["order"]
+    det = load(RECORDED / "cpu_det_256.json")
+    brute = run(det, SearchConfig(strategy="brute", objective="latency"))
+    clear_int8 = [c for c in det["candidates"] if c.axes["precision"] == "int8"]
+    assert len(det["candidates"]) - len(clear_int8) < brute["builds"] < len(det["candidates"])
+    assert run(sweep, SearchConfig(strategy="brute", objective="latency"))["builds"] == len(sweep["candidates"])
 
 
 def test_bayes_is_deterministic_per_seed_and_differs_across_seeds(sweep):
