@@ -8,8 +8,9 @@ Rule (docs/fields.md, "farm best"):
 1. A workload is one model on one profile's shapes (``workload``); batch
    size is a free axis inside it. Configurations are compared only within a
    workload on one device class: every workload gets its own winner.
-2. Per configuration (device class, workload, backend, precision, batch) the
-   newest finished result counts (a re-run supersedes older ones).
+2. Per configuration (device class, workload, backend, precision, batch,
+   and the build knobs: the job key) the newest finished result counts (a
+   re-run supersedes older ones).
 3. Eligible: status done, measured, accuracy ``pass`` or ``reference`` (the
    fp32 reference itself); ``unchecked`` only with allow_unchecked; ``fail``
    never; not flagged ``host_bound`` (the figure is the host's launch rate,
@@ -114,9 +115,14 @@ def objective_sql(c: Constraints) -> str:
 
 
 def _newest_per_config(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rule 2. The job key (the whole job configuration) is part of the
+    configuration where the frame has it: jobs that differ only in build
+    knobs (a search's knob axes) are two configurations, as in the model
+    scope's scan (candidates.py); an identical re-run supersedes."""
     if "sweep_created_at" in frame:
         frame = frame.sort_values(["sweep_created_at", "seq"], kind="stable")
-    return frame.drop_duplicates(subset=CONFIG_KEYS, keep="last")
+    keys = CONFIG_KEYS + (["job_key"] if "job_key" in frame and frame["job_key"].notna().all() else [])
+    return frame.drop_duplicates(subset=keys, keep="last")
 
 
 def matches_device(frame: pd.DataFrame, device: str | None) -> pd.Series:

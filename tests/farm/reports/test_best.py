@@ -8,7 +8,7 @@ from farm.cli.commands import cli
 from farm.db import Job, Measurement, Sweep, session_scope
 from farm.errors import NotFoundError
 from farm.reports import Constraints, find_best, load_frame
-from farm.reports.best import select_best
+from farm.reports.best import eligible, select_best
 from seeding import CPU, H100, SWEEP
 
 
@@ -121,3 +121,23 @@ def test_report_summary_names_the_host_bound_configuration_it_left_out(known):
     assert h100.startswith(f"On {H100}, tensorrt bf16 b1 default wins")
     assert h100.endswith("Not ranked, flagged host_bound (the figure is the host's launch rate, not the GPU's): "
                          "j-fp16-b1 (tensorrt fp16 batch 1, would be winner).")
+
+
+def test_a_build_knob_variant_is_its_own_configuration(known):
+    # The same backend, precision and batch built with another knob (a search's knob axis): another job key.
+    # It is slower; it must neither supersede the fast one nor vanish from the eligible configurations.
+    with session_scope() as session:
+        session.add(Job(id="j-fp16-knob", sweep_id=SWEEP, seq=99, key="key-j-fp16-b1-knob", backend="tensorrt",
+                        backend_version="10.0", precision="fp16", batch_size=1, profile="default", device_class=H100,
+                        config={"build": {"tensorrt": {"builder_optimization_level": 1}}}, status="done",
+                        attempts=1))
+        session.flush()
+        session.add(Measurement(job_id="j-fp16-knob", attempt=1, samples_ms=[3.0] * 11, count=11, mean_ms=3.0,
+                                p50_ms=3.0, p99_ms=3.0, throughput=333.3, accuracy_pass=True, memory_mb=500.0))
+    constraints = Constraints(device="h100")
+    assert _summary(find_best(sweep_id=SWEEP, constraints=constraints)) == [
+        (H100, "winner", "j-fp16-b1", ["j-bf16-b1"]), (H100, "tied", "j-bf16-b1", ["j-fp16-b1"])]
+    assert _summary(find_best(model="known.onnx", constraints=constraints)) == _summary(
+        find_best(sweep_id=SWEEP, constraints=constraints))
+    kept = eligible(load_frame(sweep_id=SWEEP), constraints)["job_id"]
+    assert {"j-fp16-b1", "j-fp16-knob"} <= set(kept)
