@@ -152,6 +152,11 @@ def run_finals(finals_id: str) -> str:
     if not beat(state.device_id, state.worker, current_job=f"finals:{finals_id}"[:32]):
         return "displaced"
     try:
-        return run(finals_id, state.worker, state.device, state.device_id)
+        status = run(finals_id, state.worker, state.device, state.device_id)
     finally:
         beat(state.device_id, state.worker, clear_job=True)
+    if status in ("done", "failed"):
+        from workers.tasks import advance_search
+
+        advance_search(finals_id=finals_id)  # the rounds decide the winners: the search can finish
+    return status

@@ -35,8 +35,8 @@ def submit_cmd(force, fmt, **spec_args):
         return
     if spec.search is not None:
         click.echo(f"search {spec.search.strategy} over {submission.jobs} configurations: {submission.queued} "
-                   f"queued, {submission.reused} reused, {submission.unsupported} pruned; carry it on with "
-                   f"'farm sweep drive {submission.sweep_id}'", err=True)
+                   f"queued, {submission.reused} reused, {submission.unsupported} pruned; the workers carry it on "
+                   f"as jobs finish (watch it with 'farm sweep drive {submission.sweep_id}')", err=True)
     else:
         click.echo(f"{submission.jobs} jobs: {submission.queued} queued, {submission.reused} reused, "
                    f"{submission.unsupported} unsupported", err=True)

@@ -174,16 +174,39 @@ def _best_so_far(group: str, candidates, observations, config: SearchConfig) -> 
     return -best if config.objective == "latency" else best
 
 
+STEP_TRIES = 5  # a step lost to a concurrent one is taken again on the state that one left
+
+
 def advance(sweep_id: str, enqueue: bool = True) -> dict:
     """One step of the search; returns its summary. Safe to call from any
-    number of coordinators at once and again after a crash."""
-    from farm.service import _new_job, enqueue_pending
+    number of coordinators and workers at once and again after a crash: a
+    caller whose step lost the compare-and-set to another's takes it again
+    on fresh state (that other step may not have seen the result this
+    caller is reporting)."""
+    from farm.service import enqueue_pending
+
+    for _ in range(STEP_TRIES):
+        if _take_step(sweep_id):
+            break
+    if enqueue:
+        enqueue_pending(sweep_id)
+        from farm.search.finals import send_queued
+
+        send_queued(sweep_id)
+    return search_summary(sweep_id)
+
+
+def _take_step(sweep_id: str) -> bool:
+    """Whether this step committed (False: another coordinator took it)."""
+    from farm.service import _new_job
 
     with session_scope() as session:
         search, rows, candidates, observations, pending, order = load_state(session, sweep_id)
         config = SearchConfig.from_json(search.config)
         seen_step = search.step
-        if session.get(Sweep, sweep_id).cancelled and search.state != "finished":
+        if search.state == "finished":
+            return True
+        if session.get(Sweep, sweep_id).cancelled:
             _cancel(search, rows)
         elif search.state == "searching":
             _search_step(session, search, rows, candidates, observations, pending, order, config, _new_job)
@@ -195,12 +218,24 @@ def advance(sweep_id: str, enqueue: bool = True) -> dict:
                                 .values(step=seen_step + 1))
         if guard.rowcount != 1:
             session.rollback()  # another coordinator took this step
-    if enqueue:
-        enqueue_pending(sweep_id)
-        from farm.search.finals import send_queued
+            return False
+    return True
 
-        send_queued(sweep_id)
-    return search_summary(sweep_id)
+
+def advance_after(job_id: str | None = None, finals_id: str | None = None) -> str | None:
+    """The completion hook: a worker that ended a job (or finals) of a sweep
+    whose search is not finished takes the search's next step, so a search
+    submitted with ``farm sweep submit`` runs to its end with workers alone
+    (``farm sweep drive`` is only needed to watch it, or after an outage).
+    Returns the sweep advanced, if any; one indexed lookup otherwise."""
+    with session_scope() as session:
+        owner = (select(Search.sweep_id).join(Job, Job.sweep_id == Search.sweep_id).where(Job.id == job_id)
+                 if job_id else
+                 select(Search.sweep_id).join(Finals, Finals.sweep_id == Search.sweep_id).where(Finals.id == finals_id))
+        sweep_id = session.scalar(owner.where(Search.state != "finished"))
+    if sweep_id is not None:
+        advance(sweep_id)
+    return sweep_id
 
 
 def _cancel(search: Search, rows) -> None:

@@ -142,3 +142,23 @@ def test_bayes_is_seeded_with_the_earlier_results_of_the_same_model(farm_home):
     priors = int(done.stdout.split()[-1])
     finished = query(home, "select count(*) from jobs where sweep_id=? and status='done'", sweep_id)[0][0]
     assert 0 < priors <= finished  # every feasible finished result of the quick search, none invented
+
+
+def test_a_submitted_search_runs_to_its_end_with_workers_alone(farm_home):
+    cwd, env, home, _ = farm_home  # the workers above are still running; no 'farm sweep drive' from here on
+    spec = {**SPEC, "name": "search-alone", "precisions": ["fp32"], "batch_sizes": [1, 2],
+            "measure": {**SPEC["measure"], "duration_ms": 30},  # another job key: built, not reused
+            "search": {"strategy": "quick", "objective": "throughput",
+                       "finals": {"rounds": 2, "warmup_ms": 5, "duration_ms": 20}}}
+    (cwd / "alone.yaml").write_text(yaml.safe_dump(spec))
+    submitted = subprocess.run([sys.executable, "-m", "farm", "sweep", "submit", "alone.yaml"], env=env, cwd=cwd,
+                               capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "the workers carry it on" in submitted.stderr
+    sweep_id = submitted.stdout.strip()
+    wait_for(lambda: query(home, "select state from searches where sweep_id=?", sweep_id)[0][0] == "finished", 90,
+             what="the search finished by its workers' completion hooks")
+    done = {j for (j,) in query(home, "select id from jobs where sweep_id=? and status='done'", sweep_id)}
+    assert len(done) == 2  # the top batch first, then one step down
+    result = __import__("json").loads(query(home, "select result from searches where sweep_id=?", sweep_id)[0][0])
+    assert [entry["winner"] in done for entry in result.values()] == [True]
