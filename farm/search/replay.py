@@ -65,10 +65,28 @@ def constraints_of(config: SearchConfig) -> Constraints:
                        max_memory_mb=c.get("max_memory_mb"), max_rel_error=c.get("max_rel_error"))
 
 
-def brute_truth(sweep: dict, config: SearchConfig) -> tuple[dict[str, set[str]], dict[str, str]]:
+INTERVALS = (("latency_p50_ci_low_ms", "latency_p50_ci_high_ms"), ("throughput_ci_low", "throughput_ci_high"))
+
+
+def with_drift(frame: pd.DataFrame, drift: float) -> pd.DataFrame:
+    """Every 95 % interval widened by ``drift`` (a share) on each side: the
+    run-to-run drift of a configuration measured once, minutes from the
+    others, which its within-run interval does not hold."""
+    if not drift:
+        return frame
+    out = frame.copy()
+    for low, high in INTERVALS:
+        out[low] = pd.to_numeric(out[low], errors="coerce") * (1 - drift)
+        out[high] = pd.to_numeric(out[high], errors="coerce") * (1 + drift)
+    return out
+
+
+def brute_truth(sweep: dict, config: SearchConfig, drift: float = 0.0) -> tuple[dict[str, set[str]], dict[str, str]]:
     """Per device class over the whole recorded space: the brute-force
-    winner and the set {winner and every configuration tied with it}."""
-    best = select_best(sweep["frame"], constraints_of(config))
+    winner and the set {winner and every configuration tied with it}; with
+    ``drift``, tied allowing for that run-to-run drift (still within the
+    ranking's TIE_WINDOW)."""
+    best = select_best(with_drift(sweep["frame"], drift), constraints_of(config))
     tied = {cls: set(g["job_id"]) for cls, g in best.groupby("device_class")}
     winner = {cls: g[g["role"] == "winner"]["job_id"].iloc[0] for cls, g in best.groupby("device_class")}
     return tied, winner
