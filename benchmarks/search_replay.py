@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from farm.search.config import SearchConfig  # noqa: E402
-from farm.search.replay import brute_truth, load, run  # noqa: E402
+from farm.search.replay import brute_truth, hints_from, load, run  # noqa: E402
 
 RAW = ROOT / "benchmarks" / "results" / "raw" / "search_sweeps"
 
@@ -54,8 +54,11 @@ def describe(sweep: dict, job_id: str | None) -> str:
     return " ".join(str(v) for k, v in c.axes.items() if k != "backend")
 
 
-STRATEGIES = (("brute", "brute", None), ("quick", "quick", None), ("quick 20 %", "quick", "20%"),
-              ("bayes 20 %", "bayes", "20%"))
+# (label, strategy, budget, hinted: the same model's other recorded workloads on the same device kind
+# stand for the farm's earlier results of that model, as farm/search/driver.py's _seeds reads them)
+STRATEGIES = (("brute", "brute", None, False), ("quick", "quick", None, False), ("quick 20 %", "quick", "20%", False),
+              ("bayes 20 %", "bayes", "20%", False), ("quick 20 % + hints", "quick", "20%", True),
+              ("bayes 20 % + hints", "bayes", "20%", True))
 NEAR = 0.05  # "within 5 %" of the brute-force winner's objective value
 
 
@@ -97,22 +100,24 @@ def cpu_drift() -> tuple[float, str]:
 def replay_all(sweeps: list[dict], seeds: int, drifts: dict[str, float]) -> tuple[list[str], dict, dict]:
     lines = []
     totals = {(label, kind): {"runs": 0, "tied": 0, "drift": 0, "near": 0, "builds": 0, "space": 0}
-              for label, _, _ in STRATEGIES for kind in ("all", "cpu", "gpu")}
+              for label, *_ in STRATEGIES for kind in ("all", "cpu", "gpu")}
     drops = {"drops": 0, "false": 0, "used": 0, "all": 0}
     for sweep in sweeps:
         space, kind = len(sweep["candidates"]), sweep["meta"].get("device", "cpu")
+        siblings = [s for s in sweeps if s is not sweep and s["meta"].get("model") == sweep["meta"].get("model")
+                    and s["meta"].get("device", "cpu") == kind]
         for label, base in scenarios(sweep):
             tied_sets, brute_winner = brute_truth(sweep, base)
             drift_sets, _ = brute_truth(sweep, base, drifts[kind])
             cells = []
-            for name, strategy, budget in STRATEGIES:
+            for name, strategy, budget, hinted in STRATEGIES:
                 runs = range(seeds) if strategy == "bayes" else [0]
                 tied = loose = near = 0
                 builds, shown = [], None
                 for seed in runs:
                     config = SearchConfig(strategy=strategy, objective=base.objective, constraints=base.constraints,
                                           seed=seed, budget=budget)
-                    result = run(sweep, config)
+                    result = run(sweep, config, hints=hints_from(siblings, sweep, config) if hinted else None)
                     ok = all(result["winners"].get(cls) in members for cls, members in tied_sets.items())
                     ok_drift = all(result["winners"].get(cls) in members for cls, members in drift_sets.items())
                     close = all(_near(sweep, result["winners"].get(cls), truth, base.objective)
@@ -163,7 +168,11 @@ def main() -> None:
            f"{', '.join(kinds['gpu']) or 'none'}. Raw files (every configuration's raw samples) in "
            "benchmarks/results/raw/search_sweeps/",
            "- strategies: brute; quick without a budget; quick and bayes with `budget: 20%`; bayes once per TPE "
-           "seed 0..N-1",
+           "seed 0..N-1; '+ hints': the same, given what the farm would know from the same model's other "
+           "recorded workloads (input shapes) on the same device kind, as `hints` (farm/search/driver.py `_seeds`: "
+           "every earlier result of the model on the device class that passed the accuracy gate orders what quick "
+           "tries first; scores of other workloads never seed TPE). Siblings here: each CPU sweep has 2-3 (the same "
+           "PP-OCR model file at other input shapes); the two Magika sweeps (CUDA graphs on, off) are each other's",
            "- tied (strict): the strategy's winner is brute force's winner or statistically tied with it by the "
            "farm's ranking (farm.reports.best.select_best: 95 % bootstrap intervals of the recorded samples "
            "overlap, within 25 %). These intervals hold only the noise *within* one measurement window",
@@ -177,18 +186,18 @@ def main() -> None:
            "- near: the winner's objective value is within 5 % of brute force's winner's",
            "- cells: mean builds/space, tied strict/drift-aware/runs, near (count), the winner shown (first seed)",
            "", "| sweep | objective | brute-force winner (precision batch knobs) | "
-           + " | ".join(label for label, _, _ in STRATEGIES) + " |",
+           + " | ".join(label for label, *_ in STRATEGIES) + " |",
            "| --- | --- | --- | " + " | ".join("---" for _ in STRATEGIES) + " |", *lines, "", "## Summary", "",
            "| strategy | sweeps | runs | tied (strict) | tied (drift-aware) | within 5 % | builds / space |",
            "| --- | --- | --- | --- | --- | --- | --- |"]
     for kind in ("all", "cpu", "gpu"):
-        for label, _, _ in STRATEGIES:
+        for label, *_ in STRATEGIES:
             t = totals[(label, kind)]
             if t["runs"]:
                 out.append(f"| {label} | {kind} | {t['runs']} | {_pct(t['tied'], t['runs'])} | "
                            f"{_pct(t['drift'], t['runs'])} | {_pct(t['near'], t['runs'])} | "
                            f"{t['builds']}/{t['space']} ({100 * t['builds'] / max(1, t['space']):.1f} %) |")
-    for label in ("quick 20 %", "bayes 20 %"):
+    for label in ("quick 20 %", "bayes 20 %", "quick 20 % + hints", "bayes 20 % + hints"):
         t = totals[(label, "all")]
         share = t["builds"] / max(1, t["space"])
         for key, name in (("tied", "strict"), ("drift", "drift-aware")):

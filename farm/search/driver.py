@@ -30,6 +30,7 @@ from farm.search.observe import Observation, feasible, score
 from farm.search.space import Candidate, candidates_from_plans, groups, point_key, spec_variants, workload_key
 
 POLL_S = 0.5
+SEED_LIMIT = 2000  # newest earlier jobs of the model read for priors and hints, each step
 
 
 def _variant_plans(spec, model, classes):
@@ -123,8 +124,8 @@ def load_state(session, sweep_id: str):
     return search, rows, candidates, observations, pending, order
 
 
-def _job_axes(job: Job, knob_axes: list[str]) -> tuple[str, str]:
-    """(group, point key) of an earlier job, in this search's terms."""
+def _job_axes(job: Job, knob_axes: list[str]) -> tuple[str, dict]:
+    """(group, axes) of an earlier job, in this search's terms."""
     config = job.config or {}
     profile = config.get("profile") or {}
     group = f"{job.device_class}|{workload_key(profile.get('name', job.profile), profile.get('inputs') or {})}"
@@ -134,35 +135,68 @@ def _job_axes(job: Job, knob_axes: list[str]) -> tuple[str, str]:
         backend, knob = axis.split(".", 1)
         if backend == job.backend:
             axes[axis] = (config.get("build") or {}).get(knob)
-    return group, point_key(axes)
+    return group, axes
 
 
-def _priors(session, search: Search, sweep_id: str, candidates: list[Candidate], config: SearchConfig):
-    """Finished results of the same model on the same device classes from
-    earlier sweeps, as (axes, score) per group: bayes's seed. An earlier job
-    counts for the candidate with the same group, backend, precision, batch,
-    streams and knob values."""
-    if config.strategy != "bayes":
-        return {}
+def _seeds(session, sweep_id: str, candidates: list[Candidate], config: SearchConfig) -> tuple[dict, dict]:
+    """(priors, hints) per group from the same model's finished results on
+    the same device classes in earlier sweeps, as (axes, score). Priors,
+    bayes's TPE seed: an earlier job of the same group with a twin here
+    (backend, precision, batch, streams, knob values), meeting the
+    constraints. Hints, the order quick tries things in (bayes walks quick
+    first): every such job that passed the accuracy gate, of any workload
+    of the model on that device class (latency and memory bounds do not
+    carry over to other input shapes)."""
+    if config.strategy == "brute":
+        return {}, {}
     sweep = session.get(Sweep, sweep_id)
     table = {(c.group, point_key(c.axes)): c for c in candidates}
     knob_axes = sorted({a for c in candidates for a in c.axes if "." in a})
-    classes = sorted({c.group.split("|", 1)[0] for c in candidates})
-    earlier = session.scalars(select(Job).join(Sweep, Job.sweep_id == Sweep.id)
-                              .where(Sweep.model_id == sweep.model_id, Job.sweep_id != sweep_id,
-                                     Job.status == "done", Job.device_class.in_(classes)))
-    out: dict[str, list] = {}
+    by_class: dict[str, list[str]] = {}
+    for group in groups(candidates):
+        by_class.setdefault(group.split("|", 1)[0], []).append(group)
+    accuracy = {k: v for k, v in config.constraints.items() if k == "max_rel_error"}
+    earlier = list(session.scalars(select(Job).join(Sweep, Job.sweep_id == Sweep.id)
+                                   .where(Sweep.model_id == sweep.model_id, Job.sweep_id != sweep_id,
+                                          Job.status == "done", Job.device_class.in_(sorted(by_class)))
+                                   .order_by(Job.finished_at.desc()).limit(SEED_LIMIT)))
+    figures = _latest_figures(session, {job.result_job_id or job.id for job in earlier})
+    priors: dict[str, list] = {}
+    hints: dict[str, list] = {}
     for job in earlier:
-        twin = table.get(_job_axes(job, knob_axes))
-        m = _latest_measurement(session, job) if twin is not None else None
+        m = figures.get(job.result_job_id or job.id)
         if m is None or not m.measured:
             continue
+        group, axes = _job_axes(job, knob_axes)
         obs = Observation(idx=-1, status="done", batch_size=job.batch_size, p50_ms=m.p50_ms, p99_ms=m.p99_ms,
                           throughput=m.throughput, memory_mb=m.memory_mb, accuracy_pass=m.accuracy_pass,
                           rel_l2_error=m.rel_l2_error)
-        if feasible(obs, config.constraints):
-            out.setdefault(twin.group, []).append((twin.axes, score(obs, config.objective)))
-    return out
+        twin = table.get((group, point_key(axes)))
+        if twin is not None and config.strategy == "bayes" and feasible(obs, config.constraints):
+            priors.setdefault(group, []).append((twin.axes, score(obs, config.objective)))
+        if feasible(obs, accuracy):
+            for target in by_class[job.device_class]:
+                hints.setdefault(target, []).append((axes, score(obs, config.objective)))
+    return priors, hints
+
+
+def _latest_figures(session, job_ids: set[str]) -> dict:
+    """job id -> its latest measurement's figures (no samples), in one query."""
+    if not job_ids:
+        return {}
+    columns = (Measurement.job_id, Measurement.attempt, Measurement.measured, Measurement.p50_ms,
+               Measurement.p99_ms, Measurement.throughput, Measurement.memory_mb, Measurement.accuracy_pass,
+               Measurement.rel_l2_error)
+    latest: dict = {}
+    for row in session.execute(select(*columns).where(Measurement.job_id.in_(sorted(job_ids)))):
+        if row.job_id not in latest or row.attempt > latest[row.job_id].attempt:
+            latest[row.job_id] = row
+    return latest
+
+
+def _priors(session, search: Search, sweep_id: str, candidates: list[Candidate], config: SearchConfig):
+    """bayes's seed (see ``_seeds``)."""
+    return _seeds(session, sweep_id, candidates, config)[0]
 
 
 def _best_so_far(group: str, candidates, observations, config: SearchConfig) -> float | None:
@@ -253,8 +287,9 @@ def _search_step(session, search, rows, candidates, observations, pending, order
     environments = ClassEnvironments(session)
     by_idx = {r.idx: r for r in rows}
     pruned_rows = {r.idx: r.reason for r in rows if r.state == "pruned"}
-    step = plan_step(candidates, config, search.budget, observations, pending, order,
-                     _priors(session, search, search.sweep_id, candidates, config), known_pruned=pruned_rows)
+    priors, hints = _seeds(session, search.sweep_id, candidates, config)
+    step = plan_step(candidates, config, search.budget, observations, pending, order, priors,
+                     known_pruned=pruned_rows, hints=hints)
     now = utcnow()
     for idx, reason in step.pruned.items():
         row = by_idx[idx]

@@ -47,9 +47,12 @@ def builds(observations: dict[int, Observation], pending: set[int]) -> int:
 
 def plan_step(candidates: list[Candidate], config: SearchConfig, budget: int,
               observations: dict[int, Observation], pending: set[int], order: list[int],
-              priors: dict[str, list] | None = None, known_pruned: dict[int, str] | None = None) -> Step:
+              priors: dict[str, list] | None = None, known_pruned: dict[int, str] | None = None,
+              hints: dict[str, list] | None = None) -> Step:
     """``known_pruned``: configurations ruled out before any build (a
-    precision the backend cannot build), kept with their reasons."""
+    precision the backend cannot build), kept with their reasons.
+    ``priors`` (same workload) and ``hints`` (other workloads of the model on
+    the group's device class): group -> [(axes, score)]."""
     pruned = {**{i: r for i, r in (known_pruned or {}).items() if i not in observations},
               **prune(candidates, observations, config.constraints, config.retry_failed_precisions)}
     step = Step(pruned=pruned, builds=builds(observations, pending), pending=len(pending))
@@ -64,7 +67,8 @@ def plan_step(candidates: list[Candidate], config: SearchConfig, budget: int,
                          order=[i for i in order if i in ids], constraints=config.constraints,
                          objective=config.objective,
                          budget_left=max(0, min(budgets[group] - spent, left_total - len(step.proposals))),
-                         seed=config.seed, priors=(priors or {}).get(group, []))
+                         seed=config.seed, priors=(priors or {}).get(group, []),
+                         hints=(hints or {}).get(group, []))
         proposals = strategy(view)
         step.proposals += proposals
         if not proposals and not view.pending:

@@ -18,7 +18,7 @@ from farm.reports.best import Constraints, select_best
 from farm.reports.rows import REPORT_FIELDS, finish_frame
 from farm.search.config import SearchConfig
 from farm.search.engine import finalists, plan_step
-from farm.search.observe import from_samples
+from farm.search.observe import feasible, from_samples, score
 from farm.search.space import Candidate, groups
 
 
@@ -92,16 +92,33 @@ def brute_truth(sweep: dict, config: SearchConfig, drift: float = 0.0) -> tuple[
     return tied, winner
 
 
-def run(sweep: dict, config: SearchConfig, stop_after: int | None = None, order: list[int] | None = None) -> dict:
+def hints_from(siblings: list[dict], sweep: dict, config: SearchConfig) -> dict[str, list]:
+    """What the farm would know from the same model's other workloads on the
+    same device class: each sibling sweep's configurations that passed the
+    accuracy gate (bounds on latency or memory do not carry over to other
+    input shapes), as (axes, score) for every group of ``sweep``."""
+    accuracy = {k: v for k, v in config.constraints.items() if k == "max_rel_error"}
+    out: dict[str, list] = {}
+    for group in groups(sweep["candidates"]):
+        device_class = group.split("|", 1)[0]
+        out[group] = [(c.axes, score(o, config.objective)) for s in siblings for c in s["candidates"]
+                      if c.group.split("|", 1)[0] == device_class
+                      and feasible(o := s["observations"][c.idx], accuracy)]
+    return out
+
+
+def run(sweep: dict, config: SearchConfig, stop_after: int | None = None, order: list[int] | None = None,
+        hints: dict[str, list] | None = None) -> dict:
     """Replay ``config``'s strategy; ``stop_after`` steps then return (a
-    coordinator killed mid-search), ``order`` to carry such a run on."""
+    coordinator killed mid-search), ``order`` to carry such a run on;
+    ``hints`` as ``hints_from``."""
     candidates, recorded = sweep["candidates"], sweep["observations"]
     order = list(order or [])
     observations = {i: recorded[i] for i in order}
     budget = config.budget_for(len(candidates), len(groups(candidates)))
     steps = 0
     while stop_after is None or steps < stop_after:
-        step = plan_step(candidates, config, budget, observations, set(), order)
+        step = plan_step(candidates, config, budget, observations, set(), order, hints=hints)
         if not step.proposals:
             break
         steps += 1

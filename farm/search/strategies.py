@@ -12,7 +12,9 @@ coordinator died carries on from the database alone, to the same decisions.
   axes (batch, streams): the smallest value for latency (latency grows along
   them, the premise pruning rule 1 rests on), the top for throughput (or the
   largest value that meets a latency or memory bound, by bisection), at the
-  fastest expected precision and the first knob values. From there it moves
+  fastest expected precision and the first knob values (or, where this model
+  was built on this device class for other input shapes, the precision and
+  knob values that did best there). From there it moves
   to the first better one-axis neighbour (other precisions, other knob
   values, for throughput one batch step down or up) until no neighbour is
   better. A precision or knob value every built configuration of which
@@ -58,7 +60,16 @@ class GroupView:
     budget_left: int  # builds this group may still start
     seed: int = 0
     priors: list[tuple[dict, float]] = field(default_factory=list)  # (axes, score) from earlier sweeps
+    # (axes, score) of the same model on the same device class at other workloads (input shapes): their
+    # scores are on another scale, so they only order what quick tries first, never seed TPE
+    hints: list[tuple[dict, float]] = field(default_factory=list)
     stop_reason: str | None = None
+
+    def hinted(self, point: dict, axes: list[str]) -> float:
+        """The best score an earlier result of this model reached with the
+        point's values on ``axes`` (-inf when none did)."""
+        return max((s for values, s in self.priors + self.hints if all(values.get(a) == point[a] for a in axes)),
+                   default=-math.inf)
 
     def value(self, candidate: Candidate | None) -> Observation | None:
         """A feasible observation, None when ruled out, Need when unknown."""
@@ -176,7 +187,8 @@ def _start(view: GroupView, table, axes: list[str], values: dict) -> tuple[dict,
         combos = [p for p in combos if table.get(point_key(p)) is not None and point_key(p) not in tried]
         if not combos:
             return None
-        point = min(combos, key=lambda p: sum((a, point_key({"v": p[a]})) in failed for a in categorical))
+        point = min(combos, key=lambda p: (sum((a, point_key({"v": p[a]})) in failed for a in categorical),
+                                           -view.hinted(p, categorical)))
         tried.add(point_key(point))
         if view.objective == "throughput" and ordered:
             found = _largest_feasible(view, table, point, ordered[0], values[ordered[0]])
@@ -200,7 +212,13 @@ def _neighbours(view: GroupView, point: dict, axes: list[str], values: dict) -> 
             i = values[axis].index(point[axis])
             moves += [{**point, axis: values[axis][j]} for j in (i - 1, i + 1) if 0 <= j < len(values[axis])]
     failed = _failed_precisions(view)
-    return sorted(moves, key=lambda p: _failures(p, failed) > _failures(point, failed))
+    categorical = [a for a in axes if a not in ORDERED_AXES]
+
+    def hint(move: dict) -> float:  # a batch step is judged at its batch, another value at any batch
+        along = any(move[a] != point[a] for a in axes if a in ORDERED_AXES)
+        return view.hinted(move, axes if along else categorical)
+
+    return sorted(moves, key=lambda p: (_failures(p, failed) > _failures(point, failed), -hint(p)))
 
 
 def quick(view: GroupView) -> list[int]:

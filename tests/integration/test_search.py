@@ -127,21 +127,30 @@ def test_interleaved_finals_order_and_storage(farm_home):
     assert len(workers) == 1
 
 
-def test_bayes_is_seeded_with_the_earlier_results_of_the_same_model(farm_home):
+def test_bayes_is_seeded_with_the_earlier_results_and_quick_is_hinted_by_other_workloads(farm_home):
     cwd, env, home, sweep_id = farm_home  # the quick search above has finished
     spec = {**SPEC, "name": "search-bayes", "search": {**SPEC["search"], "strategy": "bayes", "budget": 4}}
     (cwd / "bayes.yaml").write_text(yaml.safe_dump(spec))
+    other = {**SPEC, "name": "search-p24", "profiles": [{"name": "p24", "inputs": {"images": {
+        "min": [1, 3, 24, 24], "opt": [8, 3, 24, 24], "max": [8, 3, 24, 24]}}}]}  # another workload of the model
+    (cwd / "p24.yaml").write_text(yaml.safe_dump(other))
     code = ("import sys\nfrom farm.db import session_scope\nfrom farm.search.config import SearchConfig\n"
-            "from farm.search.driver import _priors, load_state\nfrom farm.service import submit\n"
-            "from farm.spec import load_spec\nsid = submit(load_spec('bayes.yaml'), enqueue=False).sweep_id\n"
-            "with session_scope() as s:\n search, rows, cands, obs, pend, order = load_state(s, sid)\n"
-            " priors = _priors(s, search, sid, cands, SearchConfig.from_json(search.config))\n"
-            "print(sum(len(v) for v in priors.values()))\n")
+            "from farm.search.driver import _seeds, load_state\nfrom farm.service import submit\n"
+            "from farm.spec import load_spec\n"
+            "for name in ('bayes.yaml', 'p24.yaml'):\n sid = submit(load_spec(name), enqueue=False).sweep_id\n"
+            " with session_scope() as s:\n  search, rows, cands, obs, pend, order = load_state(s, sid)\n"
+            "  priors, hints = _seeds(s, sid, cands, SearchConfig.from_json(search.config))\n"
+            "  groups = {c.group for c in cands}\n"
+            "  print(sum(len(v) for v in priors.values()), sum(len(v) for v in hints.values()), "
+            "set(hints) <= groups)\n")
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    priors = int(done.stdout.split()[-1])
+    (priors, hints, inside), (priors24, hints24, inside24) = [line.split() for line in done.stdout.splitlines()[-2:]]
     finished = query(home, "select count(*) from jobs where sweep_id=? and status='done'", sweep_id)[0][0]
-    assert 0 < priors <= finished  # every feasible finished result of the quick search, none invented
+    assert 0 < int(priors) <= finished  # every feasible finished result of the quick search, none invented
+    assert int(hints) >= int(priors) and inside == "True"
+    # quick on 24x24 inputs: no TPE seed, but the 32x32 results order what it tries first
+    assert int(priors24) == 0 and int(hints24) >= finished and inside24 == "True"
 
 
 def test_a_submitted_search_runs_to_its_end_with_workers_alone(farm_home):

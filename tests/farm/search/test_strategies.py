@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from farm.search.config import SearchConfig
-from farm.search.replay import brute_truth, load, run
+from farm.search.replay import brute_truth, hints_from, load, run
 from farm.search.screening import screen
 
 RECORDED = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "raw" / "search_sweeps"
@@ -96,3 +96,17 @@ def test_sequential_screening_drops_a_clearly_slower_candidate_early_and_keeps_a
     assert not dropped.keep and dropped.samples_used <= 16
     twin = screen(fast.samples_ms[::-1], fast.samples_ms, "latency")
     assert twin.keep
+
+
+def test_results_of_other_workloads_of_the_model_order_what_quick_tries_first():
+    det, sibling = load(RECORDED / "cpu_det_256.json"), load(RECORDED / "cpu_det_128.json")
+    config = SearchConfig(strategy="quick", objective="latency", budget="20%")
+    hints = hints_from([sibling], det, config)
+    assert hints
+    assert not any(axes["precision"] == "int8" for values in hints.values() for axes, _ in values)  # int8 failed
+    plain, hinted = run(det, config), run(det, config, hints=hints)
+    first = det["candidates"][hinted["order"][0]].axes
+    assert first["precision"] == "fp32" and first["onnxruntime.graph_optimization_level"] == "all"
+    tied, _ = brute_truth(det, config)
+    assert all(hinted["winners"][cls] in members for cls, members in tied.items())
+    assert hinted["builds"] <= plain["builds"]
