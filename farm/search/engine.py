@@ -78,7 +78,7 @@ def plan_step(candidates: list[Candidate], config: SearchConfig, budget: int,
 
 def _stop_reason(strategy: str) -> str:
     return {"brute": "every configuration built or pruned",
-            "quick": "the hill climb stopped on every axis (objective stopped improving beyond noise)",
+            "quick": "the hill climb stopped: no one-axis neighbour of the best configuration is better",
             "bayes": "search converged"}[strategy]
 
 
