@@ -204,7 +204,8 @@ def main() -> int:
     if args.render:
         raw = json.loads(args.render.read_text())
         machine = args.machine.read_text() if args.machine else ""
-        text = render_partial(raw, machine, args.render) if raw.get("partial") else markdown(raw, raw["search"], raw["brute"])
+        text = (render_partial(raw, machine, args.render) if raw.get("partial")
+                else markdown(raw, raw["search"], raw["brute"], machine or None))
         args.output.write_text(text)
         return 0
     if args.out is None:
@@ -263,13 +264,16 @@ def record_sweep(args, kind: dict, tag: str, meta: dict, batches: list[int], bru
         "measure": meta["measure"], "build": meta["build"], "rows": rows}, indent=1))
 
 
-def markdown(summary: dict, search: dict, brute: dict) -> str:
+def markdown(summary: dict, search: dict, brute: dict, machine: str | None = None) -> str:
     c = summary["comparison"]
-    machine = Path(summary.get("machine_file", "")).read_text() if summary.get("machine_file") else ""
+    if machine is None:
+        path = Path(summary.get("machine_file") or "")
+        machine = path.read_text() if summary.get("machine_file") and path.exists() else ""
     rounds = search["db"]["final_rounds"]
     lines = ["# Live search vs brute force on one GPU", "",
              f"- date: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
              f"- command: `{summary['command']}` (through benchmarks/gpu_search.sh)",
+             f"- machine: {' / '.join(line.strip() for line in machine.splitlines() if line.strip())}",
              f"- model: {summary['model']} (inputs after the batch axis {json.dumps(summary['inputs'])}), backend "
              f"{search['report'][0]['backend'] if search['report'] else '?'}, build {json.dumps(summary['build'])}, "
              f"measure {json.dumps(summary['measure'])}",

@@ -57,7 +57,7 @@ def _accuracy_failure(obs: Observation, constraints: dict, precision: str) -> tu
     if obs.accuracy_pass is False:
         limit = obs.rel_l2_limit or DEFAULT_TOLERANCES.get(precision, {}).get("max_rel_error")
         clear = error is None or not limit or error > CLEAR_FAILURE * limit
-        return (f"failed the accuracy gate" + (f" (rel L2 {error:.3g})" if error is not None else ""), clear)
+        return ("failed the accuracy gate" + (f" (rel L2 {error:.3g})" if error is not None else ""), clear)
     limit = constraints.get("max_rel_error")
     if limit is not None and (error or 0.0) > limit:
         return f"rel L2 error {error:.3g} > max_rel_error {limit:g}", error > CLEAR_FAILURE * limit
