@@ -56,3 +56,14 @@ def test_bf16_gate_still_fails_real_bugs():
                   expected * 1.1, channel):
         result = evaluate({"y": wrong}, {"y": expected}, "bf16", {})
         assert not result["passed"], wrong[:3]
+
+
+def test_only_the_references_own_default_session_is_the_reference():
+    from farm.accuracy import is_reference
+
+    assert is_reference({"backend": "onnxruntime", "precision": "fp32", "build": {}})
+    assert not is_reference({"backend": "onnxruntime", "precision": "int8", "build": {}})
+    assert not is_reference({"backend": "torch", "precision": "fp32", "build": {}})
+    # A knob of its own (a search's knob axis) computes otherwise: compared, pass or fail.
+    assert not is_reference({"backend": "onnxruntime", "precision": "fp32",
+                             "build": {"graph_optimization_level": "basic"}})
