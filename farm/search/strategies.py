@@ -17,9 +17,10 @@ coordinator died carries on from the database alone, to the same decisions.
   knob values that did best there). From there it moves
   to the first better one-axis neighbour (other precisions, other knob
   values, for throughput one batch step down or up) until no neighbour is
-  better. A precision or knob value every built configuration of which
-  failed (the accuracy gate, a bound) is tried last, so a budget is not
-  spent on a precision that fails everywhere.
+  better. When a start fails (the accuracy gate, a crash), the next start
+  changes the values that only failed so far; a precision that failed the
+  gate everywhere it was built is the last neighbour tried. So a small
+  budget is not spent on a precision that fails everywhere.
 - ``bayes``: quick's walk first (its start and moves, the most informative
   builds there are), then Optuna's TPE sampler over all axes, seeded with
   that walk and with earlier results of the same model on the same device
@@ -107,7 +108,7 @@ def _failed_precisions(view: GroupView) -> set:
     seen: dict[str, bool] = {}
     by_idx = {c.idx: c for c in view.members}
     for idx, obs in view.observations.items():
-        precision = point_key({"p": by_idx[idx].axes.get("precision")})
+        precision = by_idx[idx].axes.get("precision")
         seen[precision] = seen.get(precision, False) or not _accuracy_failed(obs, view.constraints)
     return {p for p, ok in seen.items() if not ok}
 
@@ -130,10 +131,6 @@ def _accuracy_failed(obs: Observation, constraints: dict) -> bool:
     limit = constraints.get("max_rel_error")
     return obs.status == "done" and (obs.accuracy_pass is False
                                      or (limit is not None and (obs.rel_l2_error or 0.0) > limit))
-
-
-def _failures(point: dict, failed: set) -> bool:
-    return point_key({"p": point.get("precision")}) in failed
 
 
 def _best_end(view: GroupView, axis: str, values: list):
@@ -173,9 +170,10 @@ def _broken_from_some_batch(view: GroupView, candidate: Candidate) -> bool:
 
 
 def _start(view: GroupView, table, axes: list[str], values: dict) -> tuple[dict, Observation] | None:
-    """The first combination of precision and knobs (fastest expected
-    precision first, those sharing values with failed configurations last)
-    that meets the constraints with its ordered axes at their best end."""
+    """The first combination of precision and knobs that meets the
+    constraints with its ordered axes at their best end: the fewest values
+    that only failed so far, then the best hinted, then the fastest expected
+    precision and the first knob values."""
     ordered = [a for a in axes if a in ORDERED_AXES]
     categorical = [a for a in axes if a not in ORDERED_AXES]
     base = {a: _best_end(view, a, values[a]) for a in ordered}
@@ -218,7 +216,10 @@ def _neighbours(view: GroupView, point: dict, axes: list[str], values: dict) -> 
         along = any(move[a] != point[a] for a in axes if a in ORDERED_AXES)
         return view.hinted(move, axes if along else categorical)
 
-    return sorted(moves, key=lambda p: (_failures(p, failed) > _failures(point, failed), -hint(p)))
+    def worse_precision(move: dict) -> bool:
+        return move.get("precision") in failed and point.get("precision") not in failed
+
+    return sorted(moves, key=lambda p: (worse_precision(p), -hint(p)))
 
 
 def quick(view: GroupView) -> list[int]:
