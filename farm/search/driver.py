@@ -194,11 +194,6 @@ def _latest_figures(session, job_ids: set[str]) -> dict:
     return latest
 
 
-def _priors(session, search: Search, sweep_id: str, candidates: list[Candidate], config: SearchConfig):
-    """bayes's seed (see ``_seeds``)."""
-    return _seeds(session, sweep_id, candidates, config)[0]
-
-
 def _best_so_far(group: str, candidates, observations, config: SearchConfig) -> float | None:
     ids = {c.idx for c in candidates if c.group == group}
     ok = [score(o, config.objective) for i, o in observations.items() if i in ids and feasible(o, config.constraints)]
