@@ -24,8 +24,8 @@ from sqlalchemy import select, update
 from farm.backends import backend_config
 from farm.capabilities import BUILD, RUN
 from farm.config import default_timeouts, settings
-from farm.db import (FINAL_STATES, Artifact, Device, Job, Measurement, Model, Sweep, session_scope, statement_scope,
-                     utcnow)
+from farm.db import (FINAL_STATES, Artifact, Device, Job, Measurement, Model, Search, Sweep, session_scope,
+                     statement_scope, utcnow)
 from farm.db.clock import db_now_value
 from farm.db.retry import DatabaseUnavailable, is_transient, retrying
 from farm.db.upsert import insert_ignoring_duplicates
@@ -69,6 +69,7 @@ class Claimed:
     limits: dict[str, float]
     model_sha256: str
     artifact_sha256: str
+    searched: bool = False  # the sweep is a search: a job's end may take its next step
 
 
 def _claim_update(session, job_id: str, worker: str, device_id: int | None, phase: str = RUN) -> int | None:
@@ -107,8 +108,7 @@ def take(job_id: str, worker: str, device_id: int | None, phase: str = RUN) -> C
             job = _claimed_before(session, job_id, worker)
             if job is None:
                 return None
-        limits, model_sha, artifact_sha = _sweep_facts(session, job.sweep_id)
-        return Claimed(job.attempts, job, limits, model_sha, artifact_sha)
+        return Claimed(job.attempts, job, *_sweep_facts(session, job.sweep_id))
 
 
 def _claim_on_device(session, job_id: str, worker: str, device_id: int, phase: str) -> Job | None:
@@ -144,19 +144,21 @@ def _claimed_before(session, job_id: str, worker: str) -> Job | None:
     return job
 
 
-_sweeps: dict[str, tuple[dict[str, float], str, str]] = {}
+_sweeps: dict[str, tuple[dict[str, float], str, str, bool]] = {}
 
 
-def _sweep_facts(session, sweep_id: str) -> tuple[dict[str, float], str, str]:
-    """(time limits, model sha256, model store key) of a sweep: fixed at
-    submit time, so read once per worker process and sweep."""
+def _sweep_facts(session, sweep_id: str) -> tuple[dict[str, float], str, str, bool]:
+    """(time limits, model sha256, model store key, is a search) of a
+    sweep: fixed at submit time (a search's row is written with its sweep),
+    so read once per worker process and sweep."""
     facts = _sweeps.get(sweep_id)
     if facts is None:
-        spec, model_sha, artifact_sha = session.execute(
-            select(Sweep.spec, Model.sha256, Model.artifact_sha256).join(Model, Model.id == Sweep.model_id)
+        spec, model_sha, artifact_sha, search = session.execute(
+            select(Sweep.spec, Model.sha256, Model.artifact_sha256, Search.sweep_id)
+            .join(Model, Model.id == Sweep.model_id).outerjoin(Search, Search.sweep_id == Sweep.id)
             .where(Sweep.id == sweep_id)).one()
         limits = {**default_timeouts(), **((spec or {}).get("timeouts") or {})}
-        facts = _sweeps[sweep_id] = (limits, model_sha, artifact_sha or model_sha)
+        facts = _sweeps[sweep_id] = (limits, model_sha, artifact_sha or model_sha, search is not None)
     return facts
 
 
@@ -232,6 +234,27 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
     if claimed == DISPLACED:
         return DISPLACED
     assert isinstance(claimed, Claimed)
+    status = _run_claimed(claimed, worker, device, device_id, phase)
+    if claimed.searched and status in FINAL_STATES:
+        advance_search(job_id=job_id)
+    return status
+
+
+def advance_search(job_id: str | None = None, finals_id: str | None = None) -> None:
+    """The search this job (or finals) belongs to takes its next step
+    (farm.search.driver.advance_after). A failure here fails no job: the
+    result is stored, and the next completion, ``farm sweep drive`` or
+    ``farm sweep resume`` takes the step."""
+    from farm.search.driver import advance_after
+
+    try:
+        advance_after(job_id=job_id, finals_id=finals_id)
+    except Exception:
+        log.warning("could not advance the search of %s", job_id or f"finals {finals_id}", exc_info=True)
+
+
+def _run_claimed(claimed: Claimed, worker: str, device: DeviceContext, device_id: int | None, phase: str) -> str:
+    job_id = claimed.job.id
     ends = _Ends(job_id, worker, claimed.attempt, device_id)
     workdir = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-"))
     try:

@@ -156,7 +156,7 @@ def run_finals(finals_id: str) -> str:
     finally:
         beat(state.device_id, state.worker, clear_job=True)
     if status in ("done", "failed"):
-        from workers.tasks import advance_search
+        from workers.executor import advance_search
 
         advance_search(finals_id=finals_id)  # the rounds decide the winners: the search can finish
     return status

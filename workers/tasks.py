@@ -19,7 +19,6 @@ import signal
 
 from celery.exceptions import Reject
 
-from farm.db import FINAL_STATES
 from farm.queue import RUN_JOB, make_app
 from workers import runtime_state
 
@@ -38,9 +37,7 @@ def run_job(job_id: str, queue: str | None = None, phase: str | None = None) -> 
     try:
         # execute claims the job and marks our device busy in one commit,
         # and leaves the device idle again when it returns.
-        status = execute(job_id, state.worker, state.device, state.device_id, phase)
-        if status in FINAL_STATES:
-            advance_search(job_id=job_id)
+        status = execute(job_id, state.worker, state.device, state.device_id, phase)  # a search's next step too
         return status  # 'displaced': another worker holds our device row; the reconciler re-sends the job
     except ClaimUnreachable as exc:
         status = "rejected"
@@ -60,19 +57,6 @@ def run_job(job_id: str, queue: str | None = None, phase: str | None = None) -> 
     finally:
         clock.lap("end")
         clock.write(status)
-
-
-def advance_search(job_id: str | None = None, finals_id: str | None = None) -> None:
-    """The search this job (or finals) belongs to takes its next step
-    (farm.search.driver.advance_after). A failure here fails no job: the
-    result is stored, and the next completion, ``farm sweep drive`` or
-    ``farm sweep resume`` takes the step."""
-    from farm.search.driver import advance_after
-
-    try:
-        advance_after(job_id=job_id, finals_id=finals_id)
-    except Exception:
-        log.warning("could not advance the search of %s", job_id or f"finals {finals_id}", exc_info=True)
 
 
 # Registers engine_farm.run_finals (interleaved finals of a search) on this app.
