@@ -41,6 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 MEASURE = {"warmup_ms": 0, "duration_ms": 10, "iterations": 5, "max_remeasure": 0}
+# One intra-op thread: each worker measures on one core, as a GPU worker on its own device (two
+# workers' ONNX Runtime pools of 2 spinning threads each on a 2-core host slow each other's farm work).
+BUILD = {"onnxruntime": {"intra_op_num_threads": 1}}
 BATCHES = (1, 2, 3, 4)  # each sweep: one job per batch size; sweeps repeat with --force
 PHASE_ORDER = ("beat", "claim", "setup", "model", "build", "feeds", "load", "reference", "accuracy",
                "measure", "store", "record", "end")
@@ -123,7 +126,7 @@ def _submit(model: Path, jobs: int, root: Path) -> list[str]:
     spec_path = root / "bench.yaml"
     spec_path.write_text(yaml.safe_dump({"name": "overhead", "model": str(model), "backends": ["onnxruntime"],
                                          "precisions": ["fp32"], "batch_sizes": list(BATCHES), "devices": "cpu",
-                                         "measure": MEASURE}))
+                                         "measure": MEASURE, "build": BUILD}))
     spec, sweeps, total = load_spec(spec_path), [], 0
     while total < jobs:
         sweeps.append(submit(spec, force=True).sweep_id)
@@ -286,7 +289,7 @@ def report(args, results: list[dict]) -> str:
              f"- Command: `{command}`",
              f"- Setup: {args.workers} CPU workers (`python -m workers start --device cpu`), private redis-server, "
              f"{ {'private': 'private PostgreSQL server', 'shared': 'shared PostgreSQL server', 'sqlite': 'SQLite'}[args.db]} "
-             f"job table, tiny CNN (3x32x32, ONNX Runtime fp32), "
+             f"job table, tiny CNN (3x32x32, ONNX Runtime fp32, build {json.dumps(BUILD)}), "
              f"measure {json.dumps(MEASURE)}",
              "- overhead = job wall (claim to result) - build_s - sum(timed samples); idle gap = next claim - "
              "previous result on the same worker; both in ms, first job of each worker left out",

@@ -1,8 +1,10 @@
-"""Settings from the environment, resolved once per call (never cached)
-so tests and sub-processes can point at other homes and servers."""
+"""Settings from the environment, read on every call (resolved once per
+distinct environment and working directory), so tests and sub-processes
+can point at other homes and servers."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +23,24 @@ class Settings:
 
 
 def settings() -> Settings:
-    home = Path(os.environ.get("FARM_HOME") or ".farm").resolve()
+    env = os.environ
+    return _settings(env.get("FARM_HOME") or ".farm", env.get("FARM_DB_URL"), env.get("FARM_BROKER_URL"),
+                     env.get("FARM_STORE_URL"), os.getcwd())
+
+
+@functools.lru_cache(maxsize=32)
+def _settings(home_name: str, db_url: str | None, broker: str | None, store: str | None, cwd: str) -> Settings:
+    # Keyed by the environment and the directory a relative FARM_HOME resolves
+    # against: a worker asks several times per job, and resolving the path
+    # and checking it each time was a measurable part of a short job.
+    home = Path(cwd, home_name).resolve()
     if home.exists() and not home.is_dir():
         from farm.errors import UserError
 
         raise UserError(f"FARM_HOME {home} is not a directory (it names a file)")
-    db_url = os.environ.get("FARM_DB_URL") or f"sqlite:///{home / 'farm.db'}"
-    broker = os.environ.get("FARM_BROKER_URL") or f"farmsql+sqlite:///{home / 'broker.db'}"
-    store = os.environ.get("FARM_STORE_URL") or str(home / "artifacts")
+    db_url = db_url or f"sqlite:///{home / 'farm.db'}"
+    broker = broker or f"farmsql+sqlite:///{home / 'broker.db'}"
+    store = store or str(home / "artifacts")
     return Settings(home=home, db_url=db_url, broker_url=broker, store_url=store)
 
 

@@ -488,7 +488,8 @@ class _Ends:
                "p_status": end["status"], "p_key": end["artifact_sha256"], "p_error": end["error"],
                "p_finished": end["finished_at"], "p_version": end["backend_version"]}
         statement = end_statement(self.device_id is not None, len(new_rows))
-        return session.execute(statement, end_parameters(job, measurement, new_rows)).scalar_one() == 1
+        # Core, not the ORM: the statement loads no objects.
+        return session.connection().execute(statement, end_parameters(job, measurement, new_rows)).scalar_one() == 1
 
     def _landed_before(self, session) -> str | None:
         """Our own earlier attempt at this write committed (the connection
