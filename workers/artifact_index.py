@@ -9,11 +9,14 @@ is used only while it hashes to the published sha256.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from farm.config import settings
 
@@ -84,3 +87,17 @@ def write_local(kind: str, key: str, suffix: str, data: bytes) -> Path:
         handle.write(data)
     os.replace(tmp, target)
     return target
+
+
+@contextmanager
+def locked(kind: str, key: str) -> Iterator[None]:
+    """This host's lock on one shared cache (``kind``, ``key``): workers
+    merging into it one at a time, so no merge drops another's entries."""
+    path = local_path(kind, key, ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

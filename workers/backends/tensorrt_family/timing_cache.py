@@ -10,10 +10,8 @@ publishes the merged cache to the artifact store for other hosts.
 
 from __future__ import annotations
 
-import fcntl
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from workers import artifact_index
 from workers.backends.tensorrt_family.library import last_error, logger_for
@@ -53,16 +51,8 @@ def cuda_runtime_version() -> str:
     return f"{version // 1000}.{(version % 1000) // 10}"
 
 
-@contextmanager
-def locked(identity: CacheIdentity) -> Iterator[None]:
-    path = artifact_index.local_path(KIND, identity.key, ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def locked(identity: CacheIdentity):
+    return artifact_index.locked(KIND, identity.key)
 
 
 def load(store: Any, identity: CacheIdentity) -> bytes:

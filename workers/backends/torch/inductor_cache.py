@@ -28,12 +28,10 @@ a blob that does not decode is refused (the build compiles cold and says so).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import zlib
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from workers import artifact_index
 
@@ -166,16 +164,8 @@ def merge(current: dict[str, list], learned: dict[str, list], limit: int = MAX_B
 
 # --- store round trip ------------------------------------------------------------------------------
 
-@contextmanager
-def locked(identity: CacheIdentity) -> Iterator[None]:
-    path = artifact_index.local_path(KIND, identity.key, ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def locked(identity: CacheIdentity):
+    return artifact_index.locked(KIND, identity.key)
 
 
 def fetch(store: Any, identity: CacheIdentity) -> tuple[dict[str, list], dict]:
