@@ -2,9 +2,9 @@
 result in one transaction. Called by the Celery task with a job id; safe to
 call twice for the same id (the claim is a guarded status transition).
 
-Two transactions per job touch the database: the claim (device busy, job
+Two writes per job touch the database: the claim (device busy, job
 running, in one commit) and the end (result, job status, device idle, in
-one commit). Both are retried while the database is unreachable
+one commit); on PostgreSQL each is one statement (workers.job_writes). Both are retried while the database is unreachable
 (farm.db.retry), so an outage neither loses a result nor leaves a job
 running under a worker that has moved on.
 """
