@@ -45,7 +45,10 @@ def test_ctrl_c_answers_at_once(farm_home, models_dir, cli_env):
     args = [sys.executable, "-m", "farm", "run", "--model", str(models_dir / "det.onnx"), "--backend", "onnxruntime",
             "--precision", "fp32", "--batch", "1", "--batch", "2", "--profile", "p:images=1x3x32x32/2x3x32x32/2x3x32x32",
             "--warmup-ms", "10", "--duration-ms", "60000", "--iterations", "10"]
-    process = subprocess.Popen(args, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As a terminal starts it: a suite run in the background (a non-interactive shell's '&') inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    process = subprocess.Popen(args, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 90
         while time.time() < deadline:  # wait until a job is being measured
