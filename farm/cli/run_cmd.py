@@ -7,6 +7,7 @@ from farm.cli.local_workers import LocalWorkers, register_local_devices, wait_fo
 from farm.cli.options import spec_from_cli, spec_options
 from farm.cli.output import table, to_json
 from farm.cli.progress import SweepProgress
+from farm.cli.sweep_cmd import echo_submission_notes
 from farm.devices import hostname
 from farm.errors import UserError
 from farm.reports import job_rows
@@ -32,10 +33,7 @@ def run_cmd(force, fmt, **spec_args):
     submission = submit(spec, force=force, host=hostname())
     click.echo(f"sweep {submission.sweep_id} ({spec.name}): {submission.jobs} jobs, {submission.reused} reused, "
                f"{submission.unsupported} unsupported, {submission.queued} to run", err=True)
-    for skipped in submission.skipped:
-        click.echo(f"skipped: {skipped}", err=True)
-    for why, count in sorted(submission.not_reused.items()):
-        click.echo(f"not reused ({count} jobs): {why}", err=True)
+    echo_submission_notes(submission)
     try:
         _run_here(spec, submission)
     except KeyboardInterrupt:

@@ -40,11 +40,16 @@ def submit_cmd(force, fmt, **spec_args):
     else:
         click.echo(f"{submission.jobs} jobs: {submission.queued} queued, {submission.reused} reused, "
                    f"{submission.unsupported} unsupported", err=True)
+    echo_submission_notes(submission)
+    click.echo(submission.sweep_id)
+
+
+def echo_submission_notes(submission) -> None:
+    """What a submission left out or could not reuse, on stderr: 'farm sweep submit' and 'farm run' say it alike."""
     for skipped in submission.skipped:
         click.echo(f"skipped: {skipped}", err=True)
     for why, count in sorted(submission.not_reused.items()):
         click.echo(f"not reused ({count} jobs): {why}", err=True)
-    click.echo(submission.sweep_id)
 
 
 def _status_line(status: dict) -> str:
