@@ -67,8 +67,10 @@ single-wait)
   ;;
 panel)
   machine "$RESULTS/machine.txt"
+  # Not "${PANEL_BUILD:-{...}}": its first "}" would end the expansion and append a stray "}" to a set value.
+  default_build='{"fullgraph": true, "mode": "default"}'
   python3 benchmarks/torch_panel.py --out "$RESULTS" ${MODELS_DIR:+--models-dir "$MODELS_DIR"} \
-    --deadline-s "${DEADLINE_S:-420}" --build "${PANEL_BUILD:-{\"fullgraph\": true, \"mode\": \"default\"}}" \
+    --deadline-s "${DEADLINE_S:-420}" --build "${PANEL_BUILD:-$default_build}" \
     ${PANEL_ARGS:-} 2>&1 | tee "$RESULTS/panel.log" | grep -e '^|' -e 'Error' -e 'Traceback'
   ;;
 scaling)
