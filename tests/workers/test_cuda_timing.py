@@ -13,8 +13,10 @@ from workers.timing.cuda import QUEUE_DEPTH, format_uuid, resolve_settings
 def test_defaults_follow_trtexec():
     settings = resolve_settings(MeasureConfig())
     assert settings["warmup_ms"] == 200 and settings["duration_ms"] == 3000 and settings["iterations"] == 10
-    assert settings["sync"] == "blocking"
-    assert settings["cuda_graph"] is False and settings["l2_flush"] is False and settings["end_to_end"] is False
+    # trtexec 11's defaults, the farm's one default for every GPU backend: a CUDA graph, spin-wait.
+    assert settings["sync"] == "spin"
+    assert settings["cuda_graph"] is True and settings["l2_flush"] is False and settings["end_to_end"] is False
+    assert resolve_settings(MeasureConfig(cuda_graph=False, sync="blocking"))["cuda_graph"] is False
     assert settings["queue_depth"] == QUEUE_DEPTH
 
 

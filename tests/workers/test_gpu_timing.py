@@ -37,7 +37,9 @@ def test_events_time_gpu_work_with_telemetry(buffers):
     rt, device, _host = buffers
     result = measure_enqueue(_memset(rt, device), MeasureConfig(**QUICK), batch_size=1)
     assert len(result.samples_ms) >= 20 and min(result.samples_ms) > 0
-    assert result.settings["cuda_graph"] is False and result.settings["device_uuid"].startswith("GPU-")
+    # The farm's default: a CUDA graph and spin-wait where the spec says nothing.
+    assert result.settings["cuda_graph"] is True and result.settings["sync"] == "spin"
+    assert result.settings["device_uuid"].startswith("GPU-")
     assert result.telemetry["available"] and result.telemetry["samples"] >= 2
     assert result.telemetry["sm_clock_mhz"]["max"] > 0
     # memory_mb itself is the executor's (used after warm-up less before load); the harness reports its parts
@@ -98,7 +100,8 @@ def test_torch_backend_builds_loads_and_measures(tiny_cnn, tmp_path):
         timing = runner.measure(feeds, ctx.measure)
         assert len(timing.samples_ms) >= 20 and timing.e2e_samples_ms
         assert timing.settings["compile_mode"] == "max-autotune-no-cudagraphs"
-        assert timing.settings["cuda_graph"] is False
+        # Graphs are independent of the compile mode: captured unless the spec turns them off.
+        assert timing.settings["cuda_graph"] is True and not timing.settings["cuda_graph_error"]
     finally:
         runner.close()
 
@@ -109,10 +112,12 @@ def test_torch_graph_replay_reads_new_inputs_and_matches_direct_calls(tiny_cnn, 
     from workers.backends import load_backend
     from workers.inputs import make_feeds
 
-    ctx = _torch_job(tiny_cnn, tmp_path, MeasureConfig(cuda_graph=True, **QUICK))
-    backend = load_backend("torch", {"mode": "default"})  # no autotuning: a quick compile
+    # No build knobs and no measure.cuda_graph: the farm's defaults (fast compile, a CUDA graph).
+    ctx = _torch_job(tiny_cnn, tmp_path, MeasureConfig(**QUICK))
+    backend = load_backend("torch", None)
     runner = backend.load(backend.build(ctx).artifact, ctx)
     try:
+        assert runner.notes["compile_mode"] == "default"
         assert runner.call.graph is not None, runner.call.graph_error
         first, second = make_feeds(ctx.model, ctx.run_shapes, seed=1), make_feeds(ctx.model, ctx.run_shapes, seed=2)
         replayed = [runner.infer(f)["logits"] for f in (first, second)]
@@ -165,7 +170,8 @@ def test_host_bound_callable_is_flagged_and_graph_replay_is_not(buffers):
         for _ in range(16):
             memset(stream)
 
-    flagged = measure_enqueue(host_bound, MeasureConfig(**QUICK), telemetry=False)
+    # No graph: the sleep must run on every launch (a graph would replay only the memset).
+    flagged = measure_enqueue(host_bound, MeasureConfig(cuda_graph=False, **QUICK), telemetry=False)
     assert "host_bound" in flagged.flags, flagged.settings["host_bound"]
     assert flagged.settings["host_bound"]["host_share"] > 0.5
     replay = measure_enqueue(heavy, MeasureConfig(cuda_graph=True, **QUICK), telemetry=False)

@@ -32,6 +32,12 @@ from workers.timing.cuda_runtime import CudaError, check, error_name, runtime
 # of microseconds still run back to back.
 QUEUE_DEPTH = 4
 SYNC_MODES = ("blocking", "spin")
+# The farm's one default for every GPU backend where the spec leaves the knob
+# unset (trtexec 11's): capture a CUDA graph where the backend can, and
+# spin-wait. Backends that cannot capture (a data-dependent output
+# allocation) record why they ran without one.
+DEFAULT_CUDA_GRAPH = True
+DEFAULT_SYNC = "spin"
 # Writing twice the L2 capacity evicts it even though replacement is not strict LRU.
 L2_FLUSH_FACTOR = 2
 
@@ -41,16 +47,16 @@ Enqueue = Callable[[int], None]
 def resolve_settings(config: MeasureConfig, *, capture_graph: bool | None = None, has_copies: bool = False) -> dict:
     """How to time, from the job's MeasureConfig and the backend's defaults.
 
-    ``capture_graph``: the backend's choice (None = the config's, else no
-    graph). Backends that graph their work themselves (torch's cudagraph
-    trees) pass False. ``has_copies``: the backend gave H2D/D2H callables;
+    ``capture_graph``: the backend's choice (None = the config's, with
+    ``DEFAULT_CUDA_GRAPH`` where the config leaves it unset). Backends that
+    graph their work themselves (torch captures its compiled call) pass False. ``has_copies``: the backend gave H2D/D2H callables;
     end-to-end timing defaults to on when it did.
     """
-    graph = config.cuda_graph if capture_graph is None else capture_graph
+    graph = wants_graph(config) if capture_graph is None else capture_graph
     end_to_end = has_copies if config.end_to_end is None else config.end_to_end
     if end_to_end and not has_copies:
         raise ValueError("end_to_end timing needs the backend's inputs_h2d and outputs_d2h copies")
-    sync = config.sync or "blocking"
+    sync = config.sync or DEFAULT_SYNC
     if sync not in SYNC_MODES:
         raise ValueError(f"measure.sync must be one of {', '.join(SYNC_MODES)} (got {sync!r})")
     return {
@@ -64,6 +70,11 @@ def resolve_settings(config: MeasureConfig, *, capture_graph: bool | None = None
         "duration_ms": config.duration_ms,
         "iterations": config.iterations,
     }
+
+
+def wants_graph(config: MeasureConfig) -> bool:
+    """Capture a CUDA graph? On unless the spec's ``measure.cuda_graph`` is false."""
+    return DEFAULT_CUDA_GRAPH if config.cuda_graph is None else bool(config.cuda_graph)
 
 
 def format_uuid(raw: bytes) -> str:

@@ -201,7 +201,9 @@ def graph_capture(config_choice: bool | None, allocator_outputs: Sequence[str]) 
     """(capture a CUDA graph, why not). trtexec 11 captures by default; an
     output allocator reallocates during the enqueue, which a graph cannot
     replay, so such engines run without one (as trtexec does)."""
-    wanted = True if config_choice is None else bool(config_choice)
+    from workers.timing.cuda import DEFAULT_CUDA_GRAPH
+
+    wanted = DEFAULT_CUDA_GRAPH if config_choice is None else bool(config_choice)
     if wanted and allocator_outputs:
         return False, (f"outputs {', '.join(allocator_outputs)} have data-dependent shapes (output allocator); "
                        "a CUDA graph cannot replay their allocation")

@@ -1,1 +1,1 @@
-"""PyTorch backend: torch.compile (Inductor, max-autotune) on NVIDIA GPUs."""
+"""PyTorch backend: torch.compile (Inductor; fast default compile, max-autotune for finalists) on NVIDIA GPUs."""

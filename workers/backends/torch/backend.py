@@ -1,25 +1,33 @@
 """PyTorch backend: torch.compile with Inductor for the worker's GPU.
 
 Build = read the model (torch.export ``.pt2``, or ONNX through onnx2torch),
-cast it to the job's precision, compile it with Inductor (``max-autotune``
-by default) at the job's static shapes, and keep what the compile produced
-as the artifact: ``torch.compiler.save_cache_artifacts()`` bytes (Inductor
-FX-graph, AOTAutograd and autotuning caches), zlib-compressed. ONNX models
-come in through the static import (onnx_import.py): shapes folded at the
-job's shapes, no op reading a tensor into Python, so ``fullgraph`` traces
-one graph and the runner captures one CUDA graph for the whole forward. An AOTInductor package would
-be self-contained, but ``aoti_load_package`` segfaulted with torch 2.11 on
-an H200, while the cache artifact cut the next compile from 19.6 s to 4.5 s.
+cast it to the job's precision, compile it with Inductor at the job's static
+shapes, and keep what the compile produced as the artifact:
+``torch.compiler.save_cache_artifacts()`` bytes (Inductor FX-graph,
+AOTAutograd and autotuning caches), zlib-compressed. The default compile is
+Inductor's ``default`` mode (no autotuning: 8-35 s per real model on an
+H100, where ``max-autotune`` took 200-350 s a job); ``max-autotune`` is the
+*tuned* build, made only where it can change the answer (the finalists of a
+search or ``farm best --remeasure``, see ``TorchConfig.tuned_build``). ONNX
+models come in through the static import (onnx_import.py): shapes folded at
+the job's shapes, no op reading a tensor into Python, so ``fullgraph`` traces
+one graph and the runner captures one CUDA graph for the whole forward. An
+AOTInductor package would be self-contained, but ``aoti_load_package``
+segfaulted with torch 2.11 on an H200, while the cache artifact cut the next
+compile from 19.6 s to 4.5 s.
 
 Load = ``load_cache_artifacts`` + the same compile (now served from the
 cache), bound to fixed device inputs (``StaticCall``). Measure = the
-CUDA-event harness around that call on torch's current stream. With CUDA
-graphs on (the ``max-autotune`` default) the compiled call is captured once
-into a ``torch.cuda.CUDAGraph`` (capture needs torch's caching allocator,
-so torch captures, not the harness) and each timed iteration is one graph
-launch, as with trtexec's ``--useCudaGraph``. Inductor's own cudagraph
-trees are not used: their per-call Python bookkeeping left the GPU waiting
-on the host for small batches (MAD CV 10-18 % on an H200).
+CUDA-event harness around that call on torch's current stream. A CUDA graph
+is captured whatever the compile mode (the farm's one default,
+``workers.timing.cuda.DEFAULT_CUDA_GRAPH``; off only with
+``measure.cuda_graph: false``): the compiled call is captured once into a
+``torch.cuda.CUDAGraph`` (capture needs torch's caching allocator, so torch
+captures, not the harness) and each timed iteration is one graph launch, as
+with trtexec's ``--useCudaGraph``. A failed capture falls back to the
+compiled call and is recorded (``cuda_graph_fallback``). Inductor's own
+cudagraph trees are not used: their per-call Python bookkeeping left the GPU
+waiting on the host for small batches (MAD CV 10-18 % on an H200).
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from farm.spec import MeasureConfig
 from workers.backends.base import Backend, BuildResult, JobContext, Runner, TimingResult
 from workers.inputs import make_feeds
 
-DEFAULT_MODE = "max-autotune"
+DEFAULT_MODE = "default"  # fast: no autotuning (screening every configuration)
+TUNED_MODE = "max-autotune"  # the finalists' rebuild (TorchConfig.tuned_build)
 ARTIFACT_NAME = "torch-compile-cache.bin"
 WARM_CALLS = 2  # compile, then one call from the compiled code
 # mode -> the same Inductor mode without cudagraph trees (StaticCall captures instead)
@@ -46,16 +55,18 @@ _GRAPHLESS = {
     "reduce-overhead": "default",
     "default": "default",
 }
-_GRAPHS_BY_DEFAULT = ("max-autotune", "reduce-overhead")
 
 
 def resolve_mode(mode: str | None, cuda_graph: bool | None) -> tuple[str, bool]:
     """(torch.compile mode, capture a CUDA graph) from the build knob and the
-    job's ``measure.cuda_graph`` (None keeps the mode's own choice)."""
+    job's ``measure.cuda_graph``. The two are independent: the runner
+    captures one graph in every mode unless the spec turns it off."""
+    from workers.timing.cuda import DEFAULT_CUDA_GRAPH
+
     mode = mode or DEFAULT_MODE
     if mode not in _GRAPHLESS:
         raise BackendUnsupported(f"unknown torch.compile mode {mode!r} (allowed: {', '.join(_GRAPHLESS)})")
-    graphs = mode in _GRAPHS_BY_DEFAULT if cuda_graph is None else cuda_graph
+    graphs = DEFAULT_CUDA_GRAPH if cuda_graph is None else bool(cuda_graph)
     return _GRAPHLESS[mode], graphs
 
 

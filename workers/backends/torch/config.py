@@ -19,8 +19,9 @@ class TorchConfig(BackendConfig):
     device_kinds = ("gpu",)
     environment_libraries = ("triton",)  # Inductor's kernels come from Triton: a new Triton is a new result
 
-    # torch.compile mode (default "max-autotune"). It always compiles without cudagraph trees; the
-    # runner captures one CUDA graph when the mode implies graphs or measure.cuda_graph asks for one.
+    # torch.compile mode (default "default": no autotuning, seconds per model). "max-autotune" is the
+    # tuned build the finals make for their candidates (tuned_build). Every mode compiles without
+    # cudagraph trees; the runner captures one CUDA graph in every mode unless measure.cuda_graph is false.
     mode: str | None = knob(choices=("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default"))
     fullgraph: bool | None = None  # fail instead of graph-breaking (default True: a break hides eager code)
     tf32: bool | None = None  # TF32 matmul/conv for fp32 (default False: fp32 stays IEEE fp32)
