@@ -6,7 +6,7 @@ import click
 from sqlalchemy import select
 
 from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, emit, emit_export, table, table_stream, to_json
-from farm.output_files import check_output
+from farm.output_files import check_output, written_by
 from farm.compat import incompatibility, parse_target, runs_on_cc, sm
 from farm.db import Device, session_scope
 from farm.devices import cpu_class, device_classes_matching, hostname
@@ -261,8 +261,9 @@ def _plain(value):
 
 def _fetch_verified(winner, output: Path) -> None:
     key = winner["artifact_sha256"]
-    try:
-        open_store().get_file(key, output)
+    store = open_store()
+    try:  # a regular file only, atomically, with the umask's permissions (farm.output_files)
+        written_by(output, lambda tmp: store.get_file(key, tmp))
     except (StoreIntegrityError, ArtifactMissingError) as exc:
         raise UserError(f"{exc}; nothing was written. Re-run job {winner['job_id']} (farm run/sweep submit "
                         f"--force) to rebuild it") from None
