@@ -62,6 +62,14 @@ class BackendConfig:
         check_knobs(cls, data, where)
         return cls(**data)
 
+    @classmethod
+    def tuned_build(cls, build: dict[str, Any]) -> dict[str, Any] | None:
+        """The build knobs of this backend's expensive build for a
+        configuration built with ``build`` (max-autotune, the highest builder
+        optimization level), made only for finalists (farm/tuned.py); None
+        where the backend has none or ``build`` already is it."""
+        return None
+
     def resolved(self) -> dict[str, Any]:
         """Knobs the user set; absent ones mean the backend's default."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

@@ -43,14 +43,58 @@ def claim(finals_id: str, worker: str, device_id: int | None) -> int | None:
             .returning(Finals.attempts)).scalar_one_or_none()
 
 
-def _contexts(session, finals: Finals, device, workdir: Path) -> list[tuple[str, JobContext, dict, Path]]:
+def build_tuned(plan: dict, worker: str, device, device_id: int | None) -> dict[str, str]:
+    """Build and measure the finals' tuned sibling jobs (farm/tuned.py) on
+    this worker, as ordinary jobs (build, accuracy gate, measurement, result
+    recorded), before the rounds; returns those that cannot enter the
+    rounds, with why."""
+    from farm.tuned import TUNED_OF
+    from workers.executor import DISPLACED, execute
+
+    left_out = {}
+    for tuned_id in (plan.get(TUNED_OF) or {}):
+        status = execute(tuned_id, worker, device, device_id)
+        if status == DISPLACED:
+            raise RuntimeError(f"another worker holds this device row; tuned job {tuned_id} not run")
+        why = _tuned_outcome(tuned_id)
+        if why:
+            left_out[tuned_id] = why
+    return left_out
+
+
+def _tuned_outcome(job_id: str, poll_s: float = 2.0) -> str | None:
+    """Why the tuned job cannot enter the rounds (None: it can); waits while
+    another worker still runs it (a duplicate message reached it first)."""
+    import time
+
+    from sqlalchemy import select
+
+    from farm.config import default_timeouts
+    from farm.db import Measurement
+    from farm.db.models import FINAL_STATES
+    from farm.tuned import unusable
+
+    deadline = time.monotonic() + sum(default_timeouts().values())
+    while True:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status in FINAL_STATES or time.monotonic() > deadline:
+                measurement = session.scalar(
+                    select(Measurement).where(Measurement.job_id == (job.result_job_id or job.id))
+                    .order_by(Measurement.attempt.desc()).limit(1)) if job is not None else None
+                return unusable(job, measurement)
+        time.sleep(poll_s)
+
+
+def _contexts(session, finals: Finals, device, workdir: Path,
+              left_out: dict[str, str] | None = None) -> list[tuple[str, JobContext, dict, Path]]:
     from workers.executor import _data_file
     from workers.inputs import load_data
     from workers.model_cache import source_model
 
     store, cache = open_store(), settings().home / "cache"
     out = []
-    for position, job_id in enumerate(finals.job_ids):
+    for position, job_id in enumerate(j for j in finals.job_ids if j not in (left_out or {})):
         job = session.get(Job, job_id)
         if job is None or job.status != "done" or not job.artifact_sha256:
             raise ValueError(f"job {job_id} has no finished artifact to re-measure")
@@ -101,13 +145,19 @@ def run(finals_id: str, worker: str, device, device_id: int | None) -> str:
     runners = []
     try:
         with session_scope() as session:
-            finals = session.get(Finals, finals_id)
-            plan, contexts = dict(finals.settings), _contexts(session, finals, device, workdir)
+            plan = dict(session.get(Finals, finals_id).settings)
+        left_out = build_tuned(plan, worker, device, device_id)
+        if plan.get("tuned_of"):
+            from workers.registry import beat
+
+            beat(device_id, worker, current_job=f"finals:{finals_id}"[:32])  # the tuned jobs' ends cleared it
+        with session_scope() as session:
+            contexts = _contexts(session, session.get(Finals, finals_id), device, workdir, left_out)
         for job_id, ctx, config, artifact in contexts:
             runner = load_backend(config["backend"], config.get("build")).load(artifact, ctx)
             runners.append((job_id, runner, ctx.measurement_feeds(), window_for(ctx.measure, plan)))
         windows = interleave(runners, int(plan.get("rounds", 4)))
-        return _store(finals_id, worker, attempt, windows)
+        return _store(finals_id, worker, attempt, windows, left_out)
     except Exception:
         log.exception("finals %s failed", finals_id)
         return _fail(finals_id, worker, attempt, traceback.format_exc(limit=8))
@@ -117,7 +167,7 @@ def run(finals_id: str, worker: str, device, device_id: int | None) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _store(finals_id: str, worker: str, attempt: int, windows: list[dict]) -> str:
+def _store(finals_id: str, worker: str, attempt: int, windows: list[dict], left_out: dict[str, str]) -> str:
     import numpy as np
 
     with session_scope() as session:
@@ -128,7 +178,8 @@ def _store(finals_id: str, worker: str, attempt: int, windows: list[dict]) -> st
                                    telemetry=w["telemetry"], flags=w["flags"], started_at=w["started_at"]))
         done = session.execute(update(Finals).where(Finals.id == finals_id, Finals.status == "running",
                                                     Finals.attempts == attempt, Finals.worker == worker)
-                               .values(status="done", finished_at=utcnow()))
+                               .values(status="done", finished_at=utcnow(),
+                                       result={"tuned_left_out": left_out} if left_out else {}))
         if done.rowcount != 1:
             session.rollback()  # taken over after we were presumed dead
             return "superseded"
@@ -136,10 +187,14 @@ def _store(finals_id: str, worker: str, attempt: int, windows: list[dict]) -> st
 
 
 def _fail(finals_id: str, worker: str, attempt: int, error: str) -> str:
+    from farm.tuned import cancel_unbuilt
+
     with session_scope() as session:
-        session.execute(update(Finals).where(Finals.id == finals_id, Finals.status == "running",
-                                             Finals.attempts == attempt, Finals.worker == worker)
-                        .values(status="failed", error=error, finished_at=utcnow()))
+        failed = session.execute(update(Finals).where(Finals.id == finals_id, Finals.status == "running",
+                                                      Finals.attempts == attempt, Finals.worker == worker)
+                                 .values(status="failed", error=error, finished_at=utcnow()))
+        if failed.rowcount == 1:
+            cancel_unbuilt(session, session.get(Finals, finals_id).settings, "its finals failed before building it")
     return "failed"
 
 

@@ -123,8 +123,11 @@ def _best(model, sweep_id, device, **constraints):
                      "else any part (default: every device).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--remeasure", is_flag=True, help="Re-measure each device class's top 3 configurations "
-              "interleaved on one live worker (A B C rounds, same warm-up) and decide from those rounds.")
-def best_cmd(model, sweep_id, device, fmt, remeasure, **constraints):
+              "interleaved on one live worker (A B C rounds, same warm-up) and decide from those rounds; "
+              "each is first rebuilt with its backend's tuned build (torch max-autotune, TensorRT builder "
+              "optimization level 5) and timed against it.")
+@click.option("--no-tuned", is_flag=True, help="With --remeasure: no tuned rebuilds, the fast builds only.")
+def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, **constraints):
     """The best configuration per device class and workload under the
     constraints, and every configuration statistically tied with it.
 
@@ -149,11 +152,18 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, **constraints):
     if best.empty:
         raise NotFoundError("no finished configuration meets the constraints"
                             + (f" ({len(left_out)} flagged host_bound were not ranked)" if left_out else ""))
+    if no_tuned and not remeasure:
+        raise UserError("--no-tuned goes with --remeasure")
     if remeasure:
         from farm.search.config import FinalsConfig
         from farm.search.finals import remeasure as interleaved
 
-        best = interleaved(sweep_id, model, Constraints(device=device, **constraints), FinalsConfig())
+        best = interleaved(sweep_id, model, Constraints(device=device, **constraints), FinalsConfig(),
+                           tuned=not no_tuned)
+        from farm.tuned import gain_line
+
+        for row in best.attrs.get("tuned", []):  # on stderr, as the not-ranked lines
+            click.echo(gain_line(row), err=True)
     rows = frame_rows(best, BEST_FIELDS)
     click.echo(to_json(rows) if fmt == "json" else table(rows, BEST_TABLE_COLUMNS))
 

@@ -25,14 +25,24 @@ from farm.errors import NotFoundError, UserError
 from farm.reports.best import Constraints, select_best
 from farm.reports.rows import REPORT_FIELDS, finish_frame
 from farm.routing import queue_for
+from farm.tuned import TUNED_OF, tuned_config
 
 RUN_FINALS = "engine_farm.run_finals"
 FINAL_STATUSES = ("done", "failed")
 
 
 def create_finals(session, device_class: str, job_ids: list[str], settings: dict, sweep_id: str | None = None) -> str:
+    """Queue finals for these finalists. Unless ``settings["tuned"]`` is
+    false, each finalist whose backend has a tuned build gets a tuned
+    sibling job that the finals' worker builds first and times with them
+    (farm/tuned.py)."""
+    from farm.tuned import with_tuned
+
+    settings = dict(settings)
+    if settings.get("tuned", True):
+        job_ids, settings[TUNED_OF] = with_tuned(session, list(job_ids))
     finals = Finals(id=uuid.uuid4().hex[:12], sweep_id=sweep_id, device_class=device_class, job_ids=list(job_ids),
-                    settings=dict(settings), status="queued", attempts=0, result={})
+                    settings=settings, status="queued", attempts=0, result={})
     session.add(finals)
     return finals.id
 
@@ -158,8 +168,13 @@ def decide(session, finals: Finals) -> dict:
         per_round[number] = {j: {"p50_ms": r.p50_ms, "position": r.position, "sm_clock_mhz": _clock(r.telemetry),
                                  "vs_winner": (r.p50_ms / lead.p50_ms) if lead and lead.p50_ms and r.p50_ms else None}
                              for j, r in these.items()}
-    result = {"winner": winner, "tied": _tied(best), "rounds": per_round,
-              "pooled_p50_ms": {j: float(np.median(s)) if s else None for j, s in pooled.items()}}
+    pooled_p50 = {j: float(np.median(s)) if s else None for j, s in pooled.items()}
+    result = {**(finals.result or {}), "winner": winner, "tied": _tied(best), "rounds": per_round,
+              "pooled_p50_ms": pooled_p50}
+    if finals.settings.get(TUNED_OF):
+        from farm.tuned import gains
+
+        result["tuned"] = gains(session, finals.settings, pooled_p50, result.get("tuned_left_out") or {})
     finals.result = result
     return result
 
@@ -179,6 +194,10 @@ def recover_stale(session, finals: list[Finals]) -> None:
             continue
         values = ({"status": "failed", "error": "its worker died 3 times", "finished_at": utcnow()}
                   if f.attempts >= 3 else {"status": "queued", "sent_at": None})
+        if values["status"] == "failed":
+            from farm.tuned import cancel_unbuilt
+
+            cancel_unbuilt(session, f.settings, "its finals failed: its worker died 3 times")
         session.execute(update(Finals).where(Finals.id == f.id, Finals.status == "running",
                                              Finals.attempts == f.attempts).values(**values))
         session.refresh(f)
@@ -228,7 +247,7 @@ def top_candidates(sweep_id: str | None, model: str | None, constraints: Constra
 
 
 def remeasure(sweep_id: str | None, model: str | None, constraints: Constraints, config,
-              timeout_s: float = 1800.0, poll_s: float = 0.5) -> pd.DataFrame:
+              timeout_s: float = 1800.0, poll_s: float = 0.5, tuned: bool = True) -> pd.DataFrame:
     """``farm best --remeasure``: each device class's top ``config.top``
     configurations in interleaved finals on one live worker; returns the
     best frame decided by the rounds (a class with one candidate keeps it)."""
@@ -237,14 +256,18 @@ def remeasure(sweep_id: str | None, model: str | None, constraints: Constraints,
     from farm.queue import check_broker
 
     check_broker()
-    ids = []
+    ids, single = [], []
     tops = top_candidates(sweep_id, model, constraints, config.top)
     with session_scope() as session:
         for device_class, jobs in tops.items():
-            if len(jobs) > 1:
+            # One candidate needs finals only to be timed against its tuned build.
+            if len(jobs) > 1 or (tuned and any(tuned_config(session.get(Job, j)) for j in jobs)):
                 ids.append(create_finals(session, device_class, jobs,
                                          {"rounds": config.rounds, "warmup_ms": config.warmup_ms,
-                                          "duration_ms": config.duration_ms, "objective": constraints.objective}))
+                                          "duration_ms": config.duration_ms, "objective": constraints.objective,
+                                          "tuned": tuned}))
+            else:
+                single.append(device_class)
     deadline = time.monotonic() + timeout_s
     while ids:
         send_queued(finals_ids=ids)
@@ -258,18 +281,20 @@ def remeasure(sweep_id: str | None, model: str | None, constraints: Constraints,
                     raise UserError(f"finals {failed[0].id} on {failed[0].device_class} failed: "
                                     f"{last[0] if last else 'no reason recorded'}")
                 decided = finals_frame(session, finals)
+                tuned_rows = [row for f in finals for row in (f.result or {}).get("tuned", [])]
                 break
         if time.monotonic() > deadline:
             raise UserError(f"finals {', '.join(ids)} did not finish within {timeout_s:g} s; is a worker for "
                             "their device class running ('farm workers')?")
         time.sleep(poll_s)
     else:
-        decided = None
-    single = [cls for cls, jobs in tops.items() if len(jobs) == 1]
+        decided, tuned_rows = None, []
     with session_scope() as session:
         parts = [select_best(job_frame(session, tops[cls]), constraints) for cls in single]
     parts = [p for p in parts + [decided] if p is not None and not p.empty]
-    return pd.concat(parts, ignore_index=True).assign(objective=constraints.objective)
+    best = pd.concat(parts, ignore_index=True).assign(objective=constraints.objective)
+    best.attrs["tuned"] = tuned_rows  # each finalist's tuned build against its fast one (farm/tuned.py)
+    return best
 
 
 def finals_frame(session, finals: list[Finals]) -> pd.DataFrame:

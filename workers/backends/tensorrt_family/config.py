@@ -20,3 +20,10 @@ class TensorRTFamilyConfig(BackendConfig):
     # BuilderFlag.TF32 (default False, as in Polygraphy: TensorRT's own default is on, which rounds
     # fp32 matmul/conv inputs to TF32 so an "fp32" engine would not be IEEE fp32 like its reference)
     tf32: bool | None = knob()
+
+    @classmethod
+    def tuned_build(cls, build: dict) -> dict | None:
+        # Level 5 times every tactic TensorRT has (builds several times longer than the default 3).
+        if (build or {}).get("builder_optimization_level", 3) >= 5:
+            return None
+        return {**(build or {}), "builder_optimization_level": 5}

@@ -102,3 +102,18 @@ def test_inductor_overrides_join_the_mode_options():
     assert options["max_autotune"] is True and options["triton.cudagraphs"] is True
     assert options["max_autotune_conv_backends"] == "ATEN"
     assert "triton.cudagraphs" not in compile_options("max-autotune-no-cudagraphs", None)
+
+
+def test_tuned_build_is_max_autotune_once():
+    config = backend_config("torch")
+    assert config.tuned_build({}) == {"mode": "max-autotune"}
+    assert config.tuned_build({"mode": "default", "fullgraph": True}) == {"mode": "max-autotune", "fullgraph": True}
+    assert config.tuned_build({"mode": "max-autotune"}) is None  # already the tuned build
+    assert backend_config("onnxruntime").tuned_build({}) is None  # no expensive build to make
+
+
+@pytest.mark.parametrize("backend", ["tensorrt", "tensorrt-rtx"])
+def test_tensorrt_family_tuned_build_is_the_highest_optimization_level(backend):
+    config = backend_config(backend)
+    assert config.tuned_build({}) == {"builder_optimization_level": 5}
+    assert config.tuned_build({"builder_optimization_level": 5}) is None
