@@ -13,6 +13,7 @@ import click
 
 from farm.cli.commands import cli
 from farm.errors import UserError
+from farm.terminal import printable
 from farm.redact import install_log_masking, mask, masked_traceback
 
 MAX_ERROR_CHARS = 2000  # a message quoting a 10 MB value must still be one readable line
@@ -20,7 +21,7 @@ MAX_ERROR_CHARS = 2000  # a message quoting a 10 MB value must still be one read
 
 def error_line(message: object) -> str:
     """The one line a user error prints: masked, one line, bounded."""
-    text = " ".join(mask(message).split())
+    text = printable(" ".join(mask(message).split()))
     if len(text) > MAX_ERROR_CHARS:
         text = text[:MAX_ERROR_CHARS - 3] + "..."
     return f"Error: {text}"

@@ -11,6 +11,7 @@ from farm.cli.output import render_table, to_json
 from farm.db import upgrade
 from farm.service import device_rows
 from farm.spec_schema import SPEC_SCHEMA
+from farm.terminal import say
 
 
 @click.group("worker")
@@ -59,7 +60,7 @@ def devices_cmd(fmt, local):
     click.echo(render_table(headers, keys, rows))
     for row in rows:
         for name, error in sorted(((row.get("versions") or {}).get("broken_backends") or {}).items()):
-            click.echo(f"{row['uuid']}: backend {name} failed to load: {error}")
+            say(f"{row['uuid']}: backend {name} failed to load: {error}")
 
 
 def versions_text(row: dict) -> str:
@@ -100,7 +101,7 @@ def db_group() -> None:
 def db_upgrade():
     """Create or migrate the database at FARM_DB_URL to the newest schema."""
     revision = upgrade()
-    click.echo(f"database at revision {revision}")
+    say(f"database at revision {revision}")
 
 
 @click.group("spec")

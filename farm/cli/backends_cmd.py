@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from farm.terminal import say
 
 
 @click.command("backends")
@@ -15,7 +16,7 @@ def backends_cmd() -> None:
     errors = backend_errors()
     for name in backend_names():
         if name in errors:
-            click.echo(f"{name}: failed to load: {errors[name]}")
+            say(f"{name}: failed to load: {errors[name]}")
             continue
         config = backend_config(name)
         caps = config.capabilities()  # what submit, routing and workers use
@@ -23,7 +24,7 @@ def backends_cmd() -> None:
         version = distribution_version(config.distribution) if config.distribution else None
         here = ("ready" + (f" ({version})" if version else "")) if not missing else "missing " + ", ".join(missing)
         builds = ", builds anywhere" if caps.build_anywhere else ""
-        click.echo(f"{name}: precisions {', '.join(caps.precisions)}; jobs on {', '.join(caps.device_kinds)}"
-                   f"{builds}; here: {here}")
+        say(f"{name}: precisions {', '.join(caps.precisions)}; jobs on {', '.join(caps.device_kinds)}"
+            f"{builds}; here: {here}")
         if config.verified:
-            click.echo(f"  note: {config.verified}")
+            say(f"  note: {config.verified}")

@@ -12,6 +12,7 @@ from farm.errors import UserError
 from farm.output_files import check_output
 from farm.reports.rows import frame_rows
 from farm.reports.sweep_compare import SWEEP_COMPARE_FIELDS, compare_sweeps
+from farm.terminal import say
 
 TABLE = (("backend", "backend"), ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
          ("device A", "device_class_a"), ("device B", "device_class_b"), ("p50 A ms", "latency_p50_ms_a"),
@@ -60,13 +61,13 @@ def compare_cmd(sweep_a, sweep_b, fmt, min_change, fail_pct, output):
         text = render_table([h for h, _ in TABLE], [k for _, k in TABLE], frame_rows(rows, SWEEP_COMPARE_FIELDS),
                             table_stream(output))
         emit(text, output)
-        click.echo(_summary_line(comparison), err=True)
+        say(_summary_line(comparison), err=True)
     if fail_pct is not None:
         bad = comparison.regressions(fail_pct)
         if len(bad):
             names = "; ".join(f"{r.backend} {r.precision} b{r.batch_size} {r.profile}: {r.change_pct:+.1f} % "
                               f"(CI {100 * (r.ratio_ci_low - 1):+.1f}..{100 * (r.ratio_ci_high - 1):+.1f} %)"
                               for r in bad.itertuples())
-            click.echo(f"regression: {len(bad)} configurations significantly slower by more than {fail_pct:g} %: "
-                       f"{names}", err=True)
+            say(f"regression: {len(bad)} configurations significantly slower by more than {fail_pct:g} %: "
+                f"{names}", err=True)
             sys.exit(1)

@@ -5,6 +5,7 @@ import os
 import click
 
 from farm.errors import UserError
+from farm.terminal import say
 
 TOKEN_VARIABLE = "FARM_DASHBOARD_TOKEN"
 
@@ -35,7 +36,7 @@ def dashboard_cmd(host, port):
     except OSError as exc:  # port in use, unknown host, no permission
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     guard = "token required" if token else "loopback only, no token"
-    click.echo(f"dashboard on http://{host}:{server.server_address[1]}/ ({guard}; Ctrl-C stops)", err=True)
+    say(f"dashboard on http://{host}:{server.server_address[1]}/ ({guard}; Ctrl-C stops)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

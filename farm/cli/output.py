@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from farm.reports.cells import fmt, note  # noqa: F401  (the CLI's tables read values as every report does)
+from farm.terminal import say
 
 TABLE_COLUMNS = (
     ("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
@@ -105,7 +106,7 @@ def emit(text: str, output=None) -> None:
 
     if output:
         write_output(output, text if text.endswith("\n") else text + "\n")
-        click.echo(f"wrote {output}", err=True)
+        say(f"wrote {output}", err=True)
     else:
         click.echo(text)
 
@@ -120,7 +121,7 @@ def emit_export(data, fields, fmt_name: str, output=None) -> bool:
 
     if fmt_name == "parquet":
         write_parquet(data, fields, output)
-        click.echo(f"wrote {output}", err=True)
+        say(f"wrote {output}", err=True)
         return True
     if fmt_name in ("csv", "json"):
         emit(to_text(data, fields, fmt_name), output)

@@ -13,11 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from farm.cli.output import color_enabled
+from farm.terminal import printable
 
 
 def describe_job(job: dict) -> str:
     worker = job.get("worker") or "?"
-    return f"{job['backend']} {job['precision']} b{job['batch_size']} {job['profile']} on {worker}"
+    return printable(f"{job['backend']} {job['precision']} b{job['batch_size']} {job['profile']} on {worker}")
 
 
 def _clock(seconds: float | None) -> str:

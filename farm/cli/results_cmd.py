@@ -18,6 +18,7 @@ from farm.reports.compare import COMPARE_FIELDS, CROSS_FIELDS, comparison, cross
 from farm.reports.html import report_html
 from farm.reports.rows import frame_rows
 from farm.store import open_store
+from farm.terminal import say
 
 
 @click.command("report")
@@ -60,7 +61,7 @@ def report_cmd(sweep_id, fmt, view, prices, output):
         from farm.reports.summary import summary_sentences
 
         for sentence in summary_sentences(sweep_id):  # on stderr: the table stays parseable
-            click.echo(sentence, err=True)
+            say(sentence, err=True)
 
 
 def _table_columns(view: str):
@@ -147,8 +148,8 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, **constraints):
     best = _best(model, sweep_id, device, **constraints)
     left_out = best.attrs.get("excluded", [])
     for row in left_out:  # on stderr: stdout stays the table or the JSON rows
-        click.echo(f"not ranked: {row['job_id']} ({row['device_class']}, {row['backend']} {row['precision']} "
-                   f"batch {row['batch_size']}, would be {row['would_be']}): {row['reason']}", err=True)
+        say(f"not ranked: {row['job_id']} ({row['device_class']}, {row['backend']} {row['precision']} "
+            f"batch {row['batch_size']}, would be {row['would_be']}): {row['reason']}", err=True)
     if best.empty:
         raise NotFoundError("no finished configuration meets the constraints"
                             + (f" ({len(left_out)} flagged host_bound were not ranked)" if left_out else ""))
@@ -260,9 +261,9 @@ def fetch_cmd(model, sweep_id, device, job_id, target, output, fmt, **constraint
                   "artifact_sha256")
         click.echo(to_json({"path": str(output), **{k: _plain(picked[k]) for k in fields}}))
         return
-    click.echo(f"wrote {output} (sha256 {picked['artifact_sha256']}): job {picked['job_id']} ({picked['status']}) "
-               f"{picked['backend']} {picked['precision']} batch {picked['batch_size']} profile {picked['profile']} "
-               f"for {picked['device_class']}")
+    say(f"wrote {output} (sha256 {picked['artifact_sha256']}): job {picked['job_id']} ({picked['status']}) "
+        f"{picked['backend']} {picked['precision']} batch {picked['batch_size']} profile {picked['profile']} "
+        f"for {picked['device_class']}")
 
 
 def _plain(value):

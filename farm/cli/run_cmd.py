@@ -12,6 +12,7 @@ from farm.devices import hostname
 from farm.errors import UserError
 from farm.reports import job_rows
 from farm.service import submit, validate
+from farm.terminal import say
 
 
 @click.command("run")
@@ -31,8 +32,8 @@ def run_cmd(force, fmt, **spec_args):
     validate(spec)
     register_local_devices()
     submission = submit(spec, force=force, host=hostname())
-    click.echo(f"sweep {submission.sweep_id} ({spec.name}): {submission.jobs} jobs, {submission.reused} reused, "
-               f"{submission.unsupported} unsupported, {submission.queued} to run", err=True)
+    say(f"sweep {submission.sweep_id} ({spec.name}): {submission.jobs} jobs, {submission.reused} reused, "
+        f"{submission.unsupported} unsupported, {submission.queued} to run", err=True)
     echo_submission_notes(submission)
     try:
         _run_here(spec, submission)
@@ -46,7 +47,7 @@ def run_cmd(force, fmt, **spec_args):
         from farm.reports.summary import summary_sentences
 
         for sentence in summary_sentences(submission.sweep_id):
-            click.echo(sentence, err=True)
+            say(sentence, err=True)
 
 
 def _run_here(spec, submission) -> None:
@@ -59,10 +60,10 @@ def _run_here(spec, submission) -> None:
         selector = "all" if any(c.startswith("gpu.") for c in classes) else "cpu"
         with LocalWorkers(selector) as workers:
             summary = drive(submission.sweep_id, alive=workers.alive,
-                            show=lambda s: click.echo(f"search: {s['state']}, {s['saving']}, {s['in_flight']} "
+                            show=lambda s: say(f"search: {s['state']}, {s['saving']}, {s['in_flight']} "
                                                       f"running, {s['pruned']} pruned", err=True))
         for line in search_lines(summary):
-            click.echo(line, err=True)
+            say(line, err=True)
     elif submission.queued:
         classes = {row["device_class"] for row in job_rows(submission.sweep_id)}
         selector = "all" if any(c.startswith("gpu.") for c in classes) else "cpu"

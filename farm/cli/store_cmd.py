@@ -6,6 +6,7 @@ import click
 
 from farm.config import settings
 from farm.errors import UserError
+from farm.terminal import say
 
 
 def _s3_store():
@@ -28,7 +29,7 @@ def create_bucket_cmd():
     one-shot init step; running it again changes nothing)."""
     store = _s3_store()
     created = store.create_bucket()
-    click.echo(f"bucket {store.bucket} {'created' if created else 'already exists'} on {store.where}")
+    say(f"bucket {store.bucket} {'created' if created else 'already exists'} on {store.where}")
 
 
 @store_group.command("check")
@@ -37,4 +38,4 @@ def check_cmd():
     from farm.store import open_store
 
     open_store().check()
-    click.echo(f"store {settings().store_url} is usable")
+    say(f"store {settings().store_url} is usable")

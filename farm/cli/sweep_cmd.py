@@ -7,6 +7,7 @@ import click
 from farm.cli.options import spec_from_cli, spec_options
 from farm.cli.output import render_table, to_json
 from farm.service import cancel_sweep, list_sweeps, resume_sweep, submit, sweep_status
+from farm.terminal import say
 
 
 @click.group("sweep")
@@ -34,12 +35,12 @@ def submit_cmd(force, fmt, **spec_args):
                             "search": spec.search.strategy if spec.search is not None else None}))
         return
     if spec.search is not None:
-        click.echo(f"search {spec.search.strategy} over {submission.jobs} configurations: {submission.queued} "
-                   f"queued, {submission.reused} reused, {submission.unsupported} pruned; the workers carry it on "
-                   f"as jobs finish (watch it with 'farm sweep drive {submission.sweep_id}')", err=True)
+        say(f"search {spec.search.strategy} over {submission.jobs} configurations: {submission.queued} "
+            f"queued, {submission.reused} reused, {submission.unsupported} pruned; the workers carry it on "
+            f"as jobs finish (watch it with 'farm sweep drive {submission.sweep_id}')", err=True)
     else:
-        click.echo(f"{submission.jobs} jobs: {submission.queued} queued, {submission.reused} reused, "
-                   f"{submission.unsupported} unsupported", err=True)
+        say(f"{submission.jobs} jobs: {submission.queued} queued, {submission.reused} reused, "
+            f"{submission.unsupported} unsupported", err=True)
     echo_submission_notes(submission)
     click.echo(submission.sweep_id)
 
@@ -47,9 +48,9 @@ def submit_cmd(force, fmt, **spec_args):
 def echo_submission_notes(submission) -> None:
     """What a submission left out or could not reuse, on stderr: 'farm sweep submit' and 'farm run' say it alike."""
     for skipped in submission.skipped:
-        click.echo(f"skipped: {skipped}", err=True)
+        say(f"skipped: {skipped}", err=True)
     for why, count in sorted(submission.not_reused.items()):
-        click.echo(f"not reused ({count} jobs): {why}", err=True)
+        say(f"not reused ({count} jobs): {why}", err=True)
 
 
 def _status_line(status: dict) -> str:
@@ -70,15 +71,15 @@ def status_cmd(sweep_id, watch, fmt):
         if fmt == "json":
             click.echo(to_json(status))
         else:
-            click.echo(_status_line(status))
+            say(_status_line(status))
             for line in search_lines(status.get("search") or {}):
-                click.echo(line)
+                say(line)
             for wait in status["waiting_for"]:
-                click.echo(f"waiting: no live worker serves {wait['device_class']} with backend "
-                           f"{wait['backend']}; start one with 'farm worker start' on a host that has both")
+                say(f"waiting: no live worker serves {wait['device_class']} with backend "
+                    f"{wait['backend']}; start one with 'farm worker start' on a host that has both")
             if status.get("waiting_for_store"):
-                click.echo(f"waiting: the artifact store is unavailable ({status['waiting_for_store']}); "
-                           f"workers wait for it and go on when it is back")
+                say(f"waiting: the artifact store is unavailable ({status['waiting_for_store']}); "
+                    f"workers wait for it and go on when it is back")
         if not watch or _settled(status):
             return
         time.sleep(2)
@@ -132,7 +133,7 @@ def drive_cmd(sweep_id):
 
     summary = drive(sweep_id)
     for line in search_lines(summary):
-        click.echo(line)
+        say(line)
 
 
 @sweep_group.command("list")
@@ -163,10 +164,10 @@ def cancel_cmd(sweep_id, fmt):
     if fmt == "json":
         click.echo(to_json(result))
     elif not result["changed"]:
-        click.echo(f"sweep {sweep_id} is already {result['state']}: nothing to cancel, nothing changed")
+        say(f"sweep {sweep_id} is already {result['state']}: nothing to cancel, nothing changed")
     else:
         running = f"; {result['running']} running jobs will finish" if result["running"] else ""
-        click.echo(f"cancelled {result['cancelled']} jobs of sweep {sweep_id}{running}")
+        say(f"cancelled {result['cancelled']} jobs of sweep {sweep_id}{running}")
 
 
 @sweep_group.command("resume")
@@ -183,8 +184,8 @@ def resume_cmd(sweep_id, fmt):
         click.echo(to_json({"sweep_id": sweep_id, **result}))
         return
     again = len(result["requeued"]) + len(result["resent"])
-    click.echo(f"re-enqueued {result['enqueued'] + again} jobs of sweep {sweep_id} "
-               f"({result['enqueued']} pending, {len(result['requeued'])} orphaned, "
-               f"{len(result['resent'])} lost by the broker); quarantined {len(result['quarantined'])}")
+    say(f"re-enqueued {result['enqueued'] + again} jobs of sweep {sweep_id} "
+        f"({result['enqueued']} pending, {len(result['requeued'])} orphaned, "
+        f"{len(result['resent'])} lost by the broker); quarantined {len(result['quarantined'])}")
     if sweep_status(sweep_id).get("search", {}).get("state") not in (None, "finished"):
-        click.echo(f"this sweep is a search: carry it on with 'farm sweep drive {sweep_id}'")
+        say(f"this sweep is a search: carry it on with 'farm sweep drive {sweep_id}'")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from farm.terminal import printable
+
 
 def fmt(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -21,8 +23,8 @@ def fmt(value) -> str:
             return f"{value:.3f}"
         return f"{value:.2e}"
     if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)
+        return printable(", ".join(map(str, value)))
+    return printable(str(value))
 
 
 def note(row: dict) -> str:

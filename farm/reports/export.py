@@ -21,7 +21,23 @@ def to_text(frame: pd.DataFrame, fields, fmt: str) -> str:
     for column in out.columns:  # lists (flags, tied_with) as ';'-joined text
         if out[column].map(lambda v: isinstance(v, list)).any():
             out[column] = out[column].map(lambda v: ";".join(map(str, v)) if isinstance(v, list) else v)
+        if not pd.api.types.is_numeric_dtype(out[column]):  # text; numeric columns keep their numbers
+            out[column] = out[column].map(neutralise)
     return out.to_csv(index=False)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value):
+    """A text cell a spreadsheet would run as a formula (=HYPERLINK(...),
+    +cmd, -2+3, @SUM) gets a leading apostrophe (OWASP's CSV-injection
+    advice); numbers are left as numbers, so -1.5 in a numeric column stays
+    -1.5. Only text cells change: every one the farm writes itself starts
+    with a letter or a digit."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def write_parquet(frame: pd.DataFrame, fields, path: Path | None) -> None:
