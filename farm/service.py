@@ -5,44 +5,27 @@ Everything the CLI does is a call here; nothing here prints.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
-from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from sqlalchemy import select, update
 
 from farm.backends import backend_config
-from farm.capabilities import describe
 from farm.config import stale_s
-from farm.db import FINAL_STATES, Device, Job, Measurement, Model, Sweep, session_scope, utcnow
+from farm.db import FINAL_STATES, Device, Job, Sweep, session_scope, utcnow
 from farm.db.clock import db_now
-from farm.devices import resolve_device_classes
 from farm.errors import NotFoundError, SpecError, UserError
-from farm.expand import JobPlan, expand
-from farm.input_data import check_data, read_data
-from farm.limits import check_plans
 from farm.model_info import SYNTHETIC_DTYPES, ModelInfo, read_model
-from farm.routing import needs, route
+from farm.planner import (ClassEnvironments, Submission, create_sweep, enqueue_pending, new_id, new_job,
+                          plan_sweep, result_environment)
+from farm.routing import needs
 from farm.spec import SweepSpec
 from farm.store import open_store
 
+__all__ = ["ClassEnvironments", "Submission", "enqueue_pending", "new_id", "result_environment", "submit",
+           "validate"]
+
 WAITING = ("pending", "queued", "built")  # jobs that still wait for a worker
-
-
-@dataclass
-class Submission:
-    sweep_id: str
-    jobs: int
-    reused: int
-    queued: int
-    unsupported: int
-    skipped: list[str] = field(default_factory=list)
-    not_reused: dict[str, int] = field(default_factory=dict)  # why an earlier identical result was not reused -> jobs
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 def validate(spec: SweepSpec) -> ModelInfo:
@@ -65,53 +48,9 @@ def validate(spec: SweepSpec) -> ModelInfo:
     return model
 
 
-def _compatible(plans: list[JobPlan]) -> tuple[list[JobPlan], list[str]]:
-    """Drop (backend, device kind) pairs the backend cannot measure on
-    (precisions it lacks stay, as ``unsupported`` jobs that say so)."""
-    kept, skipped = [], set()
-    for plan in plans:
-        caps = backend_config(plan.backend).capabilities()
-        if plan.device_class.split(".", 1)[0] in caps.device_kinds:
-            kept.append(plan)
-        else:
-            skipped.add(f"{plan.backend} on {plan.device_class} ({plan.backend} runs on {', '.join(caps.device_kinds)})")
-    return kept, sorted(skipped)
-
-
-def _with_data(plans: list[JobPlan], data_sha256: str) -> list[JobPlan]:
-    """The data file changes accuracy and timing inputs, so it is part of
-    each job's configuration (and key)."""
-    return [replace(plan, config={**plan.config, "data_sha256": data_sha256}) for plan in plans]
-
-
-def _upsert_model(session, model: ModelInfo) -> Model:
-    """Insert-or-get: shells submitting the same new model at once all get
-    the one row (farm.db.upsert), none an IntegrityError."""
-    from farm.db.upsert import insert_ignoring_duplicates
-
-    store = open_store()
-    row = session.scalar(select(Model).where(Model.sha256 == model.sha256))
-    if row is None:
-        key = store.put_file(model.path)
-        values = {"sha256": model.sha256, "name": model.path.name, "path": str(model.path),
-                  "size_bytes": model.size_bytes, "inputs": [i.to_json() for i in model.inputs],
-                  "artifact_sha256": key}
-        session.execute(insert_ignoring_duplicates(session, Model, values, "sha256"))
-        row = session.scalar(select(Model).where(Model.sha256 == model.sha256))
-    else:
-        # Verified, not just present: a missing object (a new store) is uploaded again, a corrupt one replaced.
-        store.put_file(model.path)
-    return row
-
-
-def _finished_twins(session, key: str) -> list[Job]:
-    return list(session.scalars(
-        select(Job).where(Job.key == key, Job.status == "done", Job.result_job_id.is_(None))
-        .order_by(Job.finished_at.desc()).limit(20)
-    ))
-
-
 def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueue: bool = True) -> Submission:
+    """Plan (farm/planner.py: every check and limit, for a search too), then
+    write the sweep's rows and send its jobs; a search takes its first step."""
     model = validate(spec)
     if enqueue:
         from farm.queue import check_broker
@@ -122,130 +61,20 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
 
         return submit_search(spec, model, host=host, enqueue=enqueue)
     with session_scope() as session:
-        classes = resolve_device_classes(spec.devices, session, host=host)
-        plans, skipped = _compatible(expand(spec, model, classes))
-        if not plans:
-            raise SpecError("the sweep has no runnable job: " + "; ".join(skipped))
-        check_plans(plans, model)  # before the first blob or row is written
-        if spec.data:
-            check_data(model, read_data(spec.data), [plan.shapes for plan in plans])
-            plans = _with_data(plans, open_store().put_file(spec.data))
-        model_row = _upsert_model(session, model)
-        sweep = Sweep(id=new_id(), name=spec.name, model_id=model_row.id, spec=spec.to_json())
-        session.add(sweep)
+        plans = plan_sweep(spec, model, session, host=host)
+        sweep = create_sweep(session, spec, model)
         counts, not_reused = Counter(), Counter()
         environments = ClassEnvironments(session)
-        for seq, plan in enumerate(plans):
-            job, why = _new_job(session, sweep.id, seq, plan, force, environments)
+        for seq, plan in enumerate(plans.plans):
+            job, why = new_job(session, sweep.id, seq, plan, force, environments)
             counts[job.status] += 1
             if why:
                 not_reused[why] += 1
             session.add(job)
-        sweep_id = sweep.id
+        sweep_id, total = sweep.id, len(plans.plans)
     queued = enqueue_pending(sweep_id) if enqueue else 0
-    return Submission(sweep_id, len(plans), counts["done"], queued, counts["unsupported"], skipped,
+    return Submission(sweep_id, total, counts["done"], queued, counts["unsupported"], plans.skipped,
                       dict(not_reused))
-
-
-def _new_job(session, sweep_id: str, seq: int, plan: JobPlan, force: bool,
-             environments: "ClassEnvironments") -> tuple[Job, str | None]:
-    """The job row for a plan, reusing an identical finished result made in
-    the environment the class's devices run now; also why one was not reused."""
-    job = Job(id=new_id(), sweep_id=sweep_id, seq=seq, key=plan.key, backend=plan.backend,
-              backend_version=environments.version(plan.device_class, plan.backend), precision=plan.precision,
-              batch_size=plan.batch_size, profile=plan.profile_name, workload=plan.workload,
-              device_class=plan.device_class, config=plan.config, status="pending", attempts=0)
-    support = backend_config(plan.backend).capabilities().supports(plan)
-    if not support.ok:
-        job.status, job.finished_at, job.error = "unsupported", utcnow(), support.reason
-        return job, None
-    twins = [] if force else _finished_twins(session, plan.key)
-    twin, why = environments.pick(session, twins, plan.device_class, plan.backend)
-    if twin is not None:
-        job.status, job.result_job_id, job.finished_at = "done", twin.id, utcnow()
-        job.artifact_sha256, job.device_id, job.worker = twin.artifact_sha256, twin.device_id, twin.worker
-        job.backend_version = twin.backend_version
-    return job, why
-
-
-class ClassEnvironments:
-    """The environment each device class runs now, per backend: what the
-    class's live devices report (all registered ones when none is live).
-    A result is reused only when every one of them reports the
-    environment the result was made in (farm.capabilities.environment)."""
-
-    def __init__(self, session):
-        cutoff = db_now(session) - timedelta(seconds=stale_s())
-        self.devices: dict[str, list[tuple[bool, dict]]] = {}
-        for d in session.scalars(select(Device)):
-            live = bool(d.worker and d.last_heartbeat and d.last_heartbeat >= cutoff)
-            row = {"kind": d.kind, "driver_version": d.driver_version, "versions": d.versions or {}}
-            self.devices.setdefault(d.device_class, []).append((live, row))
-
-    def now(self, device_class: str, backend: str) -> list[dict]:
-        """Distinct environments of the class's devices that have the backend."""
-        caps = backend_config(backend).capabilities()
-        rows = [(live, row) for live, row in self.devices.get(device_class, [])
-                if backend in (row["versions"].get("backends") or [])]
-        if any(live for live, _ in rows):
-            rows = [(live, row) for live, row in rows if live]
-        envs: list[dict] = []
-        for _, row in rows:
-            env = caps.environment(row)
-            if env not in envs:
-                envs.append(env)
-        return envs
-
-    def version(self, device_class: str, backend: str) -> str:
-        """The backend's version the class reports (before a worker records its own)."""
-        found = {row["versions"].get("libraries", {}).get(backend) for _, row in self.devices.get(device_class, [])
-                 if backend in (row["versions"].get("backends") or [])} - {None}
-        return found.pop() if len(found) == 1 else "unknown"
-
-    def pick(self, session, twins: list[Job], device_class: str, backend: str) -> tuple[Job | None, str | None]:
-        if not twins:
-            return None, None
-        envs = self.now(device_class, backend)
-        if not envs:
-            return None, f"no device of {device_class} with {backend} has registered its versions"
-        if len(envs) > 1:
-            return None, (f"the devices of {device_class} run different {backend} environments "
-                          f"({'; '.join(describe(e) for e in envs)})")
-        for twin in twins:
-            if result_environment(session, twin) == envs[0]:
-                return twin, None
-        made = result_environment(session, twins[0])
-        return None, f"{device_class} now runs {describe(envs[0])}; the earlier result was made with {describe(made)}"
-
-
-def result_environment(session, job: Job) -> dict | None:
-    """The environment the worker recorded with a job's newest measurement."""
-    env = session.scalar(select(Measurement.environment).where(Measurement.job_id == job.id)
-                         .order_by(Measurement.attempt.desc()).limit(1))
-    return (env or {}).get("backend_environment")
-
-
-def enqueue_pending(sweep_id: str | None = None, statuses=("pending",)) -> int:
-    """Mark jobs queued (committed first, so a crash never loses one), then
-    send their messages. Returns how many were sent."""
-    from farm.queue import send_jobs
-
-    with session_scope() as session:
-        query = select(Job).where(Job.status.in_(statuses))
-        if sweep_id:
-            query = query.where(Job.sweep_id == sweep_id)
-        jobs = [(j.id, route(j)) for j in session.scalars(query.order_by(Job.seq))]
-        if jobs:
-            # Guarded: a job cancelled (or claimed) since the SELECT keeps its state.
-            marked = set(session.scalars(
-                update(Job).where(Job.id.in_([j for j, _ in jobs]), Job.status.in_(statuses))
-                .values(status="queued", queued_at=utcnow()).returning(Job.id)))
-            jobs = [(job_id, queue) for job_id, queue in jobs if job_id in marked]
-    try:
-        return send_jobs(jobs)
-    except Exception as exc:  # the broker went away after check_broker
-        raise UserError(f"jobs were queued but the broker could not take their messages ({exc}); "
-                        f"run 'farm sweep resume {sweep_id or 'ID'}' once it is back") from None
 
 
 def get_sweep(session, sweep_id: str) -> Sweep:

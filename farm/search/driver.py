@@ -15,76 +15,52 @@ rounds decide the winners.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from sqlalchemy import select, update
 
-from farm.backends import backend_config
 from farm.db import FINAL_STATES, Finals, Job, Measurement, Search, SearchCandidate, Sweep, session_scope, utcnow
-from farm.devices import resolve_device_classes
-from farm.errors import NotFoundError, SpecError
-from farm.expand import JobPlan, expand
+from farm.errors import NotFoundError
+from farm.expand import JobPlan
+from farm.planner import (ClassEnvironments, Submission, create_sweep, enqueue_pending, new_job, plan_sweep,
+                          unsupported)
 from farm.search.config import SearchConfig
 from farm.search.engine import plan_step, skipped_reason
 from farm.search.observe import Observation, feasible, score
-from farm.search.space import Candidate, candidates_from_plans, groups, point_key, spec_variants, workload_key
+from farm.search.space import Candidate, candidates_from_plans, groups, point_key, workload_key
 
 POLL_S = 0.5
 SEED_LIMIT = 2000  # newest earlier jobs of the model read for priors and hints, each step
 
 
-def _variant_plans(spec, model, classes):
-    from farm.service import _compatible
-
-    out, skipped = [], set()
-    for knobs, variant in spec_variants(spec, spec.search.axes):
-        for name in variant.backends:
-            backend_config(name).from_dict(variant.build.get(name), where=f"search.axes ({name})")
-        if spec.search.screen:
-            variant = replace(variant, measure=replace(variant.measure, **spec.search.screen))
-        plans, why = _compatible(expand(variant, model, classes))
-        out.append((knobs, plans))
-        skipped.update(why)
-    return out, sorted(skipped)
-
-
 def submit_search(spec, model, host: str | None = None, enqueue: bool = True):
-    """Store the sweep and its search space; take the first step."""
-    from farm.input_data import check_data, read_data
-    from farm.service import Submission, _upsert_model, new_id
-    from farm.store import open_store
-
+    """Store the sweep and its search space; take the first step. The space
+    is planned as a sweep is (farm/planner.py: every check and limit of
+    submit); a configuration its backend cannot do is pruned with the reason."""
     with session_scope() as session:
-        classes = resolve_device_classes(spec.devices, session, host=host)
-        variants, skipped = _variant_plans(spec, model, classes)
-        candidates = candidates_from_plans(variants)
-        if not candidates:
-            raise SpecError("the sweep has no runnable job: " + "; ".join(skipped))
+        planned = plan_sweep(spec, model, session, host=host)
+        candidates = candidates_from_plans(planned.variants)
         budget = spec.search.budget_for(len(candidates), len(groups(candidates)))
-        if spec.data:
-            check_data(model, read_data(spec.data), [c.plan["shapes"] for c in candidates])
-            key = open_store().put_file(spec.data)
-            candidates = [replace(c, plan={**c.plan, "config": {**c.plan["config"], "data_sha256": key}})
-                          for c in candidates]
-        model_row = _upsert_model(session, model)
-        sweep = Sweep(id=new_id(), name=spec.name, model_id=model_row.id, spec=spec.to_json())
-        session.add(sweep)
-        session.flush()  # the search row refers to the sweep
+        sweep = create_sweep(session, spec, model)  # the search row refers to the sweep
         session.add(Search(sweep_id=sweep.id, strategy=spec.search.strategy, config=spec.search.to_json(),
                            state="searching", step=0, space_size=len(candidates), budget=budget, result={}))
         session.flush()
         for c in candidates:
             row = SearchCandidate(sweep_id=sweep.id, idx=c.idx, group_key=c.group, axes=c.axes, plan=c.plan,
                                   state="open")
-            supported = backend_config(c.axes["backend"]).capabilities().precisions
-            if c.axes["precision"] not in supported:
-                row.state, row.decided_at = "pruned", utcnow()
-                row.reason = f"{c.axes['backend']} cannot build {c.axes['precision']}; it supports {', '.join(supported)}"
+            reason = unsupported(_job_plan(c.plan))
+            if reason:
+                row.state, row.decided_at, row.reason = "pruned", utcnow(), reason
             session.add(row)
         sweep_id = sweep.id
     advance(sweep_id, enqueue=enqueue)
     status = search_summary(sweep_id)
-    return Submission(sweep_id, len(candidates), status["reused"], status["in_flight"], status["pruned"], skipped)
+    return Submission(sweep_id, len(candidates), status["reused"], status["in_flight"], status["pruned"],
+                      planned.skipped)
+
+
+def _job_plan(plan: dict) -> JobPlan:
+    return JobPlan(**{k: plan[k] for k in ("backend", "precision", "batch_size", "profile_name", "shapes",
+                                           "device_class", "config")}, workload=plan.get("workload", ""))
 
 
 def _observation(c: SearchCandidate, job: Job, m: Measurement | None) -> Observation:
@@ -212,8 +188,6 @@ def advance(sweep_id: str, enqueue: bool = True) -> dict:
     caller whose step lost the compare-and-set to another's takes it again
     on fresh state (that other step may not have seen the result this
     caller is reporting)."""
-    from farm.service import enqueue_pending
-
     for _ in range(STEP_TRIES):
         if _take_step(sweep_id):
             break
@@ -227,8 +201,6 @@ def advance(sweep_id: str, enqueue: bool = True) -> dict:
 
 def _take_step(sweep_id: str) -> bool:
     """Whether this step committed (False: another coordinator took it)."""
-    from farm.service import _new_job
-
     with session_scope() as session:
         search, rows, candidates, observations, pending, order = load_state(session, sweep_id)
         config = SearchConfig.from_json(search.config)
@@ -238,7 +210,7 @@ def _take_step(sweep_id: str) -> bool:
         if session.get(Sweep, sweep_id).cancelled:
             _cancel(search, rows)
         elif search.state == "searching":
-            _search_step(session, search, rows, candidates, observations, pending, order, config, _new_job)
+            _search_step(session, search, rows, candidates, observations, pending, order, config)
         elif search.state == "finals":
             from farm.search.finals import settle
 
@@ -276,9 +248,7 @@ def _cancel(search: Search, rows) -> None:
     search.state, search.finished_at = "finished", now
 
 
-def _search_step(session, search, rows, candidates, observations, pending, order, config, new_job) -> None:
-    from farm.service import ClassEnvironments
-
+def _search_step(session, search, rows, candidates, observations, pending, order, config) -> None:
     environments = ClassEnvironments(session)
     by_idx = {r.idx: r for r in rows}
     pruned_rows = {r.idx: r.reason for r in rows if r.state == "pruned"}
@@ -293,9 +263,7 @@ def _search_step(session, search, rows, candidates, observations, pending, order
             row.best_so_far = _best_so_far(row.group_key, candidates, observations, config)
     for idx in step.proposals:
         row = by_idx[idx]
-        plan = JobPlan(**{k: row.plan[k] for k in ("backend", "precision", "batch_size", "profile_name", "shapes",
-                                                    "device_class", "config")}, workload=row.plan.get("workload", ""))
-        job, _why = new_job(session, search.sweep_id, idx, plan, False, environments)
+        job, _why = new_job(session, search.sweep_id, idx, _job_plan(row.plan), False, environments)
         session.add(job)
         row.state, row.job_id, row.step, row.decided_at = "built", job.id, search.step + 1, now
         row.best_so_far = _best_so_far(row.group_key, candidates, observations, config)

@@ -10,11 +10,10 @@ multiply the spec's expansion.
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass, replace
 
-from farm.errors import SpecError
+from farm.planner import knob_variants, spec_variants  # noqa: F401 (the space's axes are the planner's variants)
 
 ORDERED_AXES = ("batch_size", "streams")  # searched ascending; latency grows along them
 # Expected speed, fastest first, per device kind (quick starts at the front).
@@ -42,29 +41,6 @@ def workload_key(profile_name: str, shapes: dict) -> str:
     dims = {name: [list(rng["min"][1:]), list(rng["opt"][1:]), list(rng["max"][1:])]
             for name, rng in sorted(shapes.items())}
     return f"{profile_name}:{json.dumps(dims, separators=(',', ':'))}" if dims else profile_name
-
-
-def knob_variants(axes: dict[str, tuple], backends: tuple[str, ...]) -> list[dict[str, object]]:
-    """Every combination of the knob axes ({'backend.knob': value})."""
-    for key in axes:
-        backend = key.split(".", 1)[0]
-        if backend not in backends:
-            raise SpecError(f"spec field 'search.axes.{key}': {backend!r} is not one of the sweep's backends "
-                            f"({', '.join(backends)})")
-    names = list(axes)
-    return [dict(zip(names, values)) for values in itertools.product(*(axes[n] for n in names))] or [{}]
-
-
-def spec_variants(spec, axes: dict[str, tuple]) -> list[tuple[dict, object]]:
-    """(knob values, spec with those knobs in its build block) per variant."""
-    out = []
-    for variant in knob_variants(axes, spec.backends):
-        build = {name: dict(knobs) for name, knobs in spec.build.items()}
-        for key, value in variant.items():
-            backend, knob = key.split(".", 1)
-            build.setdefault(backend, {})[knob] = value
-        out.append((variant, replace(spec, build=build)))
-    return out
 
 
 def plan_json(plan) -> dict:
