@@ -27,3 +27,8 @@ class TensorRTConfig(TensorRTFamilyConfig):
 
     hardware_compatibility_level: str | None = knob(choices=HARDWARE_COMPATIBILITY)
     timing_cache: bool | None = None  # keep a shared timing cache per GPU model and version (default True)
+    # BuilderFlag.VERSION_COMPATIBLE: the engine embeds the lean runtime and loads with later TensorRT
+    # versions of the same major (farm fetch honours it); the runtime then allows the engine's host code
+    # (Runtime.engine_host_code_allowed) for engines built with this knob only. Full TensorRT only:
+    # TensorRT-RTX ships no lean runtime (its build fails "Unable to load library: libnvinfer_lean.so.1").
+    version_compatible: bool | None = knob()

@@ -92,7 +92,7 @@ class TensorRTFamilyBackend(Backend):
     def load(self, artifact: Path, ctx: JobContext) -> Runner:
         from workers.backends.tensorrt_family.runtime import load_runner
 
-        return load_runner(self._library(), self.flavor, artifact, ctx)
+        return load_runner(self._library(), self.flavor, artifact, ctx, self.config)
 
 
 def shape_tensor_values(ctx: JobContext) -> dict[str, list[int]]:

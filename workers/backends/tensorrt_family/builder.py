@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from farm.errors import BackendUnsupported
-from workers.backends.tensorrt_family import io_plan
+from workers.backends.tensorrt_family import io_plan, plugins
+from workers.backends.tensorrt_family import shape_values as shape_api
 from workers.backends.tensorrt_family.capabilities import RTX_TARGETS, Flavor
 from workers.backends.tensorrt_family.io_plan import TensorDesc, dims
 from workers.backends.tensorrt_family.library import last_error, logger_for
@@ -36,18 +37,30 @@ class BuiltEngine:
     engine: Any = None  # the ICudaEngine, where the build produced one (full TensorRT on its GPU)
 
 
-def parse_onnx(lib: Any, builder: trt.Builder, onnx_path: Path,
-               logger: Any) -> tuple[trt.INetworkDefinition, trt.OnnxParser]:
-    """The network and its parser (which must outlive the network's use)."""
+def parse_onnx(lib: Any, builder: trt.Builder, onnx_path: Path, logger: Any,
+               plugin_libraries: Sequence[str] = ()) -> tuple[trt.INetworkDefinition, trt.OnnxParser]:
+    """The network and its parser (which must outlive the network's use).
+    Plugins are registered first, so plugin nodes parse."""
+    plugins.register(lib, logger, plugin_libraries)
     flag = 1 << int(lib.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network: trt.INetworkDefinition = builder.create_network(flag)
     parser: trt.OnnxParser = lib.OnnxParser(network, logger)
     # parse_from_file resolves external weights beside the model file.
+    logger.messages.clear()
     if not parser.parse_from_file(str(onnx_path)):
         problems = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
+        cause = _first_cause(logger)
         raise BackendUnsupported("the ONNX parser rejected the model: " + "; ".join(problems or [
-            last_error(logger, "no error reported")]))
+            last_error(logger, "no error reported")]) + (f" (TensorRT logged first: {cause})" if cause else ""))
     return network, parser
+
+
+def _first_cause(logger: Any) -> str | None:
+    """The first error TensorRT logged before the parser gave up, where it is
+    not the parser's own summary: a plugin whose creator was found but failed
+    (no GPU, bad fields) is reported by the parser as "not found"."""
+    errors = [e for e in logger.errors() if "ModelImporter" not in e and "Assertion failed" not in e]
+    return errors[0].strip().splitlines()[0][:300] if errors else None
 
 
 def _parser_error(error: trt.ParserError) -> str:
@@ -63,11 +76,12 @@ def add_profiles(lib: Any, builder: trt.Builder, config: trt.IBuilderConfig, des
     """One optimization profile per entry of ``profiles`` (a job has one);
     returns what the profiles hold, read back from TensorRT's objects."""
     made: list[trt.IOptimizationProfile] = []
+    api = shape_api.values_api(lib, builder)
     for shapes in profiles:
         profile: trt.IOptimizationProfile = builder.create_optimization_profile()
         for name, rng in io_plan.profile_calls(descs, shapes, shape_values).items():
             if rng.values:
-                profile.set_shape_input(name, list(rng.min), list(rng.opt), list(rng.max))
+                shape_api.set_values(profile, name, rng, api)
             else:
                 profile.set_shape(name, lib.Dims(list(rng.min)), lib.Dims(list(rng.opt)), lib.Dims(list(rng.max)))
         if config.add_optimization_profile(profile) < 0:
@@ -101,6 +115,11 @@ def apply_knobs(lib: Any, flavor: Flavor, config: trt.IBuilderConfig, knobs: Any
     # Detailed layer information makes the engine inspector and the layer
     # profile name real layers; it does not change the kernels chosen.
     config.profiling_verbosity = lib.ProfilingVerbosity.DETAILED
+    if getattr(knobs, "version_compatible", None):
+        config.set_flag(lib.BuilderFlag.VERSION_COMPATIBLE)
+    flag = getattr(lib.BuilderFlag, "REQUIRE_USER_ALLOCATION", None)
+    if flavor.runtime_config and flag is not None and getattr(knobs, "require_user_allocation", None) is not False:
+        config.set_flag(flag)  # RTX: needed for CUDA stream capture of its engines
     if flavor.hardware_compatibility and getattr(knobs, "hardware_compatibility_level", None):
         level = HARDWARE_LEVELS[knobs.hardware_compatibility_level]
         config.hardware_compatibility_level = getattr(lib.HardwareCompatibilityLevel, level)
@@ -129,6 +148,9 @@ def resolved_settings(lib: Any, flavor: Flavor, network: trt.INetworkDefinition,
     flag = getattr(getattr(lib, "BuilderFlag", None), "VERSION_COMPATIBLE", None)
     if flag is not None:  # honoured by farm fetch's version check (farm.compat)
         settings["version_compatible"] = bool(config.get_flag(flag))
+    flag = getattr(getattr(lib, "BuilderFlag", None), "REQUIRE_USER_ALLOCATION", None)
+    if flavor.runtime_config and flag is not None:
+        settings["require_user_allocation"] = bool(config.get_flag(flag))
     if flavor.compute_capability_targets:
         rtx: Any = config  # TensorRT-RTX-only API
         settings["compute_capabilities"] = [_cc_text(rtx.get_compute_capability(i))
@@ -186,13 +208,16 @@ def build_engine(lib: Any, flavor: Flavor, knobs: Any, onnx_path: Path, shapes: 
     deserializing it a second time."""
     logger = logger_for(lib)
     builder: trt.Builder = lib.Builder(logger)
-    network, _parser = parse_onnx(lib, builder, onnx_path, logger)
+    libraries = tuple(getattr(knobs, "plugins", None) or ())
+    network, _parser = parse_onnx(lib, builder, onnx_path, logger, libraries)
     descs = io_plan.describe_network(network)
     config: trt.IBuilderConfig = builder.create_builder_config()
     profile_list = shapes if isinstance(shapes, list) else [shapes]
     built_ranges = add_profiles(lib, builder, config, descs, profile_list, shape_values or {}, logger)
     apply_knobs(lib, flavor, config, knobs, precision)
     settings = resolved_settings(lib, flavor, network, config)
+    settings["shape_values_api"] = shape_api.values_api(lib, builder)
+    settings["plugin_libraries"] = list(libraries)
     if timing_cache is not None:
         _use_timing_cache(config, timing_cache, settings)
     settings["profiles"] = [{name: {k: list(v) for k, v in rng.items()} for name, rng in p.items()} for p in profile_list]

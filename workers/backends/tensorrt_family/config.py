@@ -20,6 +20,13 @@ class TensorRTFamilyConfig(BackendConfig):
     # BuilderFlag.TF32 (default False, as in Polygraphy: TensorRT's own default is on, which rounds
     # fp32 matmul/conv inputs to TF32 so an "fp32" engine would not be IEEE fp32 like its reference)
     tf32: bool | None = knob()
+    # Plugin libraries (.so paths on the workers) to load before parsing and before loading the
+    # engine; the library's own plugins (init_libnvinfer_plugins) are always registered.
+    plugins: tuple[str, ...] | list[str] | None = knob()
+
+    def __post_init__(self) -> None:
+        if self.plugins is not None:  # checked by farm.knobs; stored as a tuple (hashable, one spelling)
+            object.__setattr__(self, "plugins", tuple(str(p) for p in self.plugins))
 
     @classmethod
     def tuned_build(cls, build: dict) -> dict | None:

@@ -197,14 +197,23 @@ def profile_calls(descs: Sequence[TensorDesc], shapes: dict[str, dict],
     return calls
 
 
-def graph_capture(config_choice: bool | None, allocator_outputs: Sequence[str]) -> tuple[bool, str | None]:
-    """(capture a CUDA graph, why not). trtexec 11 captures by default; an
-    output allocator reallocates during the enqueue, which a graph cannot
-    replay, so such engines run without one (as trtexec does)."""
-    from workers.timing.cuda import DEFAULT_CUDA_GRAPH
-
-    wanted = DEFAULT_CUDA_GRAPH if config_choice is None else bool(config_choice)
-    if wanted and allocator_outputs:
-        return False, (f"outputs {', '.join(allocator_outputs)} have data-dependent shapes (output allocator); "
+def graph_plan(wanted: bool, allocator_outputs: Sequence[str], capturable: bool | None,
+               runtime_graphs: bool) -> tuple[str, str | None]:
+    """How the timed loop gets its CUDA graph: ("farm" | "runtime" | "off",
+    why not "farm"). trtexec 11 captures by default. An output allocator
+    reallocates during the enqueue, which a graph cannot replay, so such
+    engines run without one (as trtexec does). ``capturable`` is the
+    context's answer to ``is_stream_capturable`` (None where the library has
+    no such call: the farm then captures, as trtexec does); where it is False
+    RTX's runtime replays its own graphs (``runtime_graphs``)."""
+    if not wanted:
+        return "off", None
+    if allocator_outputs:
+        return "off", (f"outputs {', '.join(allocator_outputs)} have data-dependent shapes (output allocator); "
                        "a CUDA graph cannot replay their allocation")
-    return wanted, None
+    if capturable is False:
+        why = "the execution context is not stream capturable (IExecutionContext.is_stream_capturable)"
+        if runtime_graphs:
+            return "runtime", why + "; the runtime's own graphs (CudaGraphStrategy.WHOLE_GRAPH_CAPTURE) replay it"
+        return "off", why
+    return "farm", None

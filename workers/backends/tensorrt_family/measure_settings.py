@@ -21,7 +21,7 @@ E2E_PASS_MS = 1000.0  # wall time of the separate end-to-end pass (at least ``it
 
 def trtexec_defaults(config: MeasureConfig, capture: bool, no_graph_reason: str | None) -> tuple[MeasureConfig, dict]:
     """(config for the compute-only timed run, notes to record). ``capture``
-    and its reason come from ``io_plan.graph_capture``."""
+    and its reason come from ``io_plan.graph_plan``."""
     timed = replace(config, cuda_graph=capture, sync=config.sync or DEFAULT_SYNC,
                     end_to_end=bool(config.end_to_end))
     notes = {

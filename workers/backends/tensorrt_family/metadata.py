@@ -14,6 +14,7 @@ from workers.backends.base import DeviceContext
 from workers.backends.tensorrt_family.builder import BuiltEngine
 from workers.backends.tensorrt_family.capabilities import Flavor
 from workers.backends.tensorrt_family.io_plan import TensorDesc, describe_engine
+from workers.backends.tensorrt_family.layer_profile import io_tensor_names, schema_version
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -49,10 +50,12 @@ def inspect_engine(lib: Any, engine: trt.ICudaEngine | None, reason: str | None 
     inspector: trt.EngineInspector = engine.create_engine_inspector()
     text = inspector.get_engine_information(lib.LayerInformationFormat.JSON)
     try:
-        layers = json.loads(text).get("Layers", [])
+        information = json.loads(text)
     except ValueError:
-        layers = []
-    return {"available": True, "num_layers": engine.num_layers, "layers": layers,
+        information = {}
+    information = information if isinstance(information, dict) else {}
+    return {"available": True, "num_layers": engine.num_layers, "layers": information.get("Layers", []),
+            "inspector_schema": schema_version(information), "inspector_io": io_tensor_names(information),
             "io": [_engine_tensor(d) for d in describe_engine(engine)]}
 
 

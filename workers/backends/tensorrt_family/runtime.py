@@ -27,8 +27,9 @@ import numpy as np
 from farm.errors import BackendUnsupported
 from farm.spec import MeasureConfig
 from workers.backends.base import DeviceContext, JobContext, Runner, TimingResult
-from workers.backends.tensorrt_family import io_plan, measure_settings
-from workers.backends.tensorrt_family.allocators import DeviceBuffers, call, cuda_runtime, handle, make_output_allocator
+from workers.backends.tensorrt_family import io_plan, measure_settings, plugins, runtime_config
+from workers.backends.tensorrt_family.allocators import (DeviceBuffers, PinnedHost, call, cuda_runtime, handle,
+                                                         make_output_allocator)
 from workers.backends.tensorrt_family.capabilities import Flavor
 from workers.backends.tensorrt_family.io_plan import EngineError, TensorDesc, dims
 from workers.backends.tensorrt_family.layer_profile import PROFILE_ITERATIONS, layer_details, make_profiler
@@ -56,25 +57,44 @@ def _why_not(flavor: Flavor, device: DeviceContext) -> str:
     return ""
 
 
-def load_runner(lib: Any, flavor: Flavor, artifact: Path, ctx: JobContext) -> Runner:
+def load_runner(lib: Any, flavor: Flavor, artifact: Path, ctx: JobContext, knobs: Any = None) -> Runner:
     check_device(flavor, ctx.device)
     # On a GPU the runtime itself decides (and says why not): deserializing
     # needs no cuda-python, so its message is kept even where that is missing.
     logger = logger_for(lib)
+    cudart = _cuda_or_none()
+    if cudart is not None:
+        # The engine's device memory (weights) is allocated on the current device at deserialization.
+        call(cudart, "cudaSetDevice", ctx.device.index or 0)
     runtime: trt.Runtime = lib.Runtime(logger)
+    plugin_notes = plugins.register(lib, logger, tuple(getattr(knobs, "plugins", None) or ()))
+    if getattr(knobs, "version_compatible", None):
+        # A version-compatible engine carries a lean runtime (host code) that must be allowed to run;
+        # only engines the job itself asked to build that way get this.
+        runtime.engine_host_code_allowed = True
     engine: trt.ICudaEngine | None = runtime.deserialize_cuda_engine(artifact.read_bytes())
     if engine is None:
         raise BackendUnsupported(f"the {flavor.name} runtime cannot load the engine on {ctx.device.name}"
                                  f"{_why_not(flavor, ctx.device)}: {last_error(logger, 'no error reported')}")
-    return EngineRunner(lib, cuda_runtime(), runtime, engine, ctx, logger)
+    runner = EngineRunner(lib, cudart if cudart is not None else cuda_runtime(), runtime, engine, ctx, logger,
+                          flavor=flavor)
+    runner.load_notes["plugins"] = plugin_notes
+    return runner
+
+
+def _cuda_or_none() -> Any:
+    try:
+        return cuda_runtime()
+    except BackendUnsupported:
+        return None
 
 
 class _Binding:
     """One execution context with its stream, buffers and output allocator."""
 
-    def __init__(self, runner: EngineRunner):
+    def __init__(self, runner: EngineRunner, graph_strategy: str = "DISABLED"):
         self.runner, self.lib, self.cudart = runner, runner.lib, runner.cudart
-        context: trt.IExecutionContext | None = runner.engine.create_execution_context()
+        context: trt.IExecutionContext | None = runner.new_context(graph_strategy)
         if context is None:
             raise EngineError("TensorRT could not create an execution context (out of GPU memory?): "
                               + last_error(runner.logger, "no error reported"))
@@ -82,6 +102,7 @@ class _Binding:
         self.stream_obj = call(self.cudart, "cudaStreamCreateWithFlags", self.cudart.cudaStreamNonBlocking)
         self.stream = handle(self.stream_obj)
         self.memory = DeviceBuffers(self.cudart)
+        self.pinned = PinnedHost(self.cudart)  # host side of every device tensor, page-locked as trtexec's
         self.allocator = make_output_allocator(self.lib, self.cudart)
         self.host: dict[str, np.ndarray] = {}  # host side of every bound tensor
         self.device_inputs: list[str] = []
@@ -104,12 +125,14 @@ class _Binding:
                     f"set_optimization_profile_async({index})")
         self.device_inputs = []
         for desc in io_plan.inputs(runner.descs):
-            array = self.host[desc.name] = arrays[desc.name]
+            array = arrays[desc.name]
             self._check(self.context.set_input_shape(desc.name, list(array.shape)),
                         f"set_input_shape({desc.name!r}, {list(array.shape)}) for profile {index}")
             if io_plan.input_memory(desc) == "host":
+                self.host[desc.name] = array
                 address = array.ctypes.data  # TensorRT reads shape-tensor values on the host
             else:
+                array = self.host[desc.name] = self.pinned.filled(desc.name, array)
                 address = self.memory.get(desc.name, array.nbytes)
                 self.device_inputs.append(desc.name)
             self._check(self.context.set_tensor_address(desc.name, address), f"set_tensor_address({desc.name!r})")
@@ -131,7 +154,9 @@ class _Binding:
                             f"set_output_allocator({desc.name!r}) for its data-dependent shape {list(resolved)}")
                 self.allocated_outputs.append(desc.name)
                 continue
-            array = self.host[desc.name] = np.empty(resolved, dtype=self.runner.dtype(desc.name))
+            dtype = self.runner.dtype(desc.name)
+            array = self.host[desc.name] = (np.empty(resolved, dtype=dtype) if memory == "host"
+                                            else self.pinned.array(desc.name, resolved, dtype))
             address = array.ctypes.data if memory == "host" else self.memory.get(desc.name, array.nbytes)
             self._check(self.context.set_tensor_address(desc.name, address),
                         f"set_tensor_address({desc.name!r}) for output shape {list(resolved)} (inputs {shapes})")
@@ -158,7 +183,7 @@ class _Binding:
                 continue  # not run yet: TensorRT has not said the shape
             dtype = self.runner.dtype(name)
             if name not in self.host or self.host[name].shape != shape:
-                self.host[name] = np.empty(shape, dtype=dtype)
+                self.host[name] = self.pinned.array(name, shape, dtype)
             self._copy(name, self.allocator.pointer(name), False, stream)
 
     def enqueue(self, stream: int) -> None:
@@ -179,6 +204,7 @@ class _Binding:
             return
         self.cudart.cudaStreamSynchronize(self.stream_obj)
         self.memory.free()
+        self.pinned.free()
         self.allocator.memory.free()
         self.cudart.cudaStreamDestroy(self.stream_obj)
         self.stream_obj = None
@@ -188,15 +214,24 @@ class EngineRunner(Runner):
     multi_stream = True  # measure.streams: one execution context and stream per copy
 
     def __init__(self, lib: Any, cudart: Any, runtime: trt.Runtime, engine: trt.ICudaEngine, ctx: JobContext,
-                 logger: Any = None):
+                 logger: Any = None, flavor: Flavor | None = None):
         self.lib, self.cudart, self.logger = lib, cudart, logger or logger_for(lib)
         self.batch_size, self.device_index = ctx.batch_size, ctx.device.index or 0
         self.runtime, self.engine = runtime, engine  # the runtime must outlive the engine
         self.descs: list[TensorDesc] = io_plan.describe_engine(engine)
         self.profiles = io_plan.engine_profiles(engine, self.descs)
         call(cudart, "cudaSetDevice", self.device_index)
+        self.load_notes: dict[str, Any] = {}
+        self.rtx = _RtxRuntime.start(lib, flavor, engine, ctx) if flavor is not None and flavor.runtime_config else None
         self.main = _Binding(self)
         self.extra: list[_Binding] = []  # contexts of the other streams (measure.streams)
+
+    def new_context(self, graph_strategy: str = "DISABLED") -> Any:
+        """An execution context: RTX engines get their runtime configuration
+        (runtime cache, eager kernel specialisation, graph strategy)."""
+        if self.rtx is None:
+            return self.engine.create_execution_context()
+        return self.rtx.context(graph_strategy)
 
     def dtype(self, name: str) -> np.dtype:
         try:
@@ -219,8 +254,26 @@ class EngineRunner(Runner):
         # first enqueue (and the allocator learns output sizes), which must
         # not land in a CUDA graph capture.
         self.main.run()
-        capture, reason = io_plan.graph_capture(config.cuda_graph, self.main.allocated_outputs)
-        return measure_settings.trtexec_defaults(config, capture, reason)
+        from workers.timing.cuda import wants_graph
+
+        wanted = wants_graph(config)
+        capturable = _capturable(self.main)
+        plan, reason = io_plan.graph_plan(wanted, self.main.allocated_outputs, capturable, self.rtx is not None)
+        if plan == "runtime":
+            self._rebind_main(feeds, "WHOLE_GRAPH_CAPTURE")
+        timed, notes = measure_settings.trtexec_defaults(config, plan == "farm", reason)
+        notes.update(self.load_notes, cuda_graph_by=plan, stream_capturable=capturable,
+                     host_memory="pinned" if not self.main.pinned.pageable else
+                     f"pageable for {', '.join(self.main.pinned.pageable)} (pinning failed)")
+        if self.rtx is not None:
+            notes["rtx_runtime"] = dict(self.rtx.notes)
+        return timed, notes
+
+    def _rebind_main(self, feeds: dict[str, np.ndarray], graph_strategy: str) -> None:
+        self.main.close()
+        self.main = _Binding(self, graph_strategy)
+        self.main.bind(feeds)
+        self.main.run()
 
     def measure(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> TimingResult:
         from workers.timing.cuda import measure_enqueue
@@ -291,3 +344,38 @@ class EngineRunner(Runner):
         for binding in [self.main, *self.extra]:
             binding.close()
         self.extra.clear()
+        if self.rtx is not None:
+            self.rtx.publish()
+
+
+def _capturable(binding: _Binding) -> bool | None:
+    """The context's own word on stream capture, where the library has the call."""
+    check = getattr(binding.context, "is_stream_capturable", None)
+    return bool(check(binding.stream)) if check is not None else None
+
+
+class _RtxRuntime:
+    """TensorRT-RTX's runtime configuration for every context of one engine,
+    and its runtime cache (workers/backends/tensorrt_family/runtime_config.py)."""
+
+    def __init__(self, lib: Any, engine: Any, store: Any, identity: runtime_config.RuntimeCacheIdentity | None):
+        self.lib, self.engine, self.store, self.identity = lib, engine, store, identity
+        self.blob = runtime_config.load(store, identity) if identity is not None and store is not None else b""
+        self.cache: Any = None
+        self.notes: dict[str, Any] = {}
+
+    @classmethod
+    def start(cls, lib: Any, flavor: Flavor, engine: Any, ctx: JobContext) -> _RtxRuntime:
+        identity = runtime_config.RuntimeCacheIdentity(ctx.device.name, flavor.name, str(getattr(
+            lib, "__version__", "unknown")), runtime_config.driver_version())
+        return cls(lib, engine, ctx.store, identity)
+
+    def context(self, graph_strategy: str) -> Any:
+        config, cache, notes = runtime_config.make_config(self.lib, self.engine, self.blob, graph_strategy)
+        self.cache = self.cache or cache
+        self.notes.update(notes)
+        return self.engine.create_execution_context(config)
+
+    def publish(self) -> None:
+        if self.cache is not None and self.identity is not None and self.store is not None:
+            self.notes["runtime_cache_published"] = runtime_config.publish(self.store, self.identity, self.cache)

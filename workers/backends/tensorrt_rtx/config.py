@@ -33,7 +33,13 @@ class TensorRTRTXConfig(TensorRTFamilyConfig):
     compute_capabilities: tuple[str | float, ...] | list[str | float] | None = knob(
         choices=(*RTX_TARGETS, "current"), normalize=lambda target: str(target).lower())
 
+    # BuilderFlag.REQUIRE_USER_ALLOCATION (default True in the farm): engines use memory the
+    # application provides where possible, which RTX requires for CUDA stream capture; the runtime
+    # still asks is_stream_capturable() before capturing (docs/tensorrt.md).
+    require_user_allocation: bool | None = knob()
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.compute_capabilities is not None:  # checked by farm.knobs; stored as the choices spell them
             object.__setattr__(self, "compute_capabilities", tuple(str(t).lower() for t in self.compute_capabilities))
 

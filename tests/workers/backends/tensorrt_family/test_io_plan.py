@@ -116,10 +116,8 @@ def test_data_dependent_output_needs_the_allocator_and_no_graph(rtx, tmp_path):
     assert sel.shape == (-1, 3) and io_plan.is_data_dependent(sel, descs)
     assert io_plan.output_memory(sel.shape) == "allocator"
     assert not any(io_plan.is_data_dependent(d, descs) for d in io_plan.inputs(descs))
-    capture, why = io_plan.graph_capture(None, ["sel"])
-    assert capture is False and "sel have data-dependent shapes" in why
-    assert io_plan.graph_capture(None, []) == (True, None)  # trtexec 11 default
-    assert io_plan.graph_capture(False, []) == (False, None)
+    plan, why = io_plan.graph_plan(True, ["sel"], None, runtime_graphs=True)
+    assert plan == "off" and "sel have data-dependent shapes" in why
     # TensorRT-RTX 1.7 has no kernel for it on any target: its own words say which layer.
     with pytest.raises(BackendUnsupported, match="could not build the engine: .*no runners"):
         build_engine(rtx, TENSORRT_RTX, Knobs(), path, {}, "fp32")
