@@ -49,7 +49,8 @@ def build_tuned(plan: dict, worker: str, device, device_id: int | None) -> dict[
     recorded), before the rounds; returns those that cannot enter the
     rounds, with why."""
     from farm.tuned import TUNED_OF
-    from workers.executor import DISPLACED, execute
+    from workers.claim import DISPLACED
+    from workers.executor import execute
 
     left_out = {}
     for tuned_id in (plan.get(TUNED_OF) or {}):
@@ -88,7 +89,7 @@ def _tuned_outcome(job_id: str, poll_s: float = 2.0) -> str | None:
 
 def _contexts(session, finals: Finals, device, workdir: Path,
               left_out: dict[str, str] | None = None) -> list[tuple[str, JobContext, dict, Path]]:
-    from workers.executor import _data_file
+    from workers.pipeline import data_file
     from workers.inputs import load_data
     from workers.model_cache import source_model
 
@@ -106,7 +107,7 @@ def _contexts(session, finals: Finals, device, workdir: Path,
         source = source_model(model.sha256, model.artifact_sha256 or model.sha256, store, cache)
         artifact = workdir / f"candidate-{position}.artifact"
         store.get_file(job.artifact_sha256, artifact)
-        data = _data_file(config.get("data_sha256"), store, cache)
+        data = data_file(config.get("data_sha256"), store, cache)
         ctx = JobContext(job_id=job_id, precision=config["precision"], batch_size=config["batch_size"],
                          shapes=config["profile"]["inputs"], model_path=source.path, model=source.info,
                          measure=MeasureConfig(**config["measure"]), calibration=config["calibration"],

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 @app.task(name=RUN_JOB)
 def run_job(job_id: str, queue: str | None = None, phase: str | None = None) -> str:
     from workers import phases
-    from workers.executor import ClaimUnreachable, ResultUnreachable, clear_device, execute
+    from workers.claim import ClaimUnreachable, clear_device
+    from workers.executor import execute
+    from workers.job_end import ResultUnreachable
 
     state = runtime_state.current()
     clock = phases.start(job_id, state.worker)

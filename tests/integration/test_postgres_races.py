@@ -32,11 +32,16 @@ def _claim_all(url: str, worker: str, ids: list[str], barrier, out) -> None:
     import os
 
     os.environ["FARM_DB_URL"] = url
-    from workers.executor import claim
+    from workers.claim import take
 
     random.Random(worker).shuffle(ids)
     barrier.wait()
-    out.put((worker, {job_id: claim(job_id, worker, None) for job_id in ids}))
+    out.put((worker, {job_id: _attempt(take(job_id, worker, None)) for job_id in ids}))
+
+
+def _attempt(claimed) -> int | None:
+    """The attempt number a claim won, None when it lost."""
+    return None if claimed is None else claimed.attempt
 
 
 def test_two_workers_racing_claim_each_job_once(pg_url):
@@ -60,19 +65,20 @@ def test_two_workers_racing_claim_each_job_once(pg_url):
 
 def test_superseded_worker_cannot_finish_or_record(pg_url, monkeypatch):
     from farm.reconcile import Orphan, recover
-    from workers.executor import _finish, claim
+    from workers.claim import take
+    from workers.job_end import Ends
 
     monkeypatch.setenv("FARM_DB_URL", pg_url)
     [job_id] = _seed(pg_url, 1)
-    assert claim(job_id, "w1", None) == 1
+    assert take(job_id, "w1", None).attempt == 1
     assert recover(Orphan(job_id, "w1", 1, "cpu.test", "test: presumed dead")) == "requeued"
     assert recover(Orphan(job_id, "w1", 1, "cpu.test", "a second reconciler")) is None  # already done
-    assert claim(job_id, "w2", None) == 2
-    _finish(job_id, "w1", 1, "failed", "late news from w1")  # guarded by attempt and worker: no effect
+    assert take(job_id, "w2", None).attempt == 2
+    Ends(job_id, "w1", 1, None).finish("failed", "late news from w1")  # guarded by attempt and worker: no effect
     with session_scope(pg_url) as session:
         job = session.get(Job, job_id)
         assert (job.status, job.worker, job.attempts, job.error) == ("running", "w2", 2, None)
-    _finish(job_id, "w2", 2, "done", None)
+    Ends(job_id, "w2", 2, None).finish("done", None)
     with session_scope(pg_url) as session:
         assert session.get(Job, job_id).status == "done"
 
@@ -90,7 +96,7 @@ def test_alive_worker_is_never_an_orphan_but_a_stale_one_is(pg_url, monkeypatch)
     from datetime import timedelta
 
     from farm.reconcile import find_orphans, recover
-    from workers.executor import claim
+    from workers.claim import take
 
     monkeypatch.setenv("FARM_DB_URL", pg_url)
     monkeypatch.setenv("FARM_STALE_S", "5")
@@ -102,14 +108,16 @@ def test_alive_worker_is_never_an_orphan_but_a_stale_one_is(pg_url, monkeypatch)
                                host="h", worker=f"w{n}", current_job_id=job_id, last_heartbeat=utcnow(),
                                versions={}))
     for n, job_id in enumerate(ids):
-        assert claim(job_id, f"w{n}", n + 1) == 1
+        assert take(job_id, f"w{n}", n + 1).attempt == 1
     assert find_orphans() == []
     with session_scope(pg_url) as session:
         session.get(Device, 2).last_heartbeat = utcnow() - timedelta(seconds=6)
     [orphan] = find_orphans()
     assert orphan.job_id == ids[1] and "stopped heartbeating" in orphan.why
     assert recover(orphan) == "requeued"
-    assert claim(ids[1], "w1b", 2) == 2
+    with session_scope(pg_url) as session:
+        session.get(Device, 2).worker = "w1b"  # a new worker registered the device, then claims the job
+    assert take(ids[1], "w1b", 2).attempt == 2
     with session_scope(pg_url) as session:
         session.get(Device, 2).worker = "w1c"  # the worker restarted: a new identity
     [orphan] = find_orphans()
@@ -121,7 +129,7 @@ def test_alive_worker_is_never_an_orphan_but_a_stale_one_is(pg_url, monkeypatch)
 
 
 def test_take_marks_the_device_busy_in_the_claim_or_not_at_all(pg_url, monkeypatch):
-    from workers.executor import DISPLACED, take
+    from workers.claim import DISPLACED, take
 
     monkeypatch.setenv("FARM_DB_URL", pg_url)
     ids = _seed(pg_url, 2)

@@ -1,5 +1,5 @@
 """Every fallback a backend records reaches the job's flags (the worker's
-merge, workers/executor.py) and is shown by ``farm report --format json``
+merge, workers/measurement_row.py) and is shown by ``farm report --format json``
 and the HTML report; a quantized model carries its own fallbacks, so a
 cached prepared model still says what was done."""
 
@@ -15,7 +15,7 @@ from farm.db import Measurement, session_scope
 from seeding import SWEEP
 from tests.onnx_models import make_cnn
 from workers.backends.base import BuildResult, TimingResult
-from workers.executor import _flags
+from workers.measurement_row import flags as _flags
 
 # Each documented fallback flag (docs/fields.md, "Fallback flags") and who records it.
 BUILD_FALLBACKS = {"per_tensor_fallback": "per-channel weights were asked for; ...",
