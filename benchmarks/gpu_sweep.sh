@@ -11,6 +11,9 @@
 #                                             # else the test extra's wheels); benchmarks/torch_panel.py;
 #                                             # PANEL_ARGS: more of its flags (--shared-cache --warm-rebuild ...)
 #   bash benchmarks/gpu_sweep.sh scaling      # two GPUs: one sweep on GPU 0 alone, then on both (cold caches each)
+#   bash benchmarks/gpu_sweep.sh acceptance   # issue 25: specs without build:/measure: on 3 real models + an encoder,
+#                                             # farm best per model, the finals' tuned rebuild (gpu_acceptance.py;
+#                                             # MODELS_DIR as for panel; ACCEPT_ARGS: more of its flags)
 set -u
 MODE=${1:-single}
 RESULTS=${RESULTS:-${OUT:-benchmarks/results/raw}}
@@ -83,5 +86,12 @@ scaling)
   python3 benchmarks/gpu_sweep.py --out "$RESULTS/scaling_one_gpu.json" --gpus 0 --force --deadline-s "${DEADLINE_B:-170}" 2>&1 | tail -3
   python3 benchmarks/gpu_sweep.py --out "$RESULTS/scaling_two_gpus.json" --gpus gpu --force --deadline-s "${DEADLINE_C:-110}" 2>&1 | tail -3
   ;;
-*) echo "Error: unknown mode $MODE (tests, harness, checks, single, single-start, single-wait, panel, scaling)"; exit 1 ;;
+acceptance)
+  machine "$RESULTS/machine.txt"
+  python3 benchmarks/gpu_acceptance.py --out "$RESULTS" ${MODELS_DIR:+--models-dir "$MODELS_DIR"} \
+    --deadline-s "${DEADLINE_S:-330}" ${ACCEPT_ARGS:-} > "$RESULTS/acceptance.log" 2>&1
+  tail -c 4000000 "$FARM_HOME/workers.log" > "$RESULTS/workers_acceptance.log" 2>/dev/null
+  tail -70 "$RESULTS/acceptance.log"
+  ;;
+*) echo "Error: unknown mode $MODE (tests, harness, checks, single, single-start, single-wait, panel, scaling, acceptance)"; exit 1 ;;
 esac

@@ -128,7 +128,9 @@ def _best(model, sweep_id, device, **constraints):
               "each is first rebuilt with its backend's tuned build (torch max-autotune, TensorRT builder "
               "optimization level 5) and timed against it.")
 @click.option("--no-tuned", is_flag=True, help="With --remeasure: no tuned rebuilds, the fast builds only.")
-def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, **constraints):
+@click.option("--top", type=click.IntRange(1, 20), default=None,
+              help="With --remeasure: finalists per device class (default 3).")
+def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, top, **constraints):
     """The best configuration per device class and workload under the
     constraints, and every configuration statistically tied with it.
 
@@ -153,13 +155,14 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, **constraints):
     if best.empty:
         raise NotFoundError("no finished configuration meets the constraints"
                             + (f" ({len(left_out)} flagged host_bound were not ranked)" if left_out else ""))
-    if no_tuned and not remeasure:
-        raise UserError("--no-tuned goes with --remeasure")
+    if (no_tuned or top is not None) and not remeasure:
+        raise UserError(f"{'--no-tuned' if no_tuned else '--top'} goes with --remeasure")
     if remeasure:
         from farm.search.config import FinalsConfig
         from farm.search.finals import remeasure as interleaved
 
-        best = interleaved(sweep_id, model, Constraints(device=device, **constraints), FinalsConfig(),
+        config = FinalsConfig() if top is None else FinalsConfig(top=top)
+        best = interleaved(sweep_id, model, Constraints(device=device, **constraints), config,
                            tuned=not no_tuned)
         from farm.tuned import gain_line
 
