@@ -69,32 +69,51 @@ def magika_bytes(rows: int) -> np.ndarray:
 
 
 def drawn_scenes(rows: int, size: int = 320, seed: int = 0) -> np.ndarray:
-    """Filled ellipses and boxes on textured backgrounds, RGB in [0, 1], NCHW (YOLO's input scaling)."""
-    from PIL import Image, ImageDraw
-
+    """Filled ellipses and boxes on textured backgrounds, RGB in [0, 1], NCHW (YOLO's input scaling).
+    Drawn with numpy alone (the GPU machine need not have Pillow)."""
     rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
     images = []
     for _ in range(rows):
-        noise = rng.integers(60, 200, (size, size, 3), dtype=np.uint8)
-        image = Image.fromarray(noise)
-        draw = ImageDraw.Draw(image)
+        image = rng.integers(60, 200, (size, size, 3)).astype(np.float32)
         for _ in range(int(rng.integers(3, 7))):
-            x0, y0 = (int(v) for v in rng.integers(0, size - 60, 2))
-            w, h = (int(v) for v in rng.integers(40, 160, 2))
-            fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x0 + w, y0 + h), fill=fill)
-        images.append(np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+            x0, y0 = rng.integers(0, size - 60, 2)
+            w, h = rng.integers(40, 160, 2)
+            if rng.random() < 0.5:
+                inside = ((xx - x0 - w / 2) / (w / 2)) ** 2 + ((yy - y0 - h / 2) / (h / 2)) ** 2 <= 1
+            else:
+                inside = (xx >= x0) & (xx < x0 + w) & (yy >= y0) & (yy < y0 + h)
+            image[inside] = rng.integers(0, 256, 3)
+        images.append(image.transpose(2, 0, 1) / 255.0)
     return np.stack(images).astype(np.float32)
+
+
+def text_lines(rows: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """PP-OCR's inputs: rendered text lines (tests/real_models.text_images, Pillow), else, without
+    Pillow, dark glyph-like strokes on light paper; normalised (x/255 - 0.5) / 0.5, NCHW."""
+    try:
+        sys.path.insert(0, str(REPO))
+        from tests.real_models import text_images
+
+        return text_images(rows, height, width, seed)
+    except ImportError:
+        rng = np.random.default_rng(seed)
+        pages = rng.integers(200, 256, (rows, 3, height, width)).astype(np.float32)
+        for page in pages:
+            for top in range(4, height - 12, 16):
+                x = int(rng.integers(0, 12))
+                while x < width - 8:
+                    glyph = rng.random((10, 6)) < 0.45
+                    page[:, top:top + 10, x:x + 6][:, glyph] = rng.integers(0, 60)
+                    x += 7 + int(rng.random() < 0.2) * 6
+        return ((pages / 255.0 - 0.5) / 0.5).astype(np.float32)
 
 
 def sample_data(key: str) -> np.ndarray:
     if key == "magika":
         return magika_bytes(SAMPLES)
     if key == "ppocr-cls":
-        sys.path.insert(0, str(REPO))
-        from tests.real_models import text_images
-
-        return text_images(SAMPLES, 48, 192)
+        return text_lines(SAMPLES, 48, 192)
     if key == "yolov8n-320":
         return drawn_scenes(SAMPLES)
     # The encoder (random weights) reads token embeddings: unit-scale normal vectors.
