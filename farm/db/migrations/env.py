@@ -1,6 +1,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from farm.db.first_start import migration_lock
 from farm.db.models import Base
 
 config = context.config
@@ -15,8 +16,12 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
-    with engine.connect() as connection:
+    url = config.get_main_option("sqlalchemy.url")
+    # SQLite: wait for other processes' writes as the farm's own engines do (30 s, not 5).
+    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+    with engine.connect() as connection, migration_lock(connection):
+        # Under the lock Alembic reads the revision afresh: a process that
+        # waited for another's migration finds the schema at head.
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
