@@ -3,7 +3,7 @@
 Builds one torch job from a real model (default: PP-OCRv4's text detector,
 the ONNX file shipped in the rapidocr_onnxruntime wheel, through onnx2torch),
 measures it with ``measure.streams`` = 1, 2 and 4 (one compiled replica and
-CUDA graph per stream, workers.timing.streams), then runs the per-layer
+CUDA graph per stream, lanes of workers.timing.cuda), then runs the per-layer
 profile (torch.profiler kernel table, workers.backends.torch.profile).
 Writes the raw JSON and a Markdown results file stating the machine, the
 date and this command.

@@ -178,3 +178,75 @@ def test_host_bound_callable_is_flagged_and_graph_replay_is_not(buffers):
     assert "host_bound" not in replay.flags, replay.settings["host_bound"]
     shares = replay.settings["host_bound"]
     assert shares["host_share"] < 0.5 and shares["gpu_busy_share"] > 0.5
+
+
+# The protocol every lane count shares (workers.timing.cuda): the fields a measurement records.
+PROTOCOL_FIELDS = {"clock", "cuda_graph", "end_to_end", "l2_flush", "sync", "queue_depth", "warmup_ms", "duration_ms",
+                   "iterations", "device_flags", "streams", "aggregate_throughput", "aggregate_wall_ms", "per_stream",
+                   "stream", "warmup_iterations", "measured_iterations", "measured_wall_ms", "batch_size",
+                   "device_uuid", "device_name", "l2_flush_bytes", "fallbacks", "device_used_mb", "harness_device_mb",
+                   "host_bound"}
+
+
+def test_one_lane_and_single_stream_record_the_same_protocol(buffers):
+    """Single-stream timing is one lane of the harness: flush, telemetry,
+    host-bound, sync mode and end-to-end figures are recorded alike for one
+    lane and for two."""
+    from workers.timing.cuda import Lane, measure_enqueue, measure_lanes
+    from workers.timing.cuda_runtime import check
+
+    rt, device, host = buffers
+    second = check(rt.cudaMalloc(NBYTES), "cudaMalloc")
+    kind = rt.cudaMemcpyKind
+    size = 1 << 20
+
+    def copies(pointer):
+        return (lambda s: check(rt.cudaMemcpyAsync(pointer, host, size, kind.cudaMemcpyHostToDevice, s), "h2d"),
+                lambda s: check(rt.cudaMemcpyAsync(host, pointer, size, kind.cudaMemcpyDeviceToHost, s), "d2h"))
+
+    config = MeasureConfig(l2_flush=True, **QUICK)
+    try:
+        single = measure_enqueue(_memset(rt, device), config, batch_size=1, inputs_h2d=copies(device)[0],
+                                 outputs_d2h=copies(device)[1])
+        one = measure_lanes([Lane(_memset(rt, device), None, *copies(device))], config, batch_size=1)
+        two = measure_lanes([Lane(_memset(rt, device), None, *copies(device)),
+                             Lane(_memset(rt, second), None, *copies(second))], config, batch_size=1)
+    finally:
+        check(rt.cudaFree(second), "cudaFree")
+    for result, lanes in ((single, 1), (one, 1), (two, 2)):
+        settings = result.settings
+        assert PROTOCOL_FIELDS <= set(settings), PROTOCOL_FIELDS - set(settings)
+        assert settings["streams"] == lanes and len(settings["per_stream"]) == lanes
+        assert settings["sync"] == "spin" and settings["cuda_graph"] is True and settings["end_to_end"] is True
+        assert settings["l2_flush"] is True and settings["l2_flush_bytes"] > 0
+        assert settings["host_bound"]["lanes"] == lanes and "host_share" in settings["host_bound"]
+        assert result.telemetry["available"] and result.telemetry["samples"] >= 1
+        assert len(result.e2e_samples_ms) == len(result.samples_ms) >= 20 * lanes
+    assert set(single.settings) == set(one.settings) == set(two.settings)
+    assert single.throughput is None and one.throughput is None  # one lane: batch / latency, as any backend
+    assert two.throughput == two.settings["aggregate_throughput"] > 0
+
+
+def test_torch_times_one_stream_and_two_alike_with_the_default_sync(tiny_cnn, tmp_path):
+    """The torch backend's default sync is the documented one (spin, docs/fields.md) for every lane count."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx2torch")
+    from workers.backends import load_backend
+    from workers.inputs import make_feeds
+    from workers.timing.cuda import DEFAULT_SYNC
+
+    ctx = _torch_job(tiny_cnn, tmp_path, MeasureConfig(**QUICK))
+    backend = load_backend("torch", None)
+    runner = backend.load(backend.build(ctx).artifact, ctx)
+    try:
+        feeds = make_feeds(ctx.model, ctx.run_shapes)
+        one = runner.measure(feeds, MeasureConfig(**QUICK))
+        two = runner.measure(feeds, MeasureConfig(streams=2, **QUICK))
+    finally:
+        runner.close()
+    assert DEFAULT_SYNC == "spin"
+    for result, lanes in ((one, 1), (two, 2)):
+        assert result.settings["sync"] == DEFAULT_SYNC and result.settings["streams"] == lanes
+        assert PROTOCOL_FIELDS <= set(result.settings) and result.settings["cuda_graph"] is True
+        assert len(result.e2e_samples_ms) == len(result.samples_ms) and "host_share" in result.settings["host_bound"]
+    assert set(one.settings) == set(two.settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workers.timing.layers import layer_table
-from workers.timing.streams import aggregate
+from workers.timing.cuda import aggregate
 
 
 def test_layer_table_sorts_by_median_and_gives_shares():

@@ -21,6 +21,12 @@ the GPU. Two shares per measured run expose it:
 The run is flagged ``host_bound`` when the host share is above
 ``HOST_SHARE_LIMIT`` or the GPU idles between iterations for more than
 ``IDLE_SHARE_LIMIT`` of the wall time.
+
+With N lanes (``measure.streams``) one host thread queues every lane in
+turn, so a lane waits N enqueue calls between its launches: the host share
+is N x the mean enqueue time over a lane's mean GPU time, and the busy
+share is per lane (the summed event times over N x the wall time). With
+one lane both are the single-stream figures.
 """
 
 from __future__ import annotations
@@ -33,17 +39,18 @@ IDLE_SHARE_LIMIT = 0.5
 FLAG = "host_bound"
 
 
-def summarize(gpu_ms: list[float], host_ms: list[float], wall_ms: float) -> dict:
-    """Per-iteration means and the two shares of one measured run."""
+def summarize(gpu_ms: list[float], host_ms: list[float], wall_ms: float, lanes: int = 1) -> dict:
+    """Per-iteration means and the two shares of one measured run over ``lanes`` lanes."""
     iterations = len(gpu_ms)
     if not iterations or not host_ms or wall_ms <= 0 or sum(gpu_ms) <= 0:
-        return {"iterations": iterations, "host_bound": False}
+        return {"iterations": iterations, "lanes": lanes, "host_bound": False}
     gpu_mean, host_mean = sum(gpu_ms) / iterations, sum(host_ms) / len(host_ms)
-    host_share = host_mean / gpu_mean
-    busy_share = min(sum(gpu_ms) / wall_ms, 1.0)
+    host_share = lanes * host_mean / gpu_mean
+    busy_share = min(sum(gpu_ms) / (wall_ms * lanes), 1.0)
     bound = host_share > HOST_SHARE_LIMIT or busy_share < 1.0 - IDLE_SHARE_LIMIT
     return {
         "iterations": iterations,
+        "lanes": lanes,
         "wall_ms_per_iteration": wall_ms / iterations,
         "gpu_ms_per_iteration": gpu_mean,
         "host_enqueue_ms_per_iteration": host_mean,

@@ -7,8 +7,8 @@ fails with one line naming the call, the tensor and the shapes.
 
 The decisions (host or device, allocator or not, which profile, graph or
 not) are ``io_plan``'s; this module carries them out. Timing uses trtexec
-11's defaults (``measure_settings``), ``measure.streams`` > 1 runs one
-context per stream concurrently (``workers.timing.streams``), and
+11's defaults (``measure_settings``), ``measure.streams`` N runs one
+context per stream concurrently (N lanes of ``workers.timing.cuda``), and
 ``measure.layer_profile`` adds an ``IProfiler`` run on a separate context.
 
 Where the engine cannot run (a CPU worker, a GPU the runtime does not
@@ -18,7 +18,6 @@ so the job keeps its built engine and ends ``unsupported``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +93,7 @@ class _Binding:
 
     def __init__(self, runner: EngineRunner, graph_strategy: str = "DISABLED"):
         self.runner, self.lib, self.cudart = runner, runner.lib, runner.cudart
+        self.graph_strategy = graph_strategy  # every lane's context graphs alike (measure)
         context: trt.IExecutionContext | None = runner.new_context(graph_strategy)
         if context is None:
             raise EngineError("TensorRT could not create an execution context (out of GPU memory?): "
@@ -276,41 +276,32 @@ class EngineRunner(Runner):
         self.main.run()
 
     def measure(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> TimingResult:
-        from workers.timing.cuda import measure_enqueue
+        """One lane per stream (one execution context each), through the one
+        harness: ``streams: 1`` and ``streams: N`` are timed alike."""
+        from workers.timing.cuda import Lane, measure_lanes
 
         timed, notes = self._prepare(feeds, config)
-        if config.streams > 1:
-            return self._measure_streams(feeds, timed, notes)
-        main = self.main
-        timing = measure_enqueue(main.enqueue, timed, batch_size=self.batch_size, inputs_h2d=main.copy_inputs,
-                                 outputs_d2h=main.copy_outputs, capture_graph=timed.cuda_graph,
-                                 device=self.device_index)
-        if notes["end_to_end_pass"]:
-            e2e = measure_enqueue(main.enqueue, measure_settings.end_to_end_pass(timed), batch_size=self.batch_size,
-                                  inputs_h2d=main.copy_inputs, outputs_d2h=main.copy_outputs,
-                                  capture_graph=timed.cuda_graph, device=self.device_index, telemetry=False)
-            timing.e2e_samples_ms = e2e.e2e_samples_ms
-            notes["end_to_end_pass_iterations"] = len(e2e.e2e_samples_ms)
-        timing.settings.update(notes, enqueue="IExecutionContext.execute_async_v3",
-                               output_allocator=main.allocated_outputs,
-                               host_inputs=[d.name for d in io_plan.inputs(self.descs) if d.shape_tensor])
-        return timing
-
-    def _measure_streams(self, feeds: dict[str, np.ndarray], timed: MeasureConfig, notes: dict) -> TimingResult:
-        from workers.timing.streams import Lane, measure_streams
-
+        # Extra lanes graph as the main context does (a runtime-captured graph in each, or none).
+        for stale in [b for b in self.extra if b.graph_strategy != self.main.graph_strategy]:
+            stale.close()
+            self.extra.remove(stale)
         while len(self.extra) < timed.streams - 1:
-            binding = _Binding(self)
+            binding = _Binding(self, self.main.graph_strategy)
             binding.bind(feeds)
             binding.run()
             self.extra.append(binding)
         bindings = [self.main, *self.extra[:timed.streams - 1]]
-        lanes = [Lane(b.enqueue, b.stream) for b in bindings]
-        # Compute time only: transfers of N streams would measure the PCIe link, not the engine.
-        timing = measure_streams(lanes, replace(timed, end_to_end=False), batch_size=self.batch_size,
-                                 capture_graph=timed.cuda_graph, device=self.device_index)
+        lanes = [Lane(b.enqueue, b.stream, b.copy_inputs, b.copy_outputs) for b in bindings]
+        timing = measure_lanes(lanes, timed, batch_size=self.batch_size, capture_graph=timed.cuda_graph,
+                               device=self.device_index)
+        if notes["end_to_end_pass"]:
+            e2e = measure_lanes(lanes, measure_settings.end_to_end_pass(timed), batch_size=self.batch_size,
+                                capture_graph=timed.cuda_graph, device=self.device_index, telemetry=False)
+            timing.e2e_samples_ms = e2e.e2e_samples_ms
+            notes["end_to_end_pass_iterations"] = len(e2e.e2e_samples_ms)
         timing.settings.update(notes, enqueue="IExecutionContext.execute_async_v3, one context per stream",
-                               end_to_end_pass=False)
+                               output_allocator=self.main.allocated_outputs,
+                               host_inputs=[d.name for d in io_plan.inputs(self.descs) if d.shape_tensor])
         return timing
 
     def profile_layers(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> dict | None:

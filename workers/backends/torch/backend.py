@@ -435,39 +435,18 @@ class TorchRunner(Runner):
     def measure(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> TimingResult:
         import torch
 
-        from workers.timing.cuda import measure_enqueue
+        from workers.backends.torch import profile
 
         call = self.call
         if not call.set_inputs(_device_inputs(feeds, self.ctx)):
             raise RuntimeError("measure() feeds do not have the shapes the model was compiled for")
-        if config.streams > 1:
-            from workers.backends.torch import profile
-
-            return profile.measure_streams(call, config, self.ctx.batch_size, self.ctx.device.index or 0)
-        staged_in = [t.cpu().pin_memory() for t in call.inputs]
-        staged_out = [torch.empty_like(o, device="cpu").pin_memory() for o in call()]
-
-        def h2d(_stream: int) -> None:
-            for device, host in zip(call.inputs, staged_in):
-                device.copy_(host, non_blocking=True)
-
-        def d2h(_stream: int) -> None:
-            for host, device in zip(staged_out, call.outputs):
-                host.copy_(device, non_blocking=True)
-
-        # torch launches (and replays) on its current stream; the harness times that stream.
-        stream = torch.cuda.current_stream().cuda_stream
-        result = measure_enqueue(lambda _stream: call(), config, batch_size=self.ctx.batch_size, inputs_h2d=h2d,
-                                 outputs_d2h=d2h, stream=stream, capture_graph=False,
-                                 device=self.ctx.device.index or 0)
-        graphed = call.graph is not None
-        result.settings.update(self.notes, cuda_graph=graphed,
-                               cuda_graph_by="torch.cuda.CUDAGraph of the compiled call" if graphed else None,
-                               cuda_graph_error=call.graph_error)
+        # One lane per stream through the one harness: streams 1 and N are timed alike.
+        result = profile.measure_lanes(call, config, self.ctx.batch_size, self.ctx.device.index or 0)
+        result.settings.update(self.notes, cuda_graph_error=call.graph_error)
         if call.graph_error:  # a graph was asked for; the compiled code runs without one
             result.settings["fallbacks"]["cuda_graph_fallback"] = f"CUDA graph capture failed: {call.graph_error}"
             result.flags.append("cuda_graph_fallback")
-        # torch's own view, for reference; memory_mb is the executor's (same for every backend).
+        # torch's own view, for reference; memory_mb is the worker's (same for every backend).
         result.settings["torch_peak_allocated_mb"] = (torch.cuda.max_memory_allocated() / 2**20
                                                       - self.notes["memory_baseline_mb"])
         return result

@@ -1,14 +1,15 @@
 """torch's per-layer table (the counterpart of TensorRT's IProfiler run) and
-its multi-stream throughput.
+its timing lanes.
 
 Layer profile: ``torch.profiler`` with CUDA activity around a few calls of
 the compiled model, run directly (no CUDA graph, like trtexec's separate
 profile run), one row per GPU kernel / memcpy name with its time per
 iteration (workers.timing.layers).
 
-Multi-stream (``measure.streams`` > 1): one replica of the compiled call per
-stream, each with its own inputs and its own CUDA graph (one graph cannot
-be replayed concurrently with itself), timed by workers.timing.streams.
+Timing (``measure.streams`` N, 1 included): one lane per stream, each a
+replica of the compiled call with its own inputs, pinned host copies and
+CUDA graph (one graph cannot be replayed concurrently with itself), timed
+by the one harness (workers.timing.cuda). Lane 0 is the call itself.
 """
 
 from __future__ import annotations
@@ -75,28 +76,21 @@ def profile_layers(call: Any, iterations: int = PROFILE_ITERATIONS) -> dict:
                                                         "rows": "one per kernel name"})
 
 
-def measure_streams(call: Any, config: MeasureConfig, batch_size: int, device: int) -> TimingResult:
+def measure_lanes(call: Any, config: MeasureConfig, batch_size: int, device: int) -> TimingResult:
+    """Time ``config.streams`` replicas of ``call`` concurrently, one stream each."""
     import torch
 
     from workers.backends.torch.backend import StaticCall
-    from workers.timing.streams import Lane
-    from workers.timing.streams import measure_streams as run_lanes
+    from workers.timing.cuda import measure_lanes as run_lanes
 
     graphed = call.graph is not None
     replicas = [call] + [StaticCall(call.compiled, [t.clone() for t in call.inputs], graph=graphed)
                          for _ in range(config.streams - 1)]
     streams = [torch.cuda.Stream() for _ in replicas]
     torch.cuda.synchronize()
-
-    def lane(replica: StaticCall, stream: Any) -> Lane:
-        def enqueue(_handle: int) -> None:
-            with torch.cuda.stream(stream):
-                replica()
-        return Lane(enqueue, stream.cuda_stream)
-
     try:
         # torch captures its own graphs (its allocator must see the capture), so the harness does not.
-        result = run_lanes([lane(r, s) for r, s in zip(replicas, streams)], config, batch_size=batch_size,
+        result = run_lanes([_lane(r, s) for r, s in zip(replicas, streams)], config, batch_size=batch_size,
                            capture_graph=False, device=device)
     finally:
         for replica in replicas[1:]:
@@ -104,3 +98,29 @@ def measure_streams(call: Any, config: MeasureConfig, batch_size: int, device: i
     result.settings.update(cuda_graph=graphed, cuda_graph_by="one torch.cuda.CUDAGraph per stream" if graphed
                            else None, replicas="the compiled call with its own inputs per stream")
     return result
+
+
+def _lane(replica: Any, stream: Any):
+    """A replica on its stream, with pinned host copies of its inputs and outputs (end-to-end timing)."""
+    import torch
+
+    from workers.timing.cuda import Lane
+
+    staged_in = [t.cpu().pin_memory() for t in replica.inputs]
+    staged_out = [torch.empty_like(o, device="cpu").pin_memory() for o in replica.outputs]
+
+    def enqueue(_handle: int) -> None:
+        with torch.cuda.stream(stream):
+            replica()
+
+    def h2d(_handle: int) -> None:
+        with torch.cuda.stream(stream):
+            for device, host in zip(replica.inputs, staged_in):
+                device.copy_(host, non_blocking=True)
+
+    def d2h(_handle: int) -> None:
+        with torch.cuda.stream(stream):
+            for host, device in zip(staged_out, replica.outputs):
+                host.copy_(device, non_blocking=True)
+
+    return Lane(enqueue, stream.cuda_stream, h2d, d2h)

@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[4]
 TARGETS = ["workers/backends/tensorrt_family", "workers/backends/tensorrt", "workers/backends/tensorrt_rtx",
            "workers/precision/prepared.py", "workers/precision/float16.py", "workers/artifact_index.py",
-           "workers/timing/streams.py", "workers/timing/layers.py"]
+           "workers/timing/cuda.py", "workers/timing/layers.py"]
 
 
 @pytest.mark.slow
