@@ -44,7 +44,7 @@ def with_tuned(session, job_ids: list[str]) -> tuple[list[str], dict[str, str]]:
     A finalist that is itself a tuned build, or whose sibling is already
     among the finalists, gets none."""
     from farm.expand import JobPlan, job_key
-    from farm.service import ClassEnvironments, _new_job
+    from farm.planner import ClassEnvironments, new_job
 
     jobs = [session.get(Job, job_id) for job_id in job_ids]
     keys = {job.key for job in jobs if job is not None}
@@ -60,7 +60,7 @@ def with_tuned(session, job_ids: list[str]) -> tuple[list[str], dict[str, str]]:
                            profile_name=fast.profile, shapes=config["profile"]["inputs"],
                            device_class=fast.device_class, config=config, workload=fast.workload or "")
             seq = (session.scalar(select(func.max(Job.seq)).where(Job.sweep_id == fast.sweep_id)) or 0) + 1
-            sibling, _why = _new_job(session, fast.sweep_id, seq, plan, False, environments)
+            sibling, _why = new_job(session, fast.sweep_id, seq, plan, False, environments)
             session.add(sibling)
             session.flush()
         keys.add(sibling.key)
