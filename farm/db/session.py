@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from farm.config import settings
+from farm.db import json_codec
 from farm.errors import UserError
 from farm.optional import from_import_error
 from farm.redact import mask
@@ -34,14 +35,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _make_engine(url: str, pre_ping: bool = True) -> Engine:
+    # NaN and infinity survive a JSON column on every database (farm.db.json_codec).
+    codec = {"json_serializer": json_codec.dumps, "json_deserializer": json_codec.loads}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **codec)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=pre_ping)
+    return create_engine(url, pool_pre_ping=pre_ping, **codec)
 
 
 def alembic_config(url: str):
