@@ -188,10 +188,13 @@ def expand(spec: SweepSpec, model: ModelInfo, device_classes: list[str]) -> list
         pairs.extend((batch, p, s) for p, s in fitting)
     plans = []
     measures = [_measure_json(spec, n) for n in (spec.streams or (spec.measure.streams,))]
+    # Serving knobs (queue delay, instances) are axes like streams; no scenarios: no key (old keys hold).
+    servings = spec.scenarios.job_configs() if spec.scenarios else [None]
     for device_class in device_classes:
         for backend in spec.backends:
             for precision in spec.precisions:
-                for (batch, profile, shapes), measure in ((p, m) for p in pairs for m in measures):
+                for (batch, profile, shapes), measure, serving in (
+                        (p, m, v) for p in pairs for m in measures for v in servings):
                     config = {
                         "model_sha256": model.sha256,
                         "backend": backend,
@@ -204,6 +207,8 @@ def expand(spec: SweepSpec, model: ModelInfo, device_classes: list[str]) -> list
                         "calibration": spec.calibration,
                         "device_class": device_class,
                     }
+                    if serving is not None:
+                        config["serving"] = serving
                     plans.append(JobPlan(backend, precision, batch, profile.name, shapes, device_class, config,
                                          workload_key(model.sha256, profile)))
     return plans

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import SpecError
+from farm.scenarios import ScenarioSpec, parse_scenarios
 from farm.safe_yaml import first_unstorable, load_yaml, read_spec_text
 from farm.search.config import SearchConfig, parse_search
 from farm.spec_schema import PRECISIONS, SPEC_SCHEMA
@@ -89,6 +90,7 @@ class SweepSpec:
     data: Path | None = None
     streams: tuple[int, ...] = ()  # sweep axis over measure.streams; empty: measure.streams only
     search: SearchConfig | None = None  # None: brute force, no finals (farm/search)
+    scenarios: ScenarioSpec | None = None  # None: fixed-batch timing only (farm/scenarios.py)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -246,6 +248,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
         data=_resolve_model_path(raw["data"], base_dir) if raw.get("data") else None,
         streams=_dedupe(_as_tuple(raw.get("streams"), ())),
         search=parse_search(raw["search"]) if "search" in raw else None,
+        scenarios=parse_scenarios(raw["scenarios"]) if "scenarios" in raw else None,
     )
 
 

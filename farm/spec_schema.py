@@ -4,6 +4,7 @@ Structure is checked here; meaning (shapes against the model, backend names
 from the installed plugins) is checked in ``farm.spec``.
 """
 
+from farm.scenarios import SCENARIOS_SCHEMA
 from farm.search.config import SEARCH_SCHEMA
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
@@ -99,6 +100,7 @@ SPEC_SCHEMA = {
             "additionalProperties": {"type": "object"},
         },
         "search": SEARCH_SCHEMA,
+        "scenarios": SCENARIOS_SCHEMA,
         "timeouts": {
             "type": "object",
             "additionalProperties": False,

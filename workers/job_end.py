@@ -92,6 +92,9 @@ class Ends:
         if outcome.get("layer_profile"):
             extras["layer-profile"] = put_file(store, outcome["layer_profile"], "layer-profile", "application/json",
                                                {"job_id": self.job_id}, rows)
+        if outcome.get("loadgen"):
+            extras["loadgen-summaries"] = put_file(store, outcome["loadgen"], "loadgen-summaries",
+                                                   "application/json", {"job_id": self.job_id}, rows)
         finished_at = utcnow()
         phases.lap("store")
         final = self.write(transaction, f"recording the result of job {self.job_id}")

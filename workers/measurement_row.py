@@ -14,6 +14,7 @@ from farm.db import Job, Measurement
 from farm.stats import summarize
 from workers import environment
 from workers.backends.base import BuildResult, TimingResult
+from workers.serving import serving_columns
 
 
 def set_memory(timing: TimingResult, before_mb: float | None) -> None:
@@ -71,6 +72,7 @@ def measurement_row(job: Job, attempt: int, device_id, built: BuildResult, timin
                    "timing_settings": timing.settings if timing else {},
                    "e2e_samples_ms": timing.e2e_samples_ms if timing else [],
                    **profile_summary(outcome.get("layer_profile"), extras.get("layer-profile"))},
+        **serving_columns(outcome, extras.get("loadgen-summaries")),
         flags=flags(built, timing),
         environment={**environment.capture(), "backend_environment": outcome.get("environment")},
         build_info={**built.info, "artifact_sha256": key, "extra_artifacts": extras},

@@ -39,6 +39,7 @@ from workers.measurement_row import set_memory
 from workers.model_cache import SourceModel, reference_key, reference_outputs, source_model
 from workers.verified_files import matches
 from workers.watchdog import Watchdog, guard
+from workers.serving import energy_of, serve
 
 log = logging.getLogger(__name__)
 # Work directories are removed off the job's path: the next job need not wait for the disk.
@@ -163,6 +164,10 @@ def _build_check_measure(ctx: JobContext, config: dict, source: SourceModel,
         phases.lap("measure")
         if ctx.measure.layer_profile:
             outcome["layer_profile"] = _layer_profile(runner, feeds, ctx)
+        outcome["energy"] = energy_of(ctx, outcome["timing"])
+        if config.get("serving"):  # spec scenarios: LoadGen over a batching server of this engine
+            outcome["serving"], outcome["loadgen"] = serve(runner, ctx, config["serving"], feeds, outcome["timing"])
+            phases.lap("scenarios")
     finally:
         runner.close()
     return outcome

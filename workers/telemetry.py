@@ -178,6 +178,7 @@ class Sampler:
         except Exception as exc:  # no NVML here: measure anyway, say why telemetry is missing
             self.unavailable = f"NVML unavailable: {exc}"
             return
+        self._energy_mj = [self._energy_counter()]
         self.samples.append(self._read())
         self._thread.start()
 
@@ -187,6 +188,7 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         self.samples.append(self._read())  # one after the last iteration, however short the run
+        self._energy_mj.append(self._energy_counter())
         import pynvml
 
         pynvml.nvmlShutdown()
@@ -214,11 +216,31 @@ class Sampler:
             pids=tuple(sorted(p.pid for p in procs)),
         )
 
+    def _energy_counter(self) -> int | None:
+        import pynvml
+
+        return self.errors.call("total_energy", pynvml.nvmlDeviceGetTotalEnergyConsumption, self._handle)
+
+    def energy(self) -> dict:
+        """The window's energy: NVML's total-energy counter (mJ) read at start
+        and stop, else the power samples integrated (workers.energy)."""
+        from workers.energy import COUNTER, INTEGRATED, integrate
+
+        span = self.samples[-1].t - self.samples[0].t if len(self.samples) > 1 else 0.0
+        first, last = (getattr(self, "_energy_mj", None) or [None, None])[0], getattr(self, "_energy_mj", [None])[-1]
+        if first is not None and last is not None and len(self._energy_mj) == 2:
+            return {"measured": True, "joules": (last - first) / 1000.0, "window_s": span, "source": COUNTER}
+        power = [(s.t, s.power_w) for s in self.samples if s.power_w is not None]
+        if len(power) < 2:
+            return {"measured": False, "reason": "NVML gave neither its energy counter nor power readings"}
+        return {"measured": True, "joules": integrate(power), "window_s": span, "source": INTEGRATED,
+                "power_samples": len(power), "interval_s": self.interval_s}
+
     def summary(self) -> dict:
         if self.unavailable:
             return {"available": False, "reason": self.unavailable}
         result = summarize(self.samples, own_pids(), errors=self.errors.seen)
-        result.update(interval_s=self.interval_s, nvml_uuid=self.uuid)
+        result.update(interval_s=self.interval_s, nvml_uuid=self.uuid, energy=self.energy())
         return result
 
     def flags(self) -> list[str]:

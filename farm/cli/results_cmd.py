@@ -91,7 +91,12 @@ def _with_constraints(func, device_help: str):
         click.option("--profile", help="Only this profile's workload (default: every workload, each ranked "
                                        "on its own)."),
         click.option("--objective", type=click.Choice(BEST_OBJECTIVES), default="latency", show_default=True,
-                     help="latency: lowest p50 latency wins (see --latency-per); throughput: most samples/s wins."),
+                     help="latency: lowest p50 latency wins (see --latency-per); throughput: most samples/s wins; "
+                          "server-qps / single-stream / multi-stream / offline: the LoadGen scenario's VALID figure "
+                          "(highest QPS, lowest p90, lowest p99 per query, most samples/s; docs/scenarios.md); "
+                          "efficiency: most inferences per joule."),
+        click.option("--p99-ms", type=click.FloatRange(min=0, min_open=True),
+                     help="server-qps: the highest VALID load whose p99 is also at most X ms."),
         click.option("--latency-per", type=click.Choice(LATENCY_PER), default="request", show_default=True,
                      help="Latency objective: p50 of one request (a call of the job's batch) or per sample "
                           "(p50 / batch)."),
@@ -116,6 +121,8 @@ def _with_constraints(func, device_help: str):
 def _best(model, sweep_id, device, **constraints):
     if bool(model) == bool(sweep_id):
         raise UserError("give a MODEL or --sweep ID (one of them)")
+    if constraints.get("p99_ms") is not None and constraints.get("objective") != "server-qps":
+        raise UserError("--p99-ms applies to --objective server-qps only")
     return find_best(sweep_id=sweep_id, model=model, constraints=Constraints(device=device, **constraints))
 
 
@@ -157,6 +164,9 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, top, **constrain
                             + (f" ({len(left_out)} flagged host_bound were not ranked)" if left_out else ""))
     if (no_tuned or top is not None) and not remeasure:
         raise UserError(f"{'--no-tuned' if no_tuned else '--top'} goes with --remeasure")
+    if remeasure and constraints["objective"] not in ("latency", "throughput"):
+        raise UserError(f"--remeasure re-times fixed-batch figures; it does not apply to --objective "
+                        f"{constraints['objective']}")
     if remeasure:
         from farm.search.config import FinalsConfig
         from farm.search.finals import remeasure as interleaved

@@ -148,6 +148,10 @@ class Measurement(Base):
     # pass | fail | unchecked (no accuracy figures) | reference (the job *is* the fp32 reference)
     accuracy_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     accuracy: Mapped[dict] = mapped_column(JSON, default=dict)  # per output + tolerances
+    # Energy of the fixed-batch measured window (workers/energy.py): source, joules per inference, or why not.
+    energy: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    inferences_per_joule: Mapped[float | None] = mapped_column(Float, nullable=True)
+    serving: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # LoadGen scenarios (farm/scenarios.py)
     telemetry: Mapped[dict] = mapped_column(JSON, default=dict)
     flags: Mapped[list] = mapped_column(JSON, default=list)
     environment: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -34,8 +34,10 @@ import pandas as pd
 
 from farm.devices import device_classes_matching
 from farm.reports.rows import REPORT_FIELDS, jobs_frame
+from farm.reports.serving import SERVING_OBJECTIVES, serving_figure
 
-BEST_OBJECTIVES = ("latency", "throughput")
+# Serving objectives (farm/reports/serving.py) rank LoadGen's VALID results only, and energy's inferences/J.
+BEST_OBJECTIVES = ("latency", "throughput", *SERVING_OBJECTIVES)
 LATENCY_PER = ("request", "sample")
 LATENCY_STATS = ("p99", "p50")
 TIE_WINDOW = 0.25  # a point estimate >25 % worse than the leader's is never a tie
@@ -70,6 +72,12 @@ class Constraints:
     profile: str | None = None  # only this profile's workloads
     allow_unchecked: bool = False  # configurations without accuracy figures may win
     allow_host_bound: bool = False  # host_bound figures may win
+    p99_ms: float | None = None  # server-qps: the winning load's p99 must be within this (LoadGen VALID too)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.objective == "latency" or (self.objective in SERVING_OBJECTIVES
+                                               and SERVING_OBJECTIVES[self.objective][1])
 
     @property
     def latency_column(self) -> str:
@@ -81,6 +89,8 @@ class Constraints:
 
     @property
     def unit(self) -> str:
+        if self.objective in SERVING_OBJECTIVES:
+            return SERVING_OBJECTIVES[self.objective][2]
         if self.objective == "throughput":
             return "samples/s"
         return "ms/sample" if self.latency_per == "sample" else "ms/request"
@@ -170,7 +180,10 @@ def excluded(frame: pd.DataFrame, c: Constraints) -> list[dict]:
 def objective_figure(frame: pd.DataFrame, c: Constraints) -> tuple[pd.Series, pd.Series, pd.Series]:
     """(point, low, high) of the objective's own figure; a row without
     samples has a zero-width interval."""
-    if c.objective == "throughput":
+    if c.objective in SERVING_OBJECTIVES:  # one LoadGen run per figure: no interval
+        point = serving_figure(frame, c.objective, c.p99_ms)
+        low = high = point
+    elif c.objective == "throughput":
         point, low, high = frame["throughput"], frame["throughput_ci_low"], frame["throughput_ci_high"]
     else:
         point, low, high = (frame["latency_p50_ms"], frame["latency_p50_ci_low_ms"],
@@ -185,7 +198,7 @@ def objective_figure(frame: pd.DataFrame, c: Constraints) -> tuple[pd.Series, pd
 
 
 def within_window(value: np.ndarray, leader: float, objective: str) -> np.ndarray:
-    if objective == "latency":
+    if Constraints(objective=objective).lower_is_better:
         return value <= leader * (1 + TIE_WINDOW)
     return value >= leader / (1 + TIE_WINDOW)
 
@@ -209,7 +222,7 @@ def _rank_eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     point, low, high = objective_figure(frame, c)
     scored = frame.assign(objective_value=point.to_numpy(dtype=float), _low=low.to_numpy(dtype=float),
                           _high=high.to_numpy(dtype=float))
-    scored["_better"] = scored["objective_value"] if c.objective == "latency" else -scored["objective_value"]
+    scored["_better"] = scored["objective_value"] if c.lower_is_better else -scored["objective_value"]
     scored = scored.sort_values(GROUP_KEYS + ["_better"] + TIE_BREAK + ["job_id"], na_position="last",
                                 kind="stable").reset_index(drop=True)
     grouped = scored.groupby(GROUP_KEYS, sort=False)
@@ -248,6 +261,8 @@ def find_best(sweep_id: str | None = None, model: str | None = None,
 
     if sweep_id:
         return rank(load_frame(sweep_id=sweep_id), constraints)
+    if constraints.objective in SERVING_OBJECTIVES:  # figures inside JSON: no SQL pre-filter, the model whole
+        return rank(load_frame(model=model), constraints)
     # Scan with host_bound rows first: where none can lead or tie (the usual
     # case) the ranking is the same without them, else scan again without them.
     with_them = model_candidates(model, replace(constraints, allow_host_bound=True))

@@ -18,6 +18,7 @@ from farm.db import Device, Job, Measurement, Model, Sweep, session_scope
 from farm.errors import NotFoundError
 from farm.model_info import sha256_file
 from farm.reports.confidence import add_intervals
+from farm.reports.serving import SERVING_FIELDS, add_serving_columns
 
 REPORT_FIELDS = (
     "job_id", "sweep_id", "model", "status", "backend", "backend_version", "precision", "batch_size",
@@ -29,13 +30,15 @@ REPORT_FIELDS = (
     "latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "throughput_ci_low", "throughput_ci_high",
     # appended in issue 10: what is compared with what, and whether accuracy was checked
     "workload", "accuracy_status",
+    # appended in issue 26: energy per inference and the LoadGen serving scenarios (farm/reports/serving.py)
+    *SERVING_FIELDS,
 )
 CI_FIELDS = ("latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "throughput_ci_low", "throughput_ci_high")
 # Columns kept internally next to the report fields (ordering, dedupe, ids).
-HIDDEN = ("measurement_id", "job_key", "sweep_created_at", "seq")
+HIDDEN = ("measurement_id", "job_key", "sweep_created_at", "seq", "serving")
 # Counts and sizes: integers in every output format, even in a column with
 # missing values (pandas holds those as float64).
-INTEGER_FIELDS = frozenset({"batch_size", "samples", "artifact_size"})
+INTEGER_FIELDS = frozenset({"batch_size", "samples", "artifact_size", "queue_delay_us", "instances"})
 
 
 def measurement_columns(m) -> list:
@@ -48,7 +51,7 @@ def measurement_columns(m) -> list:
         m.build_s.label("build_s"), m.artifact_size.label("artifact_size"), m.memory_mb.label("memory_mb"),
         m.max_abs_error.label("max_abs_error"), m.rel_l2_error.label("rel_l2_error"), m.cosine.label("cosine"),
         m.accuracy_pass.label("accuracy_pass"), m.flags.label("flags"), m.id.label("measurement_id"),
-        accuracy_status(m).label("accuracy_status"),
+        accuracy_status(m).label("accuracy_status"), m.energy.label("energy"), m.serving.label("serving"),
     ]
 
 
@@ -141,6 +144,7 @@ def finish_frame(frame: pd.DataFrame) -> pd.DataFrame:
         status = status.where(status.notna(), verdict)
     frame["accuracy_status"] = status.where(status.notna(), "unchecked").astype(object)
     frame = add_intervals(frame, samples)
+    frame = add_serving_columns(frame)
     return frame[list(REPORT_FIELDS) + [c for c in HIDDEN if c in frame]]
 
 

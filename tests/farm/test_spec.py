@@ -54,7 +54,7 @@ def test_defaults_follow_trtexec(tmp_path):
 @pytest.mark.parametrize("raw, message", [
     ({"model": "m.onnx", "colour": "red"},
      "unknown key 'colour' in spec (allowed: name, model, data, backends, precisions, batch_sizes, profiles, "
-     "devices, measure, accuracy, calibration, build, search, timeouts, streams)"),
+     "devices, measure, accuracy, calibration, build, search, scenarios, timeouts, streams)"),
     ({"model": "m.onnx", "precisions": ["fp32", "int4"]},
      "spec field 'precisions[1]': 'int4' is not allowed (allowed: fp32, fp16, bf16, int8, fp8)"),
     ({"model": "m.onnx", "batch_sizes": [1, 0]}, "spec field 'batch_sizes[1]': batch size must be > 0 (got 0)"),

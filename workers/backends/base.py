@@ -12,11 +12,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from farm.backends import BackendConfig
+from farm.errors import BackendUnsupported
 from farm.model_info import ModelInfo
 from farm.spec import MeasureConfig
 
@@ -107,6 +108,16 @@ class Runner(ABC):
 
     @abstractmethod
     def measure(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> TimingResult: ...
+
+    def serving_instances(self, count: int) -> list[Callable[[dict[str, np.ndarray]], Any]]:
+        """``count`` model instances for the batching server (workers.serving):
+        each runs one batch at the job's shapes and returns its outputs on the
+        host, and each may be called from its own thread while the others run.
+        Default: one instance, ``infer``; a runner with independent contexts
+        (TensorRT, torch) or a thread-safe session (ONNX Runtime) gives more."""
+        if count != 1:
+            raise BackendUnsupported(f"scenarios.instances {count}: this runner serves one instance only")
+        return [self.infer]
 
     def profile_layers(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> dict[str, Any] | None:
         """A per-layer table (workers.timing.layers) from a separate profiling

@@ -90,6 +90,10 @@ class OnnxRuntimeRunner(Runner):
         values = self.session.run(self.output_names, feeds)
         return dict(zip(self.output_names, values))
 
+    def serving_instances(self, count: int) -> list:
+        # InferenceSession.run is thread-safe: N instances are N concurrent runs of the one session.
+        return [self.infer] * count
+
     def measure(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> TimingResult:
         samples = time_host(lambda: self.session.run(self.output_names, feeds), config)
         return TimingResult(samples_ms=samples, settings={"clock": "host perf_counter", "sync": "blocking"})

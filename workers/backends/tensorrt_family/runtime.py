@@ -304,6 +304,13 @@ class EngineRunner(Runner):
                                host_inputs=[d.name for d in io_plan.inputs(self.descs) if d.shape_tensor])
         return timing
 
+    def serving_instances(self, count: int) -> list:
+        """One execution context and stream per instance (as ``measure.streams``),
+        bound on its first batch; later batches only copy new input values in."""
+        while len(self.extra) < count - 1:
+            self.extra.append(_Binding(self))
+        return [_serving_call(b) for b in [self.main, *self.extra[:count - 1]]]
+
     def profile_layers(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> dict | None:
         """trtexec's --separateProfileRun: a fresh context with an IProfiler,
         no CUDA graph, one synchronised run per iteration."""
@@ -370,3 +377,18 @@ class _RtxRuntime:
     def publish(self) -> None:
         if self.cache is not None and self.identity is not None and self.store is not None:
             self.notes["runtime_cache_published"] = runtime_config.publish(self.store, self.identity, self.cache)
+
+
+def _serving_call(binding: _Binding):
+    bound = [False]
+
+    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not bound[0]:
+            binding.bind(feeds)  # shapes, profile, addresses: the served batch shape never changes
+            bound[0] = True
+        else:
+            for name in binding.device_inputs:
+                np.copyto(binding.host[name], feeds[name], casting="unsafe")
+            binding.copy_inputs(binding.stream)
+        return binding.run()
+    return run

@@ -451,6 +451,31 @@ class TorchRunner(Runner):
                                                       - self.notes["memory_baseline_mb"])
         return result
 
+    def serving_instances(self, count: int) -> list:
+        """One replica of the compiled call per instance (its own inputs, CUDA
+        graph and stream), as ``measure.streams`` makes them."""
+        import torch
+
+        graphed = self.call.graph is not None
+        replicas = [self.call] + [StaticCall(self.call.compiled, [t.clone() for t in self.call.inputs], graph=graphed)
+                                  for _ in range(count - 1)]
+        self._serving_replicas = replicas[1:]
+        names = self.output_names
+
+        def instance(replica: StaticCall):
+            stream = torch.cuda.Stream()
+
+            def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                with torch.cuda.stream(stream):
+                    if not replica.set_inputs(_device_inputs(feeds, self.ctx)):
+                        raise RuntimeError("a served batch does not have the shapes the model was compiled for")
+                    outputs = [o.detach().float().cpu() for o in replica()]  # waits for this stream only
+                return dict(zip(names, (o.numpy() for o in outputs)))
+            return run
+
+        torch.cuda.synchronize()
+        return [instance(r) for r in replicas]
+
     def profile_layers(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> dict:
         from workers.backends.torch import profile
 
@@ -460,6 +485,8 @@ class TorchRunner(Runner):
     def close(self) -> None:
         import torch
 
+        for replica in getattr(self, "_serving_replicas", []):
+            replica.close()
         self.call.close()
         torch._dynamo.reset()
         torch.cuda.empty_cache()
