@@ -101,7 +101,6 @@ def test_scenarios_on_onnxruntime(tmp_path):
     else:  # the loaded machine missed the bound at 40 QPS too: nothing is valid, nothing wins
         assert row["server_qps"] is None
         assert best.returncode == 1 and best.stderr.startswith("Error: no finished configuration")
-    assert str(TOO_HIGH) not in best.stdout
 
 
 def _serving(db) -> dict:
