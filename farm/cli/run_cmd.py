@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from farm.backends import require_local
-from farm.cli.local_workers import LocalWorkers, register_local_devices, wait_for_sweep
+from farm.cli.local_workers import LocalWorkers, Stopped, register_local_devices, wait_for_sweep
 from farm.cli.options import spec_from_cli, spec_options
 from farm.cli.output import table, to_json
 from farm.cli.progress import SweepProgress
@@ -37,8 +37,9 @@ def run_cmd(force, fmt, **spec_args):
     echo_submission_notes(submission)
     try:
         _run_here(spec, submission)
-    except KeyboardInterrupt:
-        raise UserError(f"interrupted; local workers stopped. Unfinished jobs stay queued: 'farm sweep resume "
+    except KeyboardInterrupt as exc:
+        how = f"stopped by {exc.signal_name}" if isinstance(exc, Stopped) else "interrupted"
+        raise UserError(f"{how}; local workers stopped. Unfinished jobs stay queued: 'farm sweep resume "
                         f"{submission.sweep_id}' with 'farm worker start' continues, 'farm sweep cancel "
                         f"{submission.sweep_id}' drops them") from None
     rows = job_rows(submission.sweep_id)
@@ -59,9 +60,15 @@ def _run_here(spec, submission) -> None:
         classes = {c.split("|", 1)[0] for c in _search_groups(submission.sweep_id)}
         selector = "all" if any(c.startswith("gpu.") for c in classes) else "cpu"
         with LocalWorkers(selector) as workers:
-            summary = drive(submission.sweep_id, alive=workers.alive,
-                            show=lambda s: say(f"search: {s['state']}, {s['saving']}, {s['in_flight']} "
-                                                      f"running, {s['pruned']} pruned", err=True))
+            try:
+                summary = drive(submission.sweep_id, alive=workers.alive,
+                                show=lambda s: say(f"search: {s['state']}, {s['saving']}, {s['in_flight']} "
+                                                   f"running, {s['pruned']} pruned", err=True))
+            except UserError:
+                if workers.alive():
+                    raise
+                raise UserError(f"{workers.failure()}; run 'farm sweep drive {submission.sweep_id}' to carry on "
+                                "once workers are back") from None
         for line in search_lines(summary):
             say(line, err=True)
     elif submission.queued:
