@@ -54,6 +54,13 @@ class BackendConfig:
                             build_anywhere=cls.build_anywhere, libraries=libraries, version_parts=cls.version_parts)
 
     @classmethod
+    def refuses_model(cls, model: Any, device_kind: str) -> str | None:
+        """Why this backend cannot take ``model`` (farm.model_info.ModelInfo)
+        on a device of ``device_kind``, in one line; None when it can. Checked
+        at submit for every (backend, device kind) of the sweep."""
+        return None
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str = "build") -> "BackendConfig":
         """Knobs checked against their declarations (farm.knobs: type, range, allowed values)."""
         from farm.knobs import check_knobs
@@ -82,8 +89,10 @@ def _extra_entry_points(value: str) -> dict[str, metadata.EntryPoint]:
     extra = {}
     for item in filter(None, (p.strip() for p in value.split(","))):
         name, sep, target = item.partition("=")
-        if not sep or ":" not in target:
+        if not sep or ":" not in target or not name.strip():
             raise SpecError(f"FARM_EXTRA_BACKENDS entry {item!r} is not name=module:ConfigClass")
+        if name.strip() in extra:
+            raise SpecError(f"FARM_EXTRA_BACKENDS names backend {name.strip()!r} twice; give each name once")
         extra[name.strip()] = metadata.EntryPoint(name.strip(), target.strip(), GROUP)
     return extra
 
@@ -110,7 +119,28 @@ def backend_config(name: str) -> type[BackendConfig]:
     if entry is None:
         allowed = ", ".join(backend_names()) or "none installed"
         raise SpecError(f"unknown backend {name!r} (allowed: {allowed})")
-    return entry.load()
+    return _load(entry)
+
+
+def _load(entry: metadata.EntryPoint) -> type[BackendConfig]:
+    """The config class an entry point names; a plugin that does not load
+    or is not a BackendConfig is one line naming where it came from."""
+    loaded, problem = _try_load(entry)
+    if problem:
+        where = (f"FARM_EXTRA_BACKENDS entry '{entry.name}={entry.value}'" if entry.dist is None
+                 else f"backend {entry.name!r} (entry point {entry.value})")
+        raise SpecError(f"{where} {problem}")
+    return loaded
+
+
+def _try_load(entry: metadata.EntryPoint) -> tuple[type[BackendConfig] | None, str | None]:
+    try:
+        loaded = entry.load()
+    except Exception as exc:  # ImportError, AttributeError, or the plugin's own import-time error
+        return None, f"cannot be loaded: {type(exc).__name__}: {exc}"
+    if not (isinstance(loaded, type) and issubclass(loaded, BackendConfig)):
+        return None, f"names {loaded!r}, which is not a farm.backends.BackendConfig subclass"
+    return loaded, None
 
 
 def _importable(module: str) -> bool:
@@ -179,10 +209,9 @@ def backend_errors() -> dict[str, str]:
     """Backends whose plugin fails to load here, with the error (each is logged)."""
     errors = {}
     for name in backend_names():
-        try:
-            backend_config(name)
-        except Exception as exc:  # any import-time failure of a third-party plugin
-            errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        _, problem = _try_load(_entry_points()[name])
+        if problem:
+            errors[name] = problem.removeprefix("cannot be loaded: ").splitlines()[0]
             log.warning("backend plugin %r cannot be loaded: %s", name, errors[name])
     return errors
 

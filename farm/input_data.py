@@ -32,16 +32,53 @@ def read_data(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
         raise not_npz from None
 
 
+CHUNK = 1 << 24  # bytes read at a time: a data file may be gigabytes
+
+
 def _header(archive, name: str) -> tuple[tuple[int, ...], str]:
-    """Shape and dtype of one member, read from its .npy header (the
-    samples themselves are not loaded: a data file may be gigabytes)."""
+    """Shape and dtype of one member from its .npy header, checked against
+    its bytes: the payload must be exactly as long as the header says (a
+    header that lies made the worker fail or read garbage), and float
+    samples must be finite (a NaN or inf input makes every accuracy and
+    timing figure of the job meaningless). Read in chunks, never whole."""
     from numpy.lib import format as npy_format
 
     with archive.zip.open(f"{name}.npy") as member:
         version = npy_format.read_magic(member)
         read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, _, dtype = read(member)
+        if dtype.hasobject:
+            return tuple(shape), str(dtype)
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        found = _scan(member, dtype, name, int(np.prod(shape[1:], dtype=np.int64)) if shape else 1)
+    if found != expected:
+        raise SpecError(f"spec field 'data': array '{name}' declares shape {list(shape)} ({expected:,} bytes of "
+                        f"{dtype}) but holds {found:,} bytes; the file is damaged or was not written by numpy")
     return tuple(shape), str(dtype)
+
+
+def _scan(member, dtype, name: str, per_sample: int) -> int:
+    """Bytes of the payload; raises on the first non-finite float sample."""
+    step = max(dtype.itemsize, CHUNK - CHUNK % dtype.itemsize)
+    total, pending, index = 0, b"", 0
+    while True:
+        chunk = member.read(step)
+        if not chunk:
+            return total
+        total += len(chunk)
+        if dtype.kind not in "fc":
+            continue
+        pending += chunk
+        usable = len(pending) - len(pending) % dtype.itemsize
+        values, pending = np.frombuffer(pending[:usable], dtype=dtype), pending[usable:]
+        bad = ~np.isfinite(values)
+        if bad.any():
+            first = int(np.argmax(bad))
+            flat = index + first
+            raise SpecError(f"spec field 'data': array '{name}' holds a non-finite value ({values[first]}) at "
+                            f"sample {flat // max(per_sample, 1):,} (flat index {flat:,}); give finite samples "
+                            f"(NaN and inf make accuracy and timing meaningless)")
+        index += len(values)
 
 
 def check_data(model: ModelInfo, data: dict[str, tuple[tuple[int, ...], str]],
@@ -75,4 +112,6 @@ def _kind(dtype: str) -> str:
         return "string"
     if dtype.startswith(("int", "uint")):
         return "int"
+    if dtype.startswith("complex"):
+        return "complex"
     return "float"

@@ -39,6 +39,7 @@ def check_plans(plans, model) -> None:
     if len(plans) > max_jobs():
         raise SpecError(f"the sweep expands to {len(plans):,} jobs; at most {max_jobs():,} are allowed "
                         f"(FARM_MAX_JOBS); split it or name fewer batch sizes, profiles or devices")
+    _check_backends_take(plans, model)
     dtypes = {info.name: info.dtype for info in model.inputs}
     limit = max_input_bytes()
     for plan in plans:
@@ -50,6 +51,17 @@ def check_plans(plans, model) -> None:
             raise SpecError(
                 f"a job of profile '{plan.profile_name}' at batch {plan.batch_size} feeds {_size(needed)} of "
                 f"inputs per inference ({_shapes(plan.shapes)}); the limit is {_size(limit)} (FARM_MAX_INPUT_MB)")
+
+
+def _check_backends_take(plans, model) -> None:
+    """Every model property a backend cannot take is refused here, at
+    submit, not by a failure of every job on a worker."""
+    from farm.backends import backend_config
+
+    for backend, kind in sorted({(p.backend, p.device_class.split(".", 1)[0]) for p in plans}):
+        reason = backend_config(backend).refuses_model(model, kind)
+        if reason:
+            raise SpecError(f"backend {backend} cannot take {model.path.name} on {kind}: {reason}")
 
 
 def _size(n: int) -> str:

@@ -50,6 +50,10 @@ class ModelInfo:
     size_bytes: int
     inputs: tuple[InputInfo, ...]
     outputs: tuple[str, ...]
+    # The first node that computes on a bfloat16 graph input (reached through
+    # data-movement ops only), as "Relu (node 3) on input 'x'"; None if none.
+    # Backends without bfloat16 kernels refuse the model at submit on it.
+    bf16_compute: str | None = None
 
     def input(self, name: str) -> InputInfo | None:
         return next((i for i in self.inputs if i.name == name), None)
@@ -84,6 +88,7 @@ def read_model(path: str | Path) -> ModelInfo:
     if _uses_external_data(proto):
         raise ModelError(f"{path} keeps its weights in external data files, which the farm cannot ship to "
                          f"workers yet; save it as one file (onnx.save(model, path, save_as_external_data=False))")
+    check_structure(proto, path)
     initializers = {init.name for init in proto.graph.initializer}
     inputs = []
     for value in proto.graph.input:
@@ -94,4 +99,100 @@ def read_model(path: str | Path) -> ModelInfo:
         dims = tuple(_dim_value(d) for d in tensor.shape.dim) if tensor.HasField("shape") else None
         inputs.append(InputInfo(value.name, dtype, dims))
     outputs = tuple(o.name for o in proto.graph.output)
-    return ModelInfo(path, sha256_file(path), path.stat().st_size, tuple(inputs), outputs)
+    bf16 = [i.name for i in inputs if i.dtype == "bfloat16"]
+    return ModelInfo(path, sha256_file(path), path.stat().st_size, tuple(inputs), outputs,
+                     bf16_compute=_first_compute_on(proto, bf16) if bf16 else None)
+
+
+# Operator domains a farm backend can run besides the ONNX standard ones:
+# ONNX Runtime's contrib ops (quantized and fused kernels that exporters and
+# quantizers emit). Any other domain is a custom op no backend implements.
+STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training")
+KNOWN_DOMAINS = STANDARD_DOMAINS + ("com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc")
+
+
+def check_structure(proto, path: Path) -> None:
+    """What no backend can take, refused at submit in one line instead of
+    failing every job on a worker: an IR version or opset newer than the
+    onnx library knows, an input name given twice, no outputs, a node
+    input nothing produces, an operator that exists in no known domain."""
+    import onnx
+    from onnx import defs
+
+    if proto.ir_version > onnx.IR_VERSION:
+        raise ModelError(f"{path} has IR version {proto.ir_version}; the newest the farm's onnx {onnx.__version__} "
+                         f"reads is {onnx.IR_VERSION}")
+    opsets = {(o.domain or ""): o.version for o in proto.opset_import}
+    newest = defs.onnx_opset_version()
+    for domain in ("", "ai.onnx"):
+        if opsets.get(domain, 0) > newest:
+            raise ModelError(f"{path} imports ONNX opset {opsets[domain]}; the newest opset is {newest} (onnx "
+                             f"{onnx.__version__}), so no backend can run it")
+    names = [value.name for value in proto.graph.input]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ModelError(f"{path} declares graph input {twice[0]!r} {names.count(twice[0])} times; input names "
+                         f"must be unique")
+    if not proto.graph.output:
+        raise ModelError(f"{path} declares no graph outputs, so there is nothing to compute or measure")
+    _check_operators(proto, path, opsets)
+    _check_dataflow(proto, path)
+
+
+def _check_operators(proto, path: Path, opsets: dict) -> None:
+    from onnx import defs
+
+    functions = {(f.domain, f.name) for f in proto.functions}
+    for index, node in enumerate(proto.graph.node):
+        domain = node.domain or ""
+        if (domain, node.op_type) in functions:
+            continue
+        where = f"node {index} ({node.name or 'unnamed'})"
+        if domain not in KNOWN_DOMAINS:
+            raise ModelError(f"{path}: {where} is the custom operator {domain}::{node.op_type}, which no farm "
+                             f"backend implements (no plugin or custom-op library is loaded)")
+        if domain in STANDARD_DOMAINS and not defs.has(node.op_type, domain if domain != "ai.onnx" else ""):
+            raise ModelError(f"{path}: {where} uses {node.op_type}, which is not an ONNX operator"
+                             + (f" of domain {domain}" if domain else ""))
+
+
+def _check_dataflow(proto, path: Path) -> None:
+    """Every input of a top-level node and every graph output is produced by
+    a graph input, an initializer or a node (order is not checked: runtimes
+    sort the graph themselves). Subgraphs may name outer values and are
+    left to the runtime."""
+    graph = proto.graph
+    known = {v.name for v in graph.input} | {i.name for i in graph.initializer} | {""}
+    known |= {i.values.name for i in graph.sparse_initializer}
+    for node in graph.node:
+        known.update(node.output)
+    for index, node in enumerate(graph.node):
+        missing = next((name for name in node.input if name not in known), None)
+        if missing is not None:
+            raise ModelError(f"{path}: input {missing!r} of node {index} ({node.name or node.op_type}) is produced "
+                             f"by no node, graph input or initializer (a dangling edge)")
+    for output in graph.output:
+        if output.name not in known:
+            raise ModelError(f"{path}: graph output {output.name!r} is produced by no node")
+
+
+# Ops that only move or reshape data: every runtime has them for every type.
+_MOVES = frozenset({"Identity", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Gather",
+                    "Slice", "Split", "Expand", "Tile", "Shape", "Size"})
+
+
+def _first_compute_on(proto, names: list[str]) -> str | None:
+    """The first node (in graph order) that computes on one of ``names`` or
+    on data moved from them; a Cast ends the trail (it converts)."""
+    carried = {name: name for name in names}  # value -> the graph input it carries
+    for index, node in enumerate(proto.graph.node):
+        source = next((carried[i] for i in node.input if i in carried), None)
+        if source is None:
+            continue
+        if node.op_type == "Cast" or node.op_type in ("Shape", "Size"):
+            continue
+        if node.op_type in _MOVES and (node.domain or "") in ("", "ai.onnx"):
+            carried.update({out: source for out in node.output})
+            continue
+        return f"{node.op_type} (node {index}{', ' + node.name if node.name else ''}) on input {source!r}"
+    return None

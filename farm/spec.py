@@ -7,6 +7,7 @@ submit time, so nothing is queued that cannot run.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,10 +163,23 @@ def _bounded_message(error) -> str:
     return message if len(message) <= 300 else message[:300] + "..."
 
 
+@functools.lru_cache(maxsize=1)
+def _strict_validator():
+    """JSON Schema's 'integer' admits 2.0 (a float with no fraction); a
+    batch size of 2.0 then reached the workers as a float and failed every
+    job. Here an integer is an int, never a float or a bool."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, type_checker=checker)
+
+
 def _check_schema(raw: dict) -> None:
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(SPEC_SCHEMA)
+    validator = _strict_validator()(SPEC_SCHEMA)
     errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         raise SpecError(_schema_error_message(errors[0]))

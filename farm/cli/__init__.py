@@ -40,9 +40,29 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # an internal bug: its traceback, with credentials masked
+        refused = _database_refusal(exc)
+        if refused:
+            _fail(refused)
         sys.stderr.write(masked_traceback(exc))
         sys.exit(1)
     return 0
+
+
+def _database_refusal(exc: Exception) -> str | None:
+    """A database role without the privileges the farm needs (SQLSTATE
+    42501) is the administrator's to fix, not a bug: one line naming the
+    role's missing privilege, on every command."""
+    try:
+        from sqlalchemy.exc import DBAPIError
+    except ImportError:
+        return None
+    if not isinstance(exc, DBAPIError) or getattr(exc.orig, "sqlstate", None) != "42501":
+        return None
+    from farm.config import settings
+
+    reason = str(exc.orig).strip().splitlines()[0]
+    return (f"the database at {settings().db_url} refused this command: {reason}; grant the farm's role "
+            f"SELECT, INSERT, UPDATE and DELETE on the farm's tables (and USAGE on their sequences)")
 
 
 def _fail(message: object) -> None:

@@ -12,6 +12,7 @@ from farm.errors import UserError
 from farm.output_files import check_output
 from farm.reports.rows import frame_rows
 from farm.reports.sweep_compare import SWEEP_COMPARE_FIELDS, compare_sweeps
+from farm.cli.numbers import FiniteFloat
 from farm.terminal import say
 
 TABLE = (("backend", "backend"), ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
@@ -33,9 +34,9 @@ def _summary_line(comparison) -> str:
 @click.argument("sweep_b")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet", "html"]), default="table",
               show_default=True)
-@click.option("--min-change", "min_change", type=click.FloatRange(0), default=10.0, show_default=True,
+@click.option("--min-change", "min_change", type=FiniteFloat(0), default=10.0, show_default=True,
               metavar="PCT", help="A change counts only when its whole interval clears PCT percent (run-to-run noise).")
-@click.option("--fail-on-regression", "fail_pct", type=click.FloatRange(0), metavar="PCT",
+@click.option("--fail-on-regression", "fail_pct", type=FiniteFloat(0), metavar="PCT",
               help="Exit 1 when any configuration is significantly slower in B by more than PCT percent.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
 def compare_cmd(sweep_a, sweep_b, fmt, min_change, fail_pct, output):

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from farm.cli.numbers import FiniteFloat
 from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, emit, emit_export, table, table_stream, to_json
 from farm.output_files import check_output, written_by
 from farm.compat import incompatibility, parse_target, runs_on_cc, sm
@@ -41,8 +42,8 @@ def report_cmd(sweep_id, fmt, view, prices, output):
     html writes one self-contained page with plots.
     """
     check_output(output)
-    frame = load_frame(sweep_id=sweep_id)
     price_map = parse_prices(prices)
+    frame = load_frame(sweep_id=sweep_id)
     if prices and view != "cross-device":
         raise UserError("--price applies to --view cross-device only")
     if fmt == "html":
@@ -100,14 +101,14 @@ def _with_constraints(func, device_help: str):
         click.option("--latency-per", type=click.Choice(LATENCY_PER), default="request", show_default=True,
                      help="Latency objective: p50 of one request (a call of the job's batch) or per sample "
                           "(p50 / batch)."),
-        click.option("--max-latency-ms", type=float, help="Only configurations with latency (--latency-stat) at "
+        click.option("--max-latency-ms", type=FiniteFloat(0), help="Only configurations with latency (--latency-stat) at "
                                                           "most X ms."),
         click.option("--latency-stat", type=click.Choice(LATENCY_STATS), default="p99", show_default=True,
                      help="Which latency --max-latency-ms bounds."),
-        click.option("--max-rel-error", type=float, help="Only configurations with a measured relative L2 error "
+        click.option("--max-rel-error", type=FiniteFloat(0), help="Only configurations with a measured relative L2 error "
                                                          "of at most E."),
-        click.option("--min-throughput", type=float, help="Only configurations with at least X samples/s."),
-        click.option("--max-memory-mb", type=float, help="Only configurations using at most X MB (unmeasured "
+        click.option("--min-throughput", type=FiniteFloat(0), help="Only configurations with at least X samples/s."),
+        click.option("--max-memory-mb", type=FiniteFloat(0), help="Only configurations using at most X MB (unmeasured "
                                                          "memory does not qualify)."),
         click.option("--allow-unchecked", is_flag=True, help="Let configurations whose accuracy was not "
                                                              "measured (accuracy_status unchecked) win."),

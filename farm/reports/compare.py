@@ -12,6 +12,8 @@ million inferences (samples), for device classes with a --price.
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from farm.errors import UserError
@@ -31,13 +33,22 @@ def parse_prices(values) -> dict[str, float]:
     prices = {}
     for value in values or ():
         name, sep, price = value.partition("=")
-        try:
-            prices[name.strip()] = float(price)
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise UserError(f"--price wants DEVICE_CLASS=PRICE_PER_HOUR (e.g. gpu.nvidia-h100=3.5), got {value!r}")
+        number = _price(price)
+        if not sep or not name.strip() or number is None:
+            raise UserError(f"--price wants DEVICE_CLASS=PRICE_PER_HOUR with a finite price of at least 0 (e.g. "
+                            f"gpu.nvidia-h100=3.5), got {value!r}")
+        prices[name.strip()] = number
     return prices
+
+
+def _price(text: str) -> float | None:
+    """A price per hour: a finite number, not negative (nan and inf made
+    every cost nan or inf and ranked nothing)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _baseline_ids(frame: pd.DataFrame) -> pd.Series:

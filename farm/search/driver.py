@@ -82,6 +82,9 @@ def load_state(session, sweep_id: str):
     """(search, candidate rows, Candidate objects, observations, pending, order)."""
     search = session.get(Search, sweep_id)
     if search is None:
+        from farm.service import get_sweep
+
+        get_sweep(session, sweep_id)  # an unknown id is "no sweep with id", not "has no search"
         raise NotFoundError(f"sweep {sweep_id!r} has no search (it was submitted without 'search:')")
     rows = list(session.scalars(select(SearchCandidate).where(SearchCandidate.sweep_id == sweep_id)
                                 .order_by(SearchCandidate.idx)))

@@ -51,6 +51,22 @@ def _client(endpoint: str | None):
     return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 
+def _check_endpoint(endpoint: str | None) -> None:
+    """An S3 endpoint is http(s)://host[:port][/path]; anything else is one
+    line naming the setting (botocore raised ValueError or
+    EndpointResolutionError tracebacks on every command)."""
+    if endpoint is None:
+        return
+    setting = "FARM_S3_ENDPOINT_URL" if os.environ.get("FARM_S3_ENDPOINT_URL") else "AWS_ENDPOINT_URL"
+    try:
+        parts = urlsplit(endpoint)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError as exc:
+        raise UserError(mask(f"{setting} {endpoint!r} is not an http(s)://host[:port] URL ({exc})")) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise UserError(mask(f"{setting} {endpoint!r} is not an http(s)://host[:port] URL"))
+
+
 def _code(exc) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
@@ -122,6 +138,7 @@ class S3Store(ArtifactStore):
             raise UserError(f"FARM_STORE_URL names the bucket {parts.netloc[:80]!r}, which is not an S3 bucket name "
                             f"(3-63 characters: a-z, 0-9, '.', '-')")
         endpoint = os.environ.get("FARM_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
+        _check_endpoint(endpoint)
         return cls(parts.netloc, parts.path, endpoint, wait_s=store_wait_s() if patient else 0.0)
 
     @property

@@ -63,6 +63,45 @@ def _make_files(cwd: Path, tiny_cnn: Path) -> None:
     np.savez(data / "objects.npz", images=np.array([{"a": 1}], dtype=object))
     np.savez(data / "good.npz", images=samples)
     (data / "truncated.npz").write_bytes((data / "good.npz").read_bytes()[:200])
+    _make_issue24_files(models, data, samples)
+
+
+def _tiny(path: Path, nodes, inputs, outputs, opset: int = 17, ir: int = 8, domains=()) -> None:
+    graph = helper.make_graph(nodes, "tiny", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]
+                              + [helper.make_opsetid(d, 1) for d in domains])
+    model.ir_version = ir
+    onnx.save(model, str(path))
+
+
+def _make_issue24_files(models: Path, data: Path, samples) -> None:
+    """Models and data that were accepted at submit and then failed every
+    job (issue 24, finding 11): each is now refused at submit."""
+    def value(name, elem=TensorProto.FLOAT):
+        return helper.make_tensor_value_info(name, elem, ["batch", 4])
+
+    relu = helper.make_node("Relu", ["x"], ["y"])
+    _tiny(models / "opset99.onnx", [relu], [value("x")], [value("y")], opset=99)
+    _tiny(models / "ir99.onnx", [relu], [value("x")], [value("y")], ir=99)
+    _tiny(models / "bf16.onnx", [relu], [value("x", TensorProto.BFLOAT16)], [value("y", TensorProto.BFLOAT16)])
+    _tiny(models / "twice.onnx", [helper.make_node("Add", ["x", "x"], ["y"])], [value("x"), value("x")], [value("y")])
+    _tiny(models / "custom.onnx", [helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")], [value("x")],
+          [value("y")], domains=["com.example"])
+    _tiny(models / "dangling.onnx", [helper.make_node("Add", ["x", "ghost"], ["y"])], [value("x")], [value("y")])
+    _tiny(models / "no_outputs.onnx", [relu], [value("x")], [])
+    for name, fill in (("nan", np.nan), ("inf", np.inf)):
+        bad = samples.copy()
+        bad[1, 2, 3, 4] = fill
+        np.savez(data / f"{name}.npz", images=bad)
+    np.savez(data / "complex.npz", images=samples.astype(np.complex64))
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, samples[:1])  # one sample, its header claiming 4096
+    header = buffer.getvalue().replace(b"(1, 3, 32, 32)", b"(4096, 3, 32, 32)")
+    with zipfile.ZipFile(data / "liar.npz", "w") as archive:
+        archive.writestr("images.npy", header)
 
 
 def _clean_env() -> dict:
@@ -272,4 +311,42 @@ def test_a_never_upgraded_database_is_one_line_and_stays_empty(seeded):
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_database_role_without_table_privileges_is_one_line(seeded):
+    """Every command, not a 80-105 line traceback (issue 24, finding 11)."""
+    from sqlalchemy import create_engine, text
+
+    cwd, env, home, job = seeded
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    name, role = f"farm_noperm_{os.getpid()}", f"farm_noperm_{os.getpid()}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+    owner_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    url = f"postgresql+psycopg://{role}:{SECRET}@127.0.0.1:5432/{name}"  # trust auth: the password is unused
+    try:
+        code, _, stderr = run_in_process(["db", "upgrade"], {"FARM_HOME": str(home), "FARM_DB_URL": owner_url}, cwd)
+        assert code == 0, stderr
+        for grant in ("", f'GRANT SELECT ON alembic_version TO "{role}"'):
+            if grant:
+                owner = create_engine(owner_url, isolation_level="AUTOCOMMIT")
+                with owner.connect() as connection:
+                    connection.execute(text(grant))
+                owner.dispose()
+            for args in (["sweep", "list"], ["sweep", "submit", "--model", "models/det.onnx", "--profile", GOOD],
+                         ["report", "x"]):
+                before = snapshot(cwd, home)
+                code, _, stderr = run_in_process(args, {"FARM_HOME": str(home), "FARM_DB_URL": url}, cwd)
+                assert_one_clean_error(code, stderr, f"Error: the database at postgresql+psycopg://{role}:***@127.0.0."
+                                                     f"1:5432/{name} refused this command: permission denied for table")
+                assert snapshot(cwd, home) == before
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()

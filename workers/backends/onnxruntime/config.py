@@ -17,6 +17,13 @@ class OnnxRuntimeConfig(BackendConfig):
     precisions = ("fp32", "int8")
     device_kinds = ("cpu",)
 
+    @classmethod
+    def refuses_model(cls, model, device_kind):
+        if device_kind == "cpu" and model.bf16_compute:
+            return (f"ONNX Runtime's CPU provider has no bfloat16 kernel for {model.bf16_compute}; cast the "
+                    f"input to float32 in the model, or use a GPU backend")
+        return None
+
     # the farm's default is "all"
     graph_optimization_level: str | None = knob(choices=("disable", "basic", "extended", "all"))
     intra_op_num_threads: int | None = knob(minimum=0, maximum=4096)  # 0: ONNX Runtime picks
