@@ -1,8 +1,9 @@
 """Ranking: the best configuration per (device class, workload) under
 constraints, with its statistical ties. The one place that ranks: ``farm
 best``, ``farm fetch``, the HTML report, the dashboard and search call
-``rank`` (or ``find_best``); the SQL pre-filter in candidates.py renders the
-same filters (``sql_conditions``).
+``rank`` (``find_best`` in candidates.py loads the rows first); what may
+win is farm/reports/eligibility.py's rule, which candidates.py's SQL pre-filter
+renders (``sql_conditions``).
 
 Rule (docs/fields.md, "farm best"):
 1. A workload is one model on one profile's shapes (``workload``); batch
@@ -11,11 +12,13 @@ Rule (docs/fields.md, "farm best"):
 2. Per configuration (device class, workload, backend, precision, batch,
    and the build knobs: the job key) the newest finished result counts (a
    re-run supersedes older ones).
-3. Eligible: status done, measured, accuracy ``pass`` or ``reference`` (the
-   fp32 reference itself); ``unchecked`` only with allow_unchecked; ``fail``
-   never; not flagged ``host_bound`` (the figure is the host's launch rate,
-   not the GPU's) unless allow_host_bound; and every constraint given. A constraint on a figure that was not
-   measured is not met (missing memory or error never qualifies).
+3. Eligible: farm/reports/eligibility.py's rule (the one every caller uses):
+   status done, measured, accuracy ``pass`` or ``reference`` (the fp32
+   reference itself); ``unchecked`` only with allow_unchecked; ``fail``
+   never; not flagged ``host_bound`` or ``host_contended`` (the figure is
+   the host's, not the device's) unless allow_host_bound; and every
+   constraint given. A constraint on a figure that was not measured is not
+   met (missing memory or error never qualifies).
 4. The objective's own figure decides: latency = p50 per request (one call
    of the job's batch) or per sample (p50 / batch); throughput = samples/s.
    The winner has the best point estimate of that figure (exact equals:
@@ -27,12 +30,14 @@ Rule (docs/fields.md, "farm best"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from farm.devices import device_classes_matching
+from farm.reports.eligibility import (ELIGIBLE_ACCURACY, HOST_BOUND, HOST_CONTENDED, HOST_FLAGS,  # noqa: F401 (re-exported)
+                              Constraints)
 from farm.reports.rows import REPORT_FIELDS, jobs_frame
 from farm.reports.serving import SERVING_OBJECTIVES, serving_figure
 
@@ -45,83 +50,11 @@ CONFIG_KEYS = ["device_class", "workload", "backend", "precision", "batch_size"]
 GROUP_KEYS = ["device_class", "workload"]
 TIE_BREAK = ["latency_p99_ms", "memory_mb", "artifact_size", "build_s"]
 BEST_FIELDS = REPORT_FIELDS + ("role", "tied_with", "objective", "objective_value", "objective_unit")
-ELIGIBLE_ACCURACY = ("pass", "reference")
-HOST_BOUND = "host_bound"
 HOST_BOUND_REASON = ("flagged host_bound: the figure is the host's launch rate, not the GPU's "
                      "(docs/fields.md); --allow-host-bound ranks it")
-# The flag inside measurements.flags (a JSON list; its text on SQLite and PostgreSQL alike).
-HOST_BOUND_SQL = "COALESCE(CAST(m.flags AS TEXT), '') LIKE '%\"host_bound\"%'"
-# As rows.accuracy_status: the recorded status, else the verdict.
-ACCURACY_STATUS_SQL = ("COALESCE(m.accuracy_status, CASE WHEN m.accuracy_pass THEN 'pass' "
-                       "WHEN NOT m.accuracy_pass THEN 'fail' ELSE 'unchecked' END)")
-# Report column -> SQL expression over candidates.py's measurements m / jobs j.
-SQL_COLUMNS = {"latency_p50_ms": "m.p50_ms", "latency_p99_ms": "m.p99_ms", "throughput": "m.throughput",
-               "memory_mb": "m.memory_mb", "rel_l2_error": "m.rel_l2_error"}
-
-
-@dataclass(frozen=True)
-class Constraints:
-    objective: str = "latency"
-    latency_per: str = "request"  # latency objective: per request (one call) or per sample (p50 / batch)
-    latency_stat: str = "p99"  # which statistic --max-latency-ms bounds
-    max_latency_ms: float | None = None
-    min_throughput: float | None = None
-    max_memory_mb: float | None = None
-    max_rel_error: float | None = None
-    device: str | None = None
-    profile: str | None = None  # only this profile's workloads
-    allow_unchecked: bool = False  # configurations without accuracy figures may win
-    allow_host_bound: bool = False  # host_bound figures may win
-    p99_ms: float | None = None  # server-qps: the winning load's p99 must be within this (LoadGen VALID too)
-
-    @property
-    def lower_is_better(self) -> bool:
-        return self.objective == "latency" or (self.objective in SERVING_OBJECTIVES
-                                               and SERVING_OBJECTIVES[self.objective][1])
-
-    @property
-    def latency_column(self) -> str:
-        return f"latency_{self.latency_stat}_ms"
-
-    @property
-    def accuracy_allowed(self) -> tuple[str, ...]:
-        return ELIGIBLE_ACCURACY + (("unchecked",) if self.allow_unchecked else ())
-
-    @property
-    def unit(self) -> str:
-        if self.objective in SERVING_OBJECTIVES:
-            return SERVING_OBJECTIVES[self.objective][2]
-        if self.objective == "throughput":
-            return "samples/s"
-        return "ms/sample" if self.latency_per == "sample" else "ms/request"
-
-    def bounds(self) -> list[tuple[str, str, float]]:
-        """(report column, operator, value): the constraints, defined once."""
-        given = [(self.latency_column, "<=", self.max_latency_ms), ("throughput", ">=", self.min_throughput),
-                 ("memory_mb", "<=", self.max_memory_mb), ("rel_l2_error", "<=", self.max_rel_error)]
-        return [(column, op, value) for column, op, value in given if value is not None]
-
-
-def sql_conditions(c: Constraints) -> tuple[str, dict]:
-    """The eligibility of rule 3 as SQL over measurements m / jobs j (NULLs
-    fail every comparison, as NaN does in ``eligible``)."""
-    parts = [f"AND {ACCURACY_STATUS_SQL} IN :accuracy", f"AND {objective_sql(c)} IS NOT NULL"]
-    params: dict = {"accuracy": list(c.accuracy_allowed)}
-    for i, (column, op, value) in enumerate(c.bounds()):
-        parts.append(f"AND {SQL_COLUMNS[column]} {op} :bound{i}")
-        params[f"bound{i}"] = value
-    if not c.allow_host_bound:
-        parts.append(f"AND NOT {HOST_BOUND_SQL}")
-    if c.profile:
-        parts.append("AND j.profile = :profile")
-        params["profile"] = c.profile
-    return " ".join(parts), params
-
-
-def objective_sql(c: Constraints) -> str:
-    if c.objective == "throughput":
-        return "m.throughput"
-    return "(m.p50_ms / j.batch_size)" if c.latency_per == "sample" else "m.p50_ms"
+HOST_CONTENDED_REASON = ("flagged host_contended: measured while the host's CPUs were oversubscribed "
+                         "(docs/fields.md); re-measure on a quiet host, or --allow-host-bound ranks it")
+FLAG_REASONS = {HOST_BOUND: HOST_BOUND_REASON, HOST_CONTENDED: HOST_CONTENDED_REASON}
 
 
 def _newest_per_config(frame: pd.DataFrame) -> pd.DataFrame:
@@ -142,23 +75,18 @@ def matches_device(frame: pd.DataFrame, device: str | None) -> pd.Series:
     return frame["device_class"].isin(device_classes_matching(pairs, device))
 
 
-_OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
-
-
 def host_bound(frame: pd.DataFrame) -> pd.Series:
+    """Rows flagged host_bound or host_contended (eligibility.HOST_FLAGS)."""
     flags = frame["flags"] if "flags" in frame else pd.Series([[]] * len(frame), index=frame.index)
-    return flags.map(lambda f: isinstance(f, (list, tuple)) and HOST_BOUND in f).astype(bool)
+    return flags.map(lambda f: isinstance(f, (list, tuple)) and any(x in f for x in HOST_FLAGS)).astype(bool)
 
 
 def eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
-    """Rules 2 and 3: newest result per configuration, then the filters."""
+    """Rules 2 and 3: newest result per configuration, then the filters
+    (farm/reports/eligibility.py decides per row what may win)."""
     frame = frame[(frame["status"] == "done") & frame["latency_p50_ms"].notna()]
     frame = _newest_per_config(frame)
-    keep = matches_device(frame, c.device) & frame["accuracy_status"].isin(c.accuracy_allowed)
-    if not c.allow_host_bound:
-        keep &= ~host_bound(frame)
-    for column, op, value in c.bounds():
-        keep &= _OPS[op](pd.to_numeric(frame[column], errors="coerce"), value).fillna(False).astype(bool)
+    keep = matches_device(frame, c.device) & c.eligible_mask(frame)
     if c.profile:
         keep &= frame["profile"] == c.profile
     keep &= objective_figure(frame, c)[0].notna()
@@ -174,7 +102,12 @@ def excluded(frame: pd.DataFrame, c: Constraints) -> list[dict]:
     contenders = contenders[host_bound(contenders)] if not contenders.empty else contenders
     return [{"job_id": r["job_id"], "device_class": r["device_class"], "workload": r["workload"],
              "backend": r["backend"], "precision": r["precision"], "batch_size": int(r["batch_size"]),
-             "would_be": r["role"], "reason": HOST_BOUND_REASON} for r in contenders.to_dict("records")]
+             "would_be": r["role"], "reason": _flag_reason(r.get("flags"))} for r in contenders.to_dict("records")]
+
+
+def _flag_reason(flags) -> str:
+    return next((FLAG_REASONS[f] for f in FLAG_REASONS if isinstance(flags, (list, tuple)) and f in flags),
+                HOST_BOUND_REASON)
 
 
 def objective_figure(frame: pd.DataFrame, c: Constraints) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -247,27 +180,3 @@ select_best = rank  # the name earlier callers use
 def best_per_device(rows: list[dict], **constraints) -> pd.DataFrame:
     """``rank`` over ``job_rows``-style dicts (e.g. ``farm report --format json``)."""
     return rank(jobs_frame(rows), Constraints(**constraints))
-
-
-def find_best(sweep_id: str | None = None, model: str | None = None,
-              constraints: Constraints = Constraints()) -> pd.DataFrame:
-    """What ``farm best``, ``fetch``, the HTML report and the dashboard use.
-
-    A sweep is loaded whole; a model's results (possibly millions of rows)
-    go through the windowed SQL scan in candidates.py first.
-    """
-    from farm.reports.candidates import model_candidates
-    from farm.reports.rows import load_frame
-
-    if sweep_id:
-        return rank(load_frame(sweep_id=sweep_id), constraints)
-    if constraints.objective in SERVING_OBJECTIVES:  # figures inside JSON: no SQL pre-filter, the model whole
-        return rank(load_frame(model=model), constraints)
-    # Scan with host_bound rows first: where none can lead or tie (the usual
-    # case) the ranking is the same without them, else scan again without them.
-    with_them = model_candidates(model, replace(constraints, allow_host_bound=True))
-    if constraints.allow_host_bound or not host_bound(with_them).any():
-        return rank(with_them, constraints)
-    ranked = rank(model_candidates(model, constraints), constraints)
-    ranked.attrs["excluded"] = excluded(with_them, constraints)
-    return ranked

@@ -1,9 +1,9 @@
-"""Candidates for ``farm best`` over all of a model's results, at scale.
+"""``find_best`` and its candidates over all of a model's results, at scale.
 
 Loading a million rows into Python takes seconds, so the database narrows
 them down first, exactly (no heuristics change the answer):
 
-Filters are best.py's (``sql_conditions``), and every group below is one
+Filters are farm/reports/eligibility.py's rule rendered as SQL (``sql_conditions``), and every group below is one
 (device class, workload), as ranking is.
 
 1. probe: one grouped pass gives per group the best eligible objective
@@ -29,21 +29,55 @@ otherwise walks the status or sweep index and probes a table per row,
 
 from __future__ import annotations
 
+from dataclasses import replace
 
 import pandas as pd
 from sqlalchemy import bindparam, select, text
 
 from farm.db import Device, Job, Sweep, session_scope
-from farm.reports.best import TIE_WINDOW, Constraints, objective_sql, sql_conditions
 from farm.devices import device_classes_matching
-from farm.reports.rows import _rows_query, finish_frame, resolve_model
+from farm.reports.eligibility import HOST_FLAGS, Constraints
+from farm.reports.best import TIE_WINDOW, excluded, host_bound, rank
+from farm.reports.rows import _rows_query, finish_frame, load_frame, resolve_model
+from farm.reports.serving import SERVING_OBJECTIVES
 
+# The flags inside measurements.flags (a JSON list; its text on SQLite and PostgreSQL alike).
+HOST_BOUND_SQL = "(" + " OR ".join(f"COALESCE(CAST(m.flags AS TEXT), '') LIKE '%\"{flag}\"%'"
+                                   for flag in HOST_FLAGS) + ")"
+# As rows.accuracy_status: the recorded status, else the verdict.
+ACCURACY_STATUS_SQL = ("COALESCE(m.accuracy_status, CASE WHEN m.accuracy_pass THEN 'pass' "
+                       "WHEN NOT m.accuracy_pass THEN 'fail' ELSE 'unchecked' END)")
+# Report column -> SQL expression over candidates.py's measurements m / jobs j.
+SQL_COLUMNS = {"latency_p50_ms": "m.p50_ms", "latency_p99_ms": "m.p99_ms", "throughput": "m.throughput",
+               "memory_mb": "m.memory_mb", "rel_l2_error": "m.rel_l2_error"}
 REACH = (1 + TIE_WINDOW) ** 2
 _ELIGIBLE = """FROM measurements m CROSS JOIN jobs j
 WHERE j.id = m.job_id AND j.sweep_id IN :sweeps AND j.status = 'done' AND m.measured
   AND m.p50_ms IS NOT NULL {filters}
   AND NOT EXISTS (SELECT 1 FROM measurements m2 WHERE m2.job_id = m.job_id AND m2.attempt > m.attempt)"""
 WORKLOAD = "COALESCE(j.workload, j.profile)"  # rows from before workloads: the profile name
+
+
+def sql_conditions(c: Constraints) -> tuple[str, dict]:
+    """The eligibility of rule 3 as SQL over measurements m / jobs j (NULLs
+    fail every comparison, as NaN does in ``eligible``)."""
+    parts = [f"AND {ACCURACY_STATUS_SQL} IN :accuracy", f"AND {objective_sql(c)} IS NOT NULL"]
+    params: dict = {"accuracy": list(c.accuracy_allowed)}
+    for i, (column, op, value) in enumerate(c.bounds()):
+        parts.append(f"AND {SQL_COLUMNS[column]} {op} :bound{i}")
+        params[f"bound{i}"] = value
+    if not c.allow_host_bound:
+        parts.append(f"AND NOT {HOST_BOUND_SQL}")
+    if c.profile:
+        parts.append("AND j.profile = :profile")
+        params["profile"] = c.profile
+    return " ".join(parts), params
+
+
+def objective_sql(c: Constraints) -> str:
+    if c.objective == "throughput":
+        return "m.throughput"
+    return "(m.p50_ms / j.batch_size)" if c.latency_per == "sample" else "m.p50_ms"
 
 
 def _execute(session, sql: str, params: dict):
@@ -241,3 +275,22 @@ def _full_rows(session, job_ids: list[str]) -> pd.DataFrame:
     return finish_frame(frame)
 
 
+def find_best(sweep_id: str | None = None, model: str | None = None,
+              constraints: Constraints = Constraints()) -> pd.DataFrame:
+    """What ``farm best``, ``fetch``, the HTML report and the dashboard use.
+
+    A sweep is loaded whole; a model's results (possibly millions of rows)
+    go through the windowed SQL scan in candidates.py first.
+    """
+    if sweep_id:
+        return rank(load_frame(sweep_id=sweep_id), constraints)
+    if constraints.objective in SERVING_OBJECTIVES:  # figures inside JSON: no SQL pre-filter, the model whole
+        return rank(load_frame(model=model), constraints)
+    # Scan with host_bound rows first: where none can lead or tie (the usual
+    # case) the ranking is the same without them, else scan again without them.
+    with_them = model_candidates(model, replace(constraints, allow_host_bound=True))
+    if constraints.allow_host_bound or not host_bound(with_them).any():
+        return rank(with_them, constraints)
+    ranked = rank(model_candidates(model, constraints), constraints)
+    ranked.attrs["excluded"] = excluded(with_them, constraints)
+    return ranked

@@ -123,7 +123,7 @@ def summary_html(items: list[dict]) -> str:
 def summary_sentences(sweep_id: str) -> list[str]:
     """The summary of a sweep as plain sentences (the CLI prints them under
     its tables)."""
-    from farm.reports.best import find_best
+    from farm.reports.candidates import find_best
     from farm.reports.compare import comparison
     from farm.reports.rows import load_frame
 

@@ -33,7 +33,8 @@ SEARCH_SCHEMA = {
             "additionalProperties": False,
             "properties": {"max_latency_ms": _number, "latency_stat": {"enum": ["p50", "p99"]},
                            "min_throughput": _number, "max_memory_mb": _number,
-                           "max_rel_error": {"type": "number", "minimum": 0}},
+                           "max_rel_error": {"type": "number", "minimum": 0},
+                           "allow_unchecked": {"type": "boolean"}, "allow_host_bound": {"type": "boolean"}},
         },
         "axes": {"description": "Build knobs searched as axes: {'backend.knob': [values]}.",
                  "type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
@@ -76,6 +77,14 @@ class SearchConfig:
     retry_failed_precisions: bool = False
     alpha: float = 0.05
     seed: int = 0
+
+    @property
+    def eligibility(self):
+        """The objective and constraints as farm/reports/eligibility.py's Constraints
+        (what ``farm best`` would apply to the same rows)."""
+        from farm.reports.eligibility import Constraints
+
+        return Constraints.of_search(self.objective, self.constraints)
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -15,6 +15,7 @@ rounds decide the winners.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from sqlalchemy import select, update
 
@@ -69,6 +70,7 @@ def _observation(c: SearchCandidate, job: Job, m: Measurement | None) -> Observa
         p50_ms=m.p50_ms if m and m.measured else None, p99_ms=m.p99_ms if m else None,
         throughput=m.throughput if m else None, memory_mb=m.memory_mb if m else None,
         accuracy_pass=m.accuracy_pass if m else None, rel_l2_error=m.rel_l2_error if m else None,
+        accuracy_status=m.accuracy_status if m else None, flags=list(m.flags or []) if m else [],
         rel_l2_limit=((m.accuracy or {}).get("tolerances") or {}).get("max_rel_error") if m else None,
         error=job.error, job_id=job.id, reused=job.result_job_id is not None)
 
@@ -134,7 +136,9 @@ def _seeds(session, sweep_id: str, candidates: list[Candidate], config: SearchCo
     by_class: dict[str, list[str]] = {}
     for group in groups(candidates):
         by_class.setdefault(group.split("|", 1)[0], []).append(group)
-    accuracy = {k: v for k, v in config.constraints.items() if k == "max_rel_error"}
+    rule = config.eligibility
+    # Hints carry over to other input shapes: only the accuracy side of the rule applies to them.
+    accuracy = replace(rule, max_latency_ms=None, min_throughput=None, max_memory_mb=None)
     earlier = list(session.scalars(select(Job).join(Sweep, Job.sweep_id == Sweep.id)
                                    .where(Sweep.model_id == sweep.model_id, Job.sweep_id != sweep_id,
                                           Job.status == "done", Job.device_class.in_(sorted(by_class)))
@@ -149,9 +153,9 @@ def _seeds(session, sweep_id: str, candidates: list[Candidate], config: SearchCo
         group, axes = _job_axes(job, knob_axes)
         obs = Observation(idx=-1, status="done", batch_size=job.batch_size, p50_ms=m.p50_ms, p99_ms=m.p99_ms,
                           throughput=m.throughput, memory_mb=m.memory_mb, accuracy_pass=m.accuracy_pass,
-                          rel_l2_error=m.rel_l2_error)
+                          rel_l2_error=m.rel_l2_error, accuracy_status=m.accuracy_status, flags=list(m.flags or []))
         twin = table.get((group, point_key(axes)))
-        if twin is not None and config.strategy == "bayes" and feasible(obs, config.constraints):
+        if twin is not None and config.strategy == "bayes" and feasible(obs, rule):
             priors.setdefault(group, []).append((twin.axes, score(obs, config.objective)))
         if feasible(obs, accuracy):
             for target in by_class[job.device_class]:
@@ -165,7 +169,7 @@ def _latest_figures(session, job_ids: set[str]) -> dict:
         return {}
     columns = (Measurement.job_id, Measurement.attempt, Measurement.measured, Measurement.p50_ms,
                Measurement.p99_ms, Measurement.throughput, Measurement.memory_mb, Measurement.accuracy_pass,
-               Measurement.rel_l2_error)
+               Measurement.rel_l2_error, Measurement.accuracy_status, Measurement.flags)
     latest: dict = {}
     for row in session.execute(select(*columns).where(Measurement.job_id.in_(sorted(job_ids)))):
         if row.job_id not in latest or row.attempt > latest[row.job_id].attempt:
@@ -175,7 +179,8 @@ def _latest_figures(session, job_ids: set[str]) -> dict:
 
 def _best_so_far(group: str, candidates, observations, config: SearchConfig) -> float | None:
     ids = {c.idx for c in candidates if c.group == group}
-    ok = [score(o, config.objective) for i, o in observations.items() if i in ids and feasible(o, config.constraints)]
+    rule = config.eligibility
+    ok = [score(o, config.objective) for i, o in observations.items() if i in ids and feasible(o, rule)]
     if not ok:
         return None
     best = max(ok)

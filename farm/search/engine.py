@@ -54,7 +54,7 @@ def plan_step(candidates: list[Candidate], config: SearchConfig, budget: int,
     ``priors`` (same workload) and ``hints`` (other workloads of the model on
     the group's device class): group -> [(axes, score)]."""
     pruned = {**{i: r for i, r in (known_pruned or {}).items() if i not in observations},
-              **prune(candidates, observations, config.constraints, config.retry_failed_precisions)}
+              **prune(candidates, observations, config.eligibility, config.retry_failed_precisions)}
     step = Step(pruned=pruned, builds=builds(observations, pending), pending=len(pending))
     strategy = STRATEGY_FUNCTIONS[config.strategy]
     budgets = group_budgets(candidates, budget)
@@ -64,7 +64,7 @@ def plan_step(candidates: list[Candidate], config: SearchConfig, budget: int,
         spent = builds({i: o for i, o in observations.items() if i in ids}, pending & ids)
         view = GroupView(members=members, observations={i: o for i, o in observations.items() if i in ids},
                          pruned={i: r for i, r in pruned.items() if i in ids}, pending=pending & ids,
-                         order=[i for i in order if i in ids], constraints=config.constraints,
+                         order=[i for i in order if i in ids], constraints=config.eligibility,
                          objective=config.objective,
                          budget_left=max(0, min(budgets[group] - spent, left_total - len(step.proposals))),
                          seed=config.seed, priors=(priors or {}).get(group, []),
@@ -97,8 +97,9 @@ def finalists(members: list[Candidate], observations: dict[int, Observation], co
     also idx -> why each other built candidate is out."""
     objective = config.objective
     built = [observations[c.idx] for c in members if c.idx in observations]
-    out = {o.idx: violation(o, config.constraints) for o in built if not feasible(o, config.constraints)}
-    ok = sorted((o for o in built if feasible(o, config.constraints)),
+    rule = config.eligibility
+    out = {o.idx: violation(o, rule) for o in built if not feasible(o, rule)}
+    ok = sorted((o for o in built if feasible(o, rule)),
                 key=lambda o: (-score(o, objective), o.idx))
     if not ok:
         return [], out

@@ -49,7 +49,17 @@ def create_finals(session, device_class: str, job_ids: list[str], settings: dict
 
 def settings_from(config, objective: str) -> dict:
     f = config.finals
-    return {"rounds": f.rounds, "warmup_ms": f.warmup_ms, "duration_ms": f.duration_ms, "objective": objective}
+    return {"rounds": f.rounds, "warmup_ms": f.warmup_ms, "duration_ms": f.duration_ms, "objective": objective,
+            "constraints": config.eligibility.to_json()}
+
+
+def finals_constraints(settings: dict) -> Constraints:
+    """What the finals' winner must meet: the user's constraints, checked on
+    the re-measured figures (older finals stored only the objective)."""
+    stored = settings.get("constraints")
+    if stored is None:
+        return Constraints(objective=settings.get("objective", "latency"))
+    return Constraints.from_json({**stored, "objective": settings.get("objective", "latency")})
 
 
 def start_finals(session, search: Search, rows, candidates, observations, config) -> None:
@@ -87,10 +97,11 @@ def settle(session, search: Search, rows, candidates, observations, config) -> N
         f = finals.get(entry.get("finals_id"))
         if f is not None and f.status == "done":
             decision = decide(session, f)
-            entry.update(winner=decision["winner"], tied=decision["tied"], decided_by="interleaved finals")
+            entry.update(winner=decision["winner"], tied=decision["tied"], decided_by="interleaved finals"
+                         + ("" if decision["winner"] else ": no finalist met the constraints when re-measured"))
         elif entry["finalists"]:
             frame = job_frame(session, entry["finalists"])
-            best = select_best(frame, Constraints(objective=config.objective))
+            best = select_best(frame, config.eligibility)
             entry.update(winner=_winner(best), tied=_tied(best),
                          decided_by="screening measurements" + (f" (finals failed: {f.error})" if f else ""))
         else:
@@ -158,8 +169,7 @@ def decide(session, finals: Finals) -> dict:
     pooled: dict[str, list] = {j: [] for j in finals.job_ids}
     for r in rounds:
         pooled[r.job_id].extend(r.samples_ms or [])
-    objective = finals.settings.get("objective", "latency")
-    best = select_best(job_frame(session, finals.job_ids, pooled), Constraints(objective=objective))
+    best = select_best(job_frame(session, finals.job_ids, pooled), finals_constraints(finals.settings))
     winner = _winner(best)
     per_round = {}
     for number in sorted({r.round for r in rounds}):
@@ -265,6 +275,7 @@ def remeasure(sweep_id: str | None, model: str | None, constraints: Constraints,
                 ids.append(create_finals(session, device_class, jobs,
                                          {"rounds": config.rounds, "warmup_ms": config.warmup_ms,
                                           "duration_ms": config.duration_ms, "objective": constraints.objective,
+                                          "constraints": constraints.to_json(),
                                           "tuned": tuned}))
             else:
                 single.append(device_class)
@@ -306,7 +317,7 @@ def finals_frame(session, finals: list[Finals]) -> pd.DataFrame:
             pooled[r.job_id].extend(r.samples_ms or [])
         decide(session, f)
         parts.append(select_best(job_frame(session, f.job_ids, pooled),
-                                 Constraints(objective=f.settings.get("objective", "latency")))
+                                 finals_constraints(f.settings))
                      .assign(finals_id=f.id))
     return pd.concat(parts, ignore_index=True)
 

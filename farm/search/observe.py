@@ -1,9 +1,10 @@
 """What a search knows of a built configuration, and how two are compared.
 
-Objectives and constraints mean what they mean in ``farm best``
-(farm/reports/best.py): latency is the p50 (lower is better), throughput is
-samples/s (higher is better); a constraint on latency bounds ``latency_stat``
-(p99 unless told). "Better beyond noise" means the 95 % bootstrap intervals
+Objectives and constraints mean what they mean in ``farm best``: which
+configuration may win is farm/reports/eligibility.py's rule, applied per
+observation (``violation``); latency is the p50 (lower is better),
+throughput is samples/s (higher is better); a constraint on latency bounds
+``latency_stat`` (p99 unless told). "Better beyond noise" means the 95 % bootstrap intervals
 of the two (farm/reports/confidence.py) do not overlap.
 """
 
@@ -14,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from farm.reports.eligibility import Constraints
 from farm.reports.confidence import median_ci, throughput_ci
 
 
@@ -28,6 +30,8 @@ class Observation:
     throughput: float | None = None
     memory_mb: float | None = None
     accuracy_pass: bool | None = None
+    accuracy_status: str | None = None  # pass | fail | unchecked | reference (None: from accuracy_pass)
+    flags: list = field(default_factory=list)  # measurement flags (host_bound, host_contended, ...)
     rel_l2_error: float | None = None
     rel_l2_limit: float | None = None  # the accuracy gate's limit on rel_l2_error (None: the precision's default)
     error: str | None = None
@@ -88,30 +92,24 @@ def significantly_better(a: Observation, b: Observation, objective: str) -> bool
     return interval(a, objective)[0] > interval(b, objective)[1]
 
 
-def violation(obs: Observation, constraints: dict) -> str | None:
-    """Why a measured configuration fails the user's constraints, or None."""
-    if obs.status != "done":
-        last = (obs.error or "").strip().splitlines()[-1:]
-        return obs.status + (f": {last[0][:160]}" if last else "")
-    if obs.p50_ms is None:
-        return "not measured here"
-    if obs.accuracy_pass is False:
-        return "failed the accuracy gate" + (f" (rel L2 {obs.rel_l2_error:.3g})" if obs.rel_l2_error is not None else "")
-    stat = constraints.get("latency_stat", "p99")
-    limit = constraints.get("max_latency_ms")
-    if limit is not None and (obs.latency_stat(stat) or 0) > limit:
-        return f"{stat} latency {obs.latency_stat(stat):.4g} ms exceeds max_latency_ms {limit:g}"
-    limit = constraints.get("min_throughput")
-    if limit is not None and (obs.throughput or 0) < limit:
-        return f"throughput {obs.throughput:.4g}/s below min_throughput {limit:g}"
-    limit = constraints.get("max_memory_mb")
-    if limit is not None and obs.memory_mb is not None and obs.memory_mb > limit:
-        return f"memory {obs.memory_mb:.4g} MB exceeds max_memory_mb {limit:g}"
-    limit = constraints.get("max_rel_error")
-    if limit is not None and (obs.rel_l2_error or 0.0) > limit:
-        return f"rel L2 error {obs.rel_l2_error:.3g} exceeds max_rel_error {limit:g}"
-    return None
+def row(obs: Observation) -> dict:
+    """The observation as a report row, for the eligibility rule."""
+    return {"status": obs.status, "latency_p50_ms": obs.p50_ms, "latency_p99_ms": obs.p99_ms,
+            "throughput": obs.throughput, "memory_mb": obs.memory_mb, "rel_l2_error": obs.rel_l2_error,
+            "accuracy_status": obs.accuracy_status, "accuracy_pass": obs.accuracy_pass, "flags": obs.flags,
+            "error": obs.error}
 
 
-def feasible(obs: Observation | None, constraints: dict) -> bool:
+def constraints_of(constraints: Constraints | dict, objective: str = "latency") -> Constraints:
+    """A search's constraints block (a dict) as the one eligibility vocabulary."""
+    return constraints if isinstance(constraints, Constraints) else Constraints.of_search(objective, constraints)
+
+
+def violation(obs: Observation, constraints: Constraints | dict) -> str | None:
+    """Why a measured configuration may not win under the user's constraints
+    (farm/reports/eligibility.py: the rule ``farm best`` applies), or None."""
+    return constraints_of(constraints).violation(row(obs))
+
+
+def feasible(obs: Observation | None, constraints: Constraints | dict) -> bool:
     return obs is not None and violation(obs, constraints) is None

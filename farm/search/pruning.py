@@ -32,7 +32,8 @@ would not have met the constraint even allowing for the measurement's noise.
 from __future__ import annotations
 
 from farm.accuracy import DEFAULT_TOLERANCES
-from farm.search.observe import Observation
+from farm.reports.eligibility import Constraints
+from farm.search.observe import Observation, constraints_of
 from farm.search.space import ORDERED_AXES, Candidate
 
 CLEAR_FAILURE = 3.0  # an error this many times the limit fails at every batch, not just on one batch's inputs
@@ -48,7 +49,7 @@ def _precision_of(c: Candidate) -> tuple:
     return (c.group, c.axes.get("backend"), c.axes.get("precision"))
 
 
-def _accuracy_failure(obs: Observation, constraints: dict, precision: str) -> tuple[str, bool] | None:
+def _accuracy_failure(obs: Observation, constraints: Constraints, precision: str) -> tuple[str, bool] | None:
     """(why, clear) when the configuration failed on accuracy; clear: beyond
     CLEAR_FAILURE times the limit (or the error or limit is unknown)."""
     if obs.status != "done":
@@ -58,7 +59,7 @@ def _accuracy_failure(obs: Observation, constraints: dict, precision: str) -> tu
         limit = obs.rel_l2_limit or DEFAULT_TOLERANCES.get(precision, {}).get("max_rel_error")
         clear = error is None or not limit or error > CLEAR_FAILURE * limit
         return ("failed the accuracy gate" + (f" (rel L2 {error:.3g})" if error is not None else ""), clear)
-    limit = constraints.get("max_rel_error")
+    limit = constraints.max_rel_error
     if limit is not None and (error or 0.0) > limit:
         return f"rel L2 error {error:.3g} > max_rel_error {limit:g}", error > CLEAR_FAILURE * limit
     return None
@@ -81,9 +82,11 @@ def _describe(c: Candidate) -> str:
     return ", ".join(f"{k} {v}" for k, v in c.axes.items() if k != "backend" and not (k == "streams" and v == 1))
 
 
-def prune(candidates: list[Candidate], observations: dict[int, Observation], constraints: dict,
+def prune(candidates: list[Candidate], observations: dict[int, Observation], constraints: Constraints | dict,
           retry_failed_precisions: bool = False) -> dict[int, str]:
-    """idx -> reason for every unbuilt candidate the rules rule out."""
+    """idx -> reason for every unbuilt candidate the rules rule out (the
+    bounds are the eligibility vocabulary's, farm/reports/eligibility.py)."""
+    constraints = constraints_of(constraints)
     by_idx = {c.idx: c for c in candidates}
     open_ = [c for c in candidates if c.idx not in observations]
     reasons: dict[int, str] = {}
@@ -92,11 +95,11 @@ def prune(candidates: list[Candidate], observations: dict[int, Observation], con
         if source is None:
             continue
         rules = []
-        limit = constraints.get("max_latency_ms")
+        limit = constraints.max_latency_ms
         if obs.status == "done" and limit is not None and _median_beyond(obs, limit):
             rules.append((_larger, f"p50 {obs.p50_ms:.4g} ms (95 % interval from {obs.latency_ci[0]:.4g}) > "
                           f"max_latency_ms {limit:g} at {_describe(source)}; latency {GROWS}"))
-        limit = constraints.get("max_memory_mb")
+        limit = constraints.max_memory_mb
         if obs.status == "done" and limit is not None and obs.memory_mb is not None and obs.memory_mb > limit:
             rules.append((_larger, f"memory {obs.memory_mb:.4g} MB > max_memory_mb {limit:g} at "
                           f"{_describe(source)}; memory {GROWS}"))

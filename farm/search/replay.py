@@ -10,6 +10,7 @@ verdict, memory and the build knobs it ran with.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,7 @@ def load(path: Path) -> dict:
         samples = r.get("samples_ms") or []
         obs = from_samples(idx, r["batch_size"], samples, status=r["status"], memory_mb=r.get("memory_mb"),
                            accuracy_pass=r.get("accuracy_pass"), rel_l2_error=r.get("rel_l2_error"),
+                           accuracy_status=r.get("accuracy_status"), flags=r.get("flags") or [],
                            rel_l2_limit=r.get("rel_l2_limit"), error=r.get("error"), job_id=f"c{idx}")
         observations[idx] = obs
         tag = ",".join(f"{k}={build.get(k)}" for k in knobs)
@@ -59,10 +61,7 @@ def load(path: Path) -> dict:
 
 
 def constraints_of(config: SearchConfig) -> Constraints:
-    c = config.constraints
-    return Constraints(objective=config.objective, latency_stat=c.get("latency_stat", "p99"),
-                       max_latency_ms=c.get("max_latency_ms"), min_throughput=c.get("min_throughput"),
-                       max_memory_mb=c.get("max_memory_mb"), max_rel_error=c.get("max_rel_error"))
+    return config.eligibility
 
 
 INTERVALS = (("latency_p50_ci_low_ms", "latency_p50_ci_high_ms"), ("throughput_ci_low", "throughput_ci_high"))
@@ -97,7 +96,7 @@ def hints_from(siblings: list[dict], sweep: dict, config: SearchConfig) -> dict[
     same device class: each sibling sweep's configurations that passed the
     accuracy gate (bounds on latency or memory do not carry over to other
     input shapes), as (axes, score) for every group of ``sweep``."""
-    accuracy = {k: v for k, v in config.constraints.items() if k == "max_rel_error"}
+    accuracy = replace(config.eligibility, max_latency_ms=None, min_throughput=None, max_memory_mb=None)
     out: dict[str, list] = {}
     for group in groups(sweep["candidates"]):
         device_class = group.split("|", 1)[0]

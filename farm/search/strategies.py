@@ -34,7 +34,8 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from farm.search.observe import Observation, better, feasible, score
+from farm.reports.eligibility import Constraints
+from farm.search.observe import Observation, better, constraints_of, feasible, score
 from farm.search.pruning import pruned_by_bound
 from farm.search.space import ORDERED_AXES, Candidate, axis_names, axis_values, lookup, point_key
 
@@ -56,7 +57,7 @@ class GroupView:
     pruned: dict[int, str]
     pending: set[int]
     order: list[int]  # idx in the order the search decided to build them
-    constraints: dict
+    constraints: Constraints  # farm/reports/eligibility.py
     objective: str
     budget_left: int  # builds this group may still start
     seed: int = 0
@@ -127,8 +128,8 @@ def _failed_values(view: GroupView, axes: list[str]) -> set:
     return {key for key, ok in seen.items() if not ok}
 
 
-def _accuracy_failed(obs: Observation, constraints: dict) -> bool:
-    limit = constraints.get("max_rel_error")
+def _accuracy_failed(obs: Observation, constraints) -> bool:
+    limit = constraints_of(constraints).max_rel_error
     return obs.status == "done" and (obs.accuracy_pass is False
                                      or (limit is not None and (obs.rel_l2_error or 0.0) > limit))
 
