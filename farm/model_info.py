@@ -1,6 +1,7 @@
 """Read what the coordinator needs to know about an ONNX model: its hash and
 its inputs (names, element types, dimensions). Uses ``onnx`` only, never a
-runtime, and never loads external weights."""
+runtime, and never loads external weights: a model that keeps them in data
+files beside it is checked and hashed as one model (farm/model_bundle.py)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ class ModelInfo:
     # data-movement ops only), as "Relu (node 3) on input 'x'"; None if none.
     # Backends without bfloat16 kernels refuse the model at submit on it.
     bf16_compute: str | None = None
+    # External data files (farm.model_bundle.DataFile), checked to lie in the model's folder;
+    # with any, sha256 is the model manifest's (graph + data files) and size_bytes their total.
+    data_files: tuple = ()
 
     def input(self, name: str) -> InputInfo | None:
         return next((i for i in self.inputs if i.name == name), None)
@@ -63,12 +67,6 @@ def _dim_value(dim) -> int | str | None:
     if dim.HasField("dim_value") and dim.dim_value > 0:
         return int(dim.dim_value)
     return dim.dim_param or None
-
-
-def _uses_external_data(proto) -> bool:
-    from onnx import TensorProto
-
-    return any(init.data_location == TensorProto.EXTERNAL for init in proto.graph.initializer)
 
 
 def read_model(path: str | Path) -> ModelInfo:
@@ -85,10 +83,10 @@ def read_model(path: str | Path) -> ModelInfo:
         raise ModelError(f"{path} is not an ONNX model (onnx could not parse it)") from None
     if not proto.graph.node and not proto.graph.input:
         raise ModelError(f"{path} is not an ONNX model (no graph)")
-    if _uses_external_data(proto):
-        raise ModelError(f"{path} keeps its weights in external data files, which the farm cannot ship to "
-                         f"workers yet; save it as one file (onnx.save(model, path, save_as_external_data=False))")
     check_structure(proto, path)
+    from farm.model_bundle import data_files, external_locations, manifest
+
+    files = data_files(path, external_locations(proto))  # every location checked before any file is read
     initializers = {init.name for init in proto.graph.initializer}
     inputs = []
     for value in proto.graph.input:
@@ -100,8 +98,13 @@ def read_model(path: str | Path) -> ModelInfo:
         inputs.append(InputInfo(value.name, dtype, dims))
     outputs = tuple(o.name for o in proto.graph.output)
     bf16 = [i.name for i in inputs if i.dtype == "bfloat16"]
-    return ModelInfo(path, sha256_file(path), path.stat().st_size, tuple(inputs), outputs,
-                     bf16_compute=_first_compute_on(proto, bf16) if bf16 else None)
+    bf16_compute = _first_compute_on(proto, bf16) if bf16 else None
+    sha256, size = sha256_file(path), path.stat().st_size
+    if files:  # graph + data files are one model: the manifest's hash, their total size
+        import hashlib
+
+        sha256, size = hashlib.sha256(manifest(sha256, files)).hexdigest(), size + sum(f.size for f in files)
+    return ModelInfo(path, sha256, size, tuple(inputs), outputs, bf16_compute=bf16_compute, data_files=files)
 
 
 # Operator domains a farm backend can run besides the ONNX standard ones:

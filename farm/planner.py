@@ -170,10 +170,12 @@ def upsert_model(session, model: ModelInfo) -> Model:
     the one row (farm.db.upsert), none an IntegrityError."""
     from farm.db.upsert import insert_ignoring_duplicates
 
+    from farm.model_bundle import put_model
+
     store = open_store()
     row = session.scalar(select(Model).where(Model.sha256 == model.sha256))
     if row is None:
-        key = store.put_file(model.path)
+        key = put_model(store, model)  # one file, or graph + external data files + their manifest
         values = {"sha256": model.sha256, "name": model.path.name, "path": str(model.path),
                   "size_bytes": model.size_bytes, "inputs": [i.to_json() for i in model.inputs],
                   "artifact_sha256": key}
@@ -181,7 +183,7 @@ def upsert_model(session, model: ModelInfo) -> Model:
         row = session.scalar(select(Model).where(Model.sha256 == model.sha256))
     else:
         # Verified, not just present: a missing object (a new store) is uploaded again, a corrupt one replaced.
-        store.put_file(model.path)
+        put_model(store, model)
     return row
 
 

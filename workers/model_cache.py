@@ -13,6 +13,7 @@ cites that model.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -32,12 +33,16 @@ _REFERENCE_BYTES = 256 << 20  # reference outputs kept per worker (they are smal
 class SourceModel:
     sha256: str  # the job's model, as submitted
     artifact_sha256: str  # its store key (the bytes fetched)
-    fetched: Path  # the verified copy of the submitted bytes
+    fetched: Path  # the verified copy of the submitted graph
     path: Path  # what backends read: ``fetched`` or its normalised copy
     info: ModelInfo  # read from ``path``, sha256 = the job's model
+    # Every fetched file with its hash: the graph (or the manifest of one with external data,
+    # farm/model_bundle.py) and the data files beside it.
+    parts: tuple[tuple[Path, str], ...] = ()
 
     def still_intact(self) -> bool:
-        if not verified_files.matches(self.fetched, self.artifact_sha256):
+        parts = self.parts or ((self.fetched, self.artifact_sha256),)
+        if not all(verified_files.matches(path, sha) for path, sha in parts):
             return False
         return self.path == self.fetched or verified_files.intact(
             self.path, source_sha256=self.artifact_sha256)
@@ -63,13 +68,39 @@ def source_model(sha256: str, artifact_sha256: str, store, cache: Path) -> Sourc
 
 
 def _prepare(sha256: str, artifact_sha256: str, store, cache: Path) -> SourceModel:
-    fetched = cache / "models" / f"{sha256}.onnx"
-    if not verified_files.matches(fetched, artifact_sha256):
-        fetched.parent.mkdir(parents=True, exist_ok=True)
-        store.get_file(artifact_sha256, fetched)  # verified by the store
+    fetched, parts = _fetch(artifact_sha256, store, cache / "models", sha256)
     path = normalized_model(fetched, source_sha256=artifact_sha256)
     info = replace(read_model(path), sha256=sha256)
-    return SourceModel(sha256, artifact_sha256, fetched, path, info)
+    return SourceModel(sha256, artifact_sha256, fetched, path, info, parts)
+
+
+def _fetch(key: str, store, models: Path, sha256: str) -> tuple[Path, tuple[tuple[Path, str], ...]]:
+    """(the graph to read, every file with its hash). A one-file model is
+    ``<sha>.onnx``; one with external data (farm/model_bundle.py) is its
+    manifest ``<sha>.manifest.json`` and a folder ``<sha>/`` holding
+    ``model.onnx`` and the data files at their locations, each file fetched
+    hash-verified by the store and re-checked before use."""
+    from farm.model_bundle import GRAPH_NAME, parse_manifest
+
+    plain, listed = models / f"{sha256}.onnx", models / f"{sha256}.manifest.json"
+    if not verified_files.matches(listed, key) and not verified_files.matches(plain, key):
+        models.mkdir(parents=True, exist_ok=True)
+        temp = models / f".{sha256}.{os.getpid()}.fetching"
+        store.get_file(key, temp)  # verified by the store
+        with open(temp, "rb") as head:
+            is_manifest = head.read(1) == b"{"  # an ONNX file starts with a protobuf tag, never "{"
+        os.replace(temp, listed if is_manifest and parse_manifest(temp.read_bytes()) is not None else plain)
+    if not listed.exists() or not verified_files.matches(listed, key):
+        return plain, ((plain, key),)
+    body = parse_manifest(listed.read_bytes())  # locations checked: files land only inside the folder
+    folder = models / sha256
+    parts = [(listed, key), (folder / GRAPH_NAME, body["graph"])]
+    parts += [(folder / entry["location"], entry["sha256"]) for entry in body["data"]]
+    for path, sha in parts[1:]:
+        if not verified_files.matches(path, sha):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            store.get_file(sha, path)
+    return folder / GRAPH_NAME, tuple(parts)
 
 
 # -- fp32 reference outputs -----------------------------------------------

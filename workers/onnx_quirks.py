@@ -68,7 +68,9 @@ def normalized_model(path: Path, source_sha256: str | None = None) -> Path:
         return copy
     import onnx
 
-    model = onnx.load(str(path))
+    # The graph only: external data stays where it is, and the copy (beside the
+    # graph) names the same data files by the same relative locations.
+    model = onnx.load(str(path), load_external_data=False)
     changed = _drop_initializer_inputs(model)
     changed = _clear_placeholder_dim_names(model) or changed
     if not changed:

@@ -106,15 +106,13 @@ def test_integer_inputs_keep_their_type(tmp_path):
     assert model.inputs[0].dtype == "int64" and model.inputs[0].dims == ("batch", "sequence")
 
 
-def test_models_with_external_data_are_refused_at_submit(tmp_path):
+def test_models_with_external_data_are_read_as_one_model(tmp_path):
     import onnx
-
-    from farm.errors import ModelError
 
     model = onnx.load(str(make_cnn(tmp_path / "one.onnx")))
     onnx.save(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.bin", size_threshold=0)
-    with pytest.raises(ModelError, match=r"keeps its weights in external data files"):
-        read_model(tmp_path / "ext.onnx")
+    info = read_model(tmp_path / "ext.onnx")  # refusals of locations outside the folder: test_model_bundle.py
+    assert [f.location for f in info.data_files] == ["ext.bin"] and info.inputs == read_model(tmp_path / "one.onnx").inputs
 
 
 def test_an_input_without_a_declared_shape_takes_the_profiles(tmp_path):

@@ -106,8 +106,9 @@ SPEC_CASES = {
                                                                     "feeds 8.0 GiB"),
     "string input without data": ([*SUBMIT, "--model", "models/strings.onnx"],
                                   "Error: model input 'text' has type string, for which the farm cannot make"),
-    "external data model": ([*SUBMIT, "--model", "models/external.onnx"],
-                            "Error: models/external.onnx keeps its weights in external data files"),
+    "external data outside the model's folder": ([*SUBMIT, "--model", "models/external.onnx"],
+                                                  "Error: models/external.onnx: external data location "
+                                                  "'../external.bin' leads out of the model's folder"),
     # -- models no backend can take (issue 24, finding 11): refused at submit, not failed per job
     "model opset 99": ([*SUBMIT, "--model", "models/opset99.onnx", "--profile", X],
                        "Error: models/opset99.onnx imports ONNX opset 99; the newest opset is"),

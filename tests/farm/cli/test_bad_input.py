@@ -50,6 +50,12 @@ def _make_files(cwd: Path, tiny_cnn: Path) -> None:
     external = onnx.load(str(tiny_cnn))
     onnx.save(external, str(models / "external.onnx"), save_as_external_data=True, size_threshold=0,
               location="external.bin")
+    leaky = onnx.load(str(models / "external.onnx"), load_external_data=False)  # its data named outside its folder
+    for tensor in leaky.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../external.bin"
+    (models / "external.onnx").write_bytes(leaky.SerializeToString())
     (cwd / "notes.txt").write_text("not a model")
     (cwd / "empty.onnx").write_bytes(b"")
     (cwd / "binary.yaml").write_bytes(b"model: \xff\xfe\x00models/det.onnx\n")

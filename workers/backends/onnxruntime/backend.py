@@ -67,6 +67,7 @@ class OnnxRuntimeBackend(Backend):
         optimized = ctx.workdir / "model.optimized.onnx"
         # Creating the session runs the optimiser and writes the optimised graph.
         ort.InferenceSession(str(source), self._session_options(optimized), providers=["CPUExecutionProvider"])
+        _inline_external_data(optimized, Path(source))
         return BuildResult(artifact=optimized, build_s=time.perf_counter() - start, info=info,
                            media_type="application/onnx")
 
@@ -78,6 +79,29 @@ class OnnxRuntimeBackend(Backend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         session = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
         return OnnxRuntimeRunner(session, ctx.batch_size)
+
+
+def _inline_external_data(optimized: Path, source: Path) -> None:
+    """The artifact is one file: ONNX Runtime's optimised model still names the
+    source's external data files (farm/model_bundle.py) by their locations
+    beside the source; their tensors are read in (each location checked to
+    lie in the source's folder) and saved into the artifact."""
+    import onnx
+
+    from farm.model_bundle import check_location, external_locations
+
+    proto = onnx.load(str(optimized), load_external_data=False)
+    locations = external_locations(proto)
+    if not locations:
+        return
+    for location in locations:
+        check_location(source, location)
+    onnx.load_external_data_for_model(proto, str(source.parent))
+    try:
+        onnx.save(proto, str(optimized))
+    except ValueError as exc:  # protobuf's 2 GB limit for one file
+        raise BackendUnsupported(f"the optimised model with its weights does not fit one ONNX file ({exc})"
+                                 .splitlines()[0]) from None
 
 
 class OnnxRuntimeRunner(Runner):
