@@ -9,6 +9,7 @@ from farm.cli.backends_cmd import backends_cmd
 from farm.cli.admin_cmd import db_group, devices_cmd, spec_group, worker_group, workers_cmd
 from farm.cli.compare_cmd import compare_cmd
 from farm.cli.dashboard_cmd import dashboard_cmd
+from farm.cli.export_cmd import export_cmd
 from farm.cli.results_cmd import best_cmd, fetch_cmd, report_cmd
 from farm.cli.run_cmd import run_cmd
 from farm.cli.flower_cmd import flower_cmd
@@ -30,5 +31,5 @@ def cli() -> None:
 
 for command in (run_cmd, sweep_group, worker_group, workers_cmd, devices_cmd, report_cmd, best_cmd,
                 fetch_cmd, compare_cmd, db_group, store_group, spec_group, dashboard_cmd, flower_cmd,
-                backends_cmd):
+                backends_cmd, export_cmd):
     cli.add_command(command)

@@ -25,7 +25,9 @@ COMPARE_FIELDS = (
     "flags", "baseline_job_id", "speedup", "throughput_gain", "workload", "accuracy_status",
 )
 CROSS_FIELDS = ("backend", "precision", "batch_size", "profile", "device_class", "job_id", "latency_p50_ms",
-                "latency_p99_ms", "throughput", "accuracy_pass", "price_per_hour", "cost_per_million")
+                "latency_p99_ms", "throughput", "accuracy_pass", "price_per_hour", "cost_per_million",
+                # issue 26: at the sustained Server load (scenarios), and energy
+                "server_qps", "server_p99_ms", "cost_per_million_served", "inferences_per_joule")
 
 
 def parse_prices(values) -> dict[str, float]:
@@ -81,5 +83,11 @@ def cross_device(frame: pd.DataFrame, prices: dict[str, float] | None = None) ->
     done = frame[(frame["status"] == "done") & frame["latency_p50_ms"].notna()].copy()
     done["price_per_hour"] = done["device_class"].map(prices).astype(float)
     done["cost_per_million"] = done["price_per_hour"] / (3600.0 * done["throughput"]) * 1e6
+    # At the highest load LoadGen judged VALID under the p99 bound: what serving a million requests costs.
+    served = pd.to_numeric(done["server_qps"], errors="coerce") if "server_qps" in done else float("nan")
+    done["cost_per_million_served"] = done["price_per_hour"] / (3600.0 * served) * 1e6
+    for column in ("server_qps", "server_p99_ms", "inferences_per_joule"):
+        if column not in done:
+            done[column] = None
     done = done.sort_values(["backend", "precision", "batch_size", "profile", "latency_p50_ms"], kind="stable")
     return done[list(CROSS_FIELDS)].reset_index(drop=True)

@@ -14,6 +14,7 @@ from farm.reports import plots
 from farm.reports.compare import comparison, cross_device
 from farm.reports.summary import summaries, summary_html
 from farm.reports.layers import layer_section
+from farm.reports.serving_section import serving_section
 
 VIEWS = ("jobs", "compare", "cross-device")
 STYLE = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1500px}
@@ -43,7 +44,9 @@ COMPARE_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "b
 CROSS_COLUMNS = (("backend", "backend"), ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
                  ("device", "device_class"), ("job", "job_id"), ("p50 ms", "latency_p50_ms"),
                  ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"), ("accuracy", "accuracy_status"),
-                 ("price/h", "price_per_hour"), ("cost per 1M inferences", "cost_per_million"))
+                 ("price/h", "price_per_hour"), ("cost per 1M inferences", "cost_per_million"),
+                 ("Server QPS (valid)", "server_qps"), ("cost per 1M served", "cost_per_million_served"),
+                 ("inferences/J", "inferences_per_joule"))
 FRONT_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
                  ("batch", "batch_size"), ("profile", "profile"), ("p50 ms", "latency_p50_ms"),
                  ("thru/s", "throughput"), ("accuracy", "accuracy_status"))
@@ -118,12 +121,14 @@ def view_sections(view: str, sweep_id: str, frame: pd.DataFrame, best: pd.DataFr
         hint = "" if prices else ("<p>No prices given: add <code>--price DEVICE_CLASS=PRICE_PER_HOUR</code> "
                                   "for the cost per million inferences.</p>")
         return "".join([head, "<h2>Each configuration on every device</h2>", hint,
-                        "<p>cost per 1M inferences = price per device-hour / (3600 x throughput) x 10<sup>6</sup>"
-                        "</p>", _plots(plots.cross_figures(cross)), table(cross, CROSS_COLUMNS, "cross-device")])
+                        "<p>cost per 1M inferences = price per device-hour / (3600 x throughput) x 10<sup>6</sup>; "
+                        "cost per 1M served = the same at the sustained Server load (the highest QPS LoadGen "
+                        "judged VALID under the p99 bound)</p>", _plots(plots.cross_figures(cross)), table(cross, CROSS_COLUMNS, "cross-device")])
     done = _done(frame)
     return "".join([
         head, "<h2>Best per device class</h2>", table(best, BEST_COLUMNS, "best"),
         "<h2>Plots</h2>", _plots(plots.sweep_figures(done)),
+        serving_section(done, table),
         "<h2>Pareto front per workload (configurations passing the accuracy gate)</h2>",
         table(_fronts(done), FRONT_COLUMNS, "pareto-front"),
         "<h2>Comparison (speed-up vs fp32 batch 1 of the same backend)</h2>",

@@ -31,7 +31,10 @@ def sample_pool(ctx: JobContext, feeds: dict[str, np.ndarray]):
     if not batched:  # the model's batch is fixed: a request is one run of its inputs as they are
         return SamplePool(feeds, set(), 1)
     per_sample = sum(feeds[n].nbytes // max(feeds[n].shape[0], 1) for n in batched if feeds[n].ndim)
-    size = int(max(ctx.batch_size, min(POOL_MAX, POOL_BYTES // max(per_sample, 1))))
+    size = min(POOL_MAX, POOL_BYTES // max(per_sample, 1))
+    if ctx.data is not None:  # the user's samples, each once
+        size = min(size, min(len(ctx.data[n]) for n in batched if n in ctx.data and np.ndim(ctx.data[n])) or size)
+    size = int(max(ctx.batch_size, size))
     shapes = {n: ((size,) + tuple(s[1:]) if n in batched else tuple(s)) for n, s in ctx.run_shapes.items()}
     pool = feeds_from_data(ctx.model, ctx.data, shapes) if ctx.data is not None else make_feeds(ctx.model, shapes,
                                                                                                  seed=1)
