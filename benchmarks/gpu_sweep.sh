@@ -14,6 +14,8 @@
 #   bash benchmarks/gpu_sweep.sh acceptance   # issue 25: specs without build:/measure: on 3 real models + an encoder,
 #                                             # farm best per model, the finals' tuned rebuild (gpu_acceptance.py;
 #                                             # MODELS_DIR as for panel; ACCEPT_ARGS: more of its flags)
+#   bash benchmarks/gpu_sweep.sh serving      # issue 26: LoadGen scenarios, torch, YOLOv8n 320 + PP-OCR cls
+#                                             # (serving_gpu.py; P99_MS bound, default 10; MODELS_DIR as for panel)
 set -u
 MODE=${1:-single}
 RESULTS=${RESULTS:-${OUT:-benchmarks/results/raw}}
@@ -93,5 +95,14 @@ acceptance)
   tail -c 4000000 "$FARM_HOME/workers.log" > "$RESULTS/workers_acceptance.log" 2>/dev/null
   tail -70 "$RESULTS/acceptance.log"
   ;;
-*) echo "Error: unknown mode $MODE (tests, harness, checks, single, single-start, single-wait, panel, scaling, acceptance)"; exit 1 ;;
+serving)
+  # issue 26: LoadGen SingleStream / Server (highest valid QPS under P99_MS) / Offline, torch fp16 b1 and b8,
+  # on YOLOv8n 320 and PP-OCR cls (serving_gpu.py; MODELS_DIR as for panel; SERVING_ARGS: more of its flags)
+  machine "$RESULTS/machine.txt"
+  python3 benchmarks/serving_gpu.py --out "$RESULTS" ${MODELS_DIR:+--models-dir "$MODELS_DIR"} \
+    --p99-ms "${P99_MS:-10}" --deadline-s "${DEADLINE_S:-270}" ${SERVING_ARGS:-} > "$RESULTS/serving.log" 2>&1
+  tail -c 4000000 "$FARM_HOME/workers.log" > "$RESULTS/workers_serving.log" 2>/dev/null
+  tail -40 "$RESULTS/serving.log"
+  ;;
+*) echo "Error: unknown mode $MODE (tests, harness, checks, single, single-start, single-wait, panel, scaling, acceptance, serving)"; exit 1 ;;
 esac
