@@ -50,8 +50,9 @@ def serving_fields(serving: dict | None) -> dict:
     if not serving:
         return out
     out["queue_delay_us"], out["instances"] = serving.get("queue_delay_us"), serving.get("instances")
-    if serving.get("unsupported"):
-        out["scenarios_validity"] = f"unsupported: {serving['unsupported']}"
+    if serving.get("unsupported") or serving.get("failed"):
+        out["scenarios_validity"] = (f"unsupported: {serving['unsupported']}" if serving.get("unsupported")
+                                     else f"failed: {serving['failed']}")
         return out
     out["single_stream_p90_ms"] = _number(headline(serving, "single_stream"))
     out["multi_stream_p99_ms"] = _number(headline(serving, "multi_stream"))

@@ -86,8 +86,19 @@ def test_an_engine_error_ends_the_run_and_is_raised():
         time.sleep(0.005)
     server.stop()
     assert isinstance(server.error, RuntimeError) and len(done) == 1
-    with pytest.raises(RuntimeError, match="stopped"):
-        server.submit([Request(2, 0)])
+    assert server.submit([Request(2, 0)]) is False  # refused once broken; the caller completes it
+
+
+def test_an_engine_error_inside_a_loadgen_run_ends_it_and_is_raised_after(tmp_path):
+    def broken(_feeds):
+        raise RuntimeError("engine fell over")
+
+    serving = {"run": ["single_stream"], "min_duration_ms": 50, "min_query_count": 10, "samples_per_query": 2,
+               "queue_delay_us": 0, "instances": 1}
+    runner = ScenarioRunner([broken], _pool(), run_batch=1, serving=serving, outdir=tmp_path, device_uuid=None,
+                            estimate_qps=100)
+    with pytest.raises(RuntimeError, match="the single_stream run failed in the engine: engine fell over"):
+        runner.run()
 
 
 def test_search_finds_the_highest_valid_load():

@@ -77,11 +77,19 @@ def serve(runner: Runner, ctx: JobContext, serving: dict, feeds: dict[str, np.nd
         return {"unsupported": "mlperf_loadgen is not installed on this worker (pip install mlcommons-loadgen)",
                 "instances": serving.get("instances"), "queue_delay_us": serving.get("queue_delay_us"),
                 "max_batch": ctx.batch_size}, None
+    knobs = {"instances": serving.get("instances"), "queue_delay_us": serving.get("queue_delay_us"),
+             "max_batch": ctx.batch_size}
     try:
         return run_scenarios(runner, ctx, serving, feeds, timing)
     except BackendUnsupported as exc:
-        return {"unsupported": str(exc), "instances": serving.get("instances"),
-                "queue_delay_us": serving.get("queue_delay_us"), "max_batch": ctx.batch_size}, None
+        return {"unsupported": str(exc), **knobs}, None
+    except Exception as exc:  # the fixed-batch result stands; the failure and its traceback are kept with it
+        import logging
+        import traceback
+
+        logging.getLogger(__name__).exception("the serving scenarios of job %s failed", ctx.job_id)
+        return {"failed": f"{type(exc).__name__}: {exc}"[:500], "traceback": traceback.format_exc(limit=12),
+                **knobs}, None
 
 
 def energy_of(ctx: JobContext, timing: TimingResult | None) -> dict:

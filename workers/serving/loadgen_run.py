@@ -156,7 +156,10 @@ class ScenarioRunner:
                                 queue_delay_us=int(self.serving["queue_delay_us"]), complete=complete)
 
         def issue(query_samples) -> None:
-            server.submit([Request(q.id, q.index % self.pool.size) for q in query_samples])
+            # Runs inside LoadGen's thread: it must not raise (LoadGen cannot unwind an exception).
+            requests = [Request(q.id, q.index % self.pool.size) for q in query_samples]
+            if not server.submit(requests):
+                complete(requests)  # the engine failed: end the run; the error is raised after it
 
         sut = lg.ConstructSUT(issue, lambda: None)
         qsl = lg.ConstructQSL(self.pool.size, self.pool.size, lambda _s: None, lambda _s: None)

@@ -75,12 +75,16 @@ class BatchingServer:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, requests: list[Request]) -> None:
+    def submit(self, requests: list[Request]) -> bool:
+        """Queue ``requests``; False (nothing queued) once an instance has
+        failed: the caller completes them itself, so the run ends, and
+        raises ``error`` after it (never from inside LoadGen's callback)."""
         with self._ready:
             if self.error is not None:
-                raise RuntimeError("the batching server stopped") from self.error
+                return False
             self._queue.extend(requests)
             self._ready.notify_all()
+            return True
 
     def stop(self) -> None:
         with self._ready:
