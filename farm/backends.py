@@ -42,6 +42,10 @@ class BackendConfig:
     verified: ClassVar[str | None] = None  # what the project has (and has not) run of it, shown by `farm backends`
     environment_libraries: ClassVar[tuple[str, ...]] = ()  # more distributions a result depends on
     version_parts: ClassVar[int] = 3  # leading version components that make "the same" library
+    # GPU compute capabilities its engines can target ("12.x": any 12 minor); () = any the library takes
+    target_compute_capabilities: ClassVar[tuple[str, ...]] = ()
+    # precision -> the lowest compute capability with kernels for it (e.g. fp8 from 8.9 on)
+    precision_min_compute_capability: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def capabilities(cls) -> "Capabilities":
@@ -51,7 +55,9 @@ class BackendConfig:
         libraries = (((cls.name, cls.distribution),) if cls.distribution else ()) + tuple(
             (dist.split("|")[0], dist) for dist in cls.environment_libraries)
         return Capabilities(backend=cls.name, precisions=tuple(cls.precisions), device_kinds=tuple(cls.device_kinds),
-                            build_anywhere=cls.build_anywhere, libraries=libraries, version_parts=cls.version_parts)
+                            build_anywhere=cls.build_anywhere, libraries=libraries, version_parts=cls.version_parts,
+                            compute_capabilities=tuple(cls.target_compute_capabilities),
+                            precision_min_cc=tuple(sorted(cls.precision_min_compute_capability.items())))
 
     @classmethod
     def refuses_model(cls, model: Any, device_kind: str) -> str | None:

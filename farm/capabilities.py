@@ -39,6 +39,8 @@ class Capabilities:
     build_anywhere: bool  # builds need no device of the target class
     libraries: tuple[tuple[str, str], ...]  # (name, distributions "a|b") whose versions a result depends on
     version_parts: int = 3  # leading version components that must be equal
+    compute_capabilities: tuple[str, ...] = ()  # GPU targets ("8.9", "12.x"); () = any
+    precision_min_cc: tuple[tuple[str, str], ...] = ()  # (precision, lowest compute capability with its kernels)
 
     def builds_elsewhere(self, device_class: str) -> bool:
         """Is a job for ``device_class`` built by any worker, before measurement?"""
@@ -55,14 +57,51 @@ class Capabilities:
         if target_kind not in self.device_kinds:
             return Support(False, reason=f"{self.backend} runs on {', '.join(self.device_kinds)}, not on "
                                          f"{job.device_class}")
+        why = self.refuses_class(job.device_class) or self.refuses_precision_on(job.precision, job.device_class)
+        if why:
+            return Support(False, reason=why)
         built = getattr(job, "build", None) is not None
         build_first = self.builds_elsewhere(job.device_class) and not built
         if device is None or device.device_class == job.device_class:
+            why = device is not None and (self.refuses_class(job.device_class, device)
+                                          or self.refuses_precision_on(job.precision, job.device_class, device))
+            if why:
+                return Support(False, reason=why)
             return Support(True, phase=BUILD if build_first and device is None else RUN)
         if build_first:
             return Support(True, phase=BUILD)
         return Support(False, reason=f"this worker serves {device.device_class}; the job needs a device of "
                                      f"{job.device_class}")
+
+    def refuses_class(self, device_class: str, device: Any = None) -> str | None:
+        """Why no device of ``device_class`` (or ``device``) can run this
+        backend's engines, from its compute capability; None when it can or
+        the capability is unknown (the worker checks it then)."""
+        cc = self._compute_capability(device_class, device)
+        if cc and self.compute_capabilities and not any(_cc_matches(cc, t) for t in self.compute_capabilities):
+            where = device.device_class if device is not None else device_class
+            return (f"{self.backend} cannot target {where} (compute capability {cc}); it targets compute "
+                    f"capabilities {', '.join(self.compute_capabilities)}")
+        return None
+
+    def refuses_precision_on(self, precision: str, device_class: str, device: Any = None) -> str | None:
+        """Why ``precision`` has no kernels on the class (per-precision gates, e.g. fp8 from 8.9 on)."""
+        lowest = dict(self.precision_min_cc).get(precision)
+        cc = self._compute_capability(device_class, device) if lowest else None
+        if cc and _cc_tuple(cc) < _cc_tuple(lowest):
+            where = device.device_class if device is not None else device_class
+            return (f"{self.backend} has no {precision} kernels for {where} (compute capability {cc}); "
+                    f"{precision} needs compute capability {lowest} or newer")
+        return None
+
+    @staticmethod
+    def _compute_capability(device_class: str, device: Any = None) -> str | None:
+        """The device's own compute capability, else what its class's GPU name implies."""
+        if device is not None and getattr(device, "compute_capability", None):
+            return str(device.compute_capability)
+        from farm.devices import class_compute_capability
+
+        return class_compute_capability(device.device_class if device is not None else device_class)
 
     def environment(self, device: dict) -> dict[str, str | None]:
         """What a result of this backend depends on, from a device's registered
@@ -79,6 +118,17 @@ class Capabilities:
             env["cuda_runtime"] = _cut(versions.get("cuda_runtime"), 2)
             env["driver"] = _cut(device.get("driver_version"), 1)
         return env
+
+
+def _cc_tuple(cc: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in str(cc).split(".") if p.isdigit())
+
+
+def _cc_matches(cc: str, target: str) -> bool:
+    """``target`` "8.9" is exactly 8.9; "12.x" is any 12 minor."""
+    major, _, minor = str(target).partition(".")
+    have = str(cc).split(".")
+    return have[0] == major and (minor == "x" or (len(have) > 1 and have[1] == minor))
 
 
 def _cut(version: str | None, parts: int) -> str | None:

@@ -119,3 +119,29 @@ def resolve_device_classes(selectors, session, host: str | None = None) -> list[
             )
         resolved.extend(m for m in matches if m not in resolved)
     return resolved
+
+
+# Compute capability of a GPU class from its name (whole words of the class),
+# for decisions at submit before any worker of the class registered.
+# Registered devices report their own (devices.compute_capability).
+_CC_BY_WORD = {
+    **dict.fromkeys(("h100", "h200", "h800", "h20", "gh200"), "9.0"),
+    **dict.fromkeys(("b100", "b200", "gb200"), "10.0"),
+    **dict.fromkeys(("a100", "a800", "a30"), "8.0"),
+    **dict.fromkeys(("a10", "a10g", "a16", "a2", "a40", "a4000", "a4500", "a5000", "a6000", "3050", "3060", "3070",
+                     "3080", "3090"), "8.6"),
+    **dict.fromkeys(("l4", "l20", "l40", "l40s", "4060", "4070", "4080", "4090", "ada"), "8.9"),
+    **dict.fromkeys(("t4", "2060", "2070", "2080", "turing"), "7.5"),
+    **dict.fromkeys(("5060", "5070", "5080", "5090"), "12.0"),
+    "v100": "7.0", "p100": "6.0",
+}
+
+
+def class_compute_capability(device_class: str) -> str | None:
+    """The compute capability a GPU class's name implies, or None (unknown)."""
+    if not device_class.startswith("gpu."):
+        return None
+    for word in _words(device_class[len("gpu."):]):
+        if word in _CC_BY_WORD:
+            return _CC_BY_WORD[word]
+    return None

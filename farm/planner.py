@@ -131,16 +131,20 @@ def spec_variants(spec, axes: dict[str, tuple]) -> list[tuple[dict, object]]:
 
 
 def compatible(plans: list[JobPlan]) -> tuple[list[JobPlan], list[str]]:
-    """Drop (backend, device kind) pairs the backend cannot measure on
-    (what a backend cannot do on a kind it runs on stays, as ``unsupported``
-    jobs or pruned candidates that say why: ``unsupported``)."""
+    """Drop (backend, device class) pairs the backend cannot measure on: a
+    device kind it does not run on, a GPU whose compute capability it cannot
+    target (the capabilities object decides). What it cannot do on a class
+    it runs on (a precision) stays, as ``unsupported`` jobs or pruned
+    candidates that say why: ``unsupported``."""
     kept, skipped = [], set()
     for plan in plans:
         caps = backend_config(plan.backend).capabilities()
-        if plan.device_class.split(".", 1)[0] in caps.device_kinds:
-            kept.append(plan)
-        else:
+        if plan.device_class.split(".", 1)[0] not in caps.device_kinds:
             skipped.add(f"{plan.backend} on {plan.device_class} ({plan.backend} runs on {', '.join(caps.device_kinds)})")
+        elif why := caps.refuses_class(plan.device_class):  # e.g. a compute capability it cannot target
+            skipped.add(f"{plan.backend} on {plan.device_class} ({why})")
+        else:
+            kept.append(plan)
     return kept, sorted(skipped)
 
 

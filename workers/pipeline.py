@@ -85,8 +85,9 @@ def _run_phase(claimed: Claimed, worker: str, device: DeviceContext, workdir: Pa
         status = give_back(job.id, worker, claimed.attempt, support.reason)
         clear_device(job.id, worker, ends.device_id)
         return status
-    if phase == BUILD and support.phase == RUN:
-        phase = RUN  # already built (a duplicate build message) or this worker is of its class
+    # The phase is the message's (farm.routing decided it once): a build
+    # message builds and hands over even on a worker of the job's class, and
+    # a built job is never claimed for a build (workers.job_writes.CLAIMABLE).
     # The watchdog ends this process if a phase overruns; it records the
     # failure first, through the same guarded finish as any other end.
     with Watchdog(claimed.limits, lambda reason: ends.finish("failed", reason, window_s=_WATCHDOG_WRITE_S)):

@@ -22,6 +22,7 @@ class TensorRTConfig(TensorRTFamilyConfig):
     precisions = ("fp32", "fp16", "bf16", "int8", "fp8")
     device_kinds = ("gpu",)
     build_anywhere = False
+    precision_min_compute_capability = {"fp8": "8.9"}  # fp8 kernels exist from Ada (8.9) on
     verified = ("the full-TensorRT runtime has not yet been run on a GPU by the project: its build path is "
                 "exercised through TensorRT-RTX on CPU and type-checked against tensorrt-stubs (docs/tensorrt.md)")
 

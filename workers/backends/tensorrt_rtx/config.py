@@ -24,6 +24,9 @@ class TensorRTRTXConfig(TensorRTFamilyConfig):
     precisions = ("fp32", "fp16", "bf16", "int8", "fp8")
     device_kinds = ("gpu", "cpu")
     build_anywhere = True
+    # What its engines can target (RTX_TARGETS): an H100/H200 class (9.0) is refused at submit.
+    target_compute_capabilities = ("7.5", "8.0", "8.6", "8.9", "12.x")
+    precision_min_compute_capability = {"fp8": "8.9"}  # RTX_FP8: Ampere targets refuse fp8 models
     verified = ("builds run in CI on CPU; its runtime refuses compute capability 9.0, so the project has not "
                 "measured an engine with it yet (docs/tensorrt.md)")
 

@@ -60,3 +60,21 @@ def test_unknown_rtx_target_is_rejected_at_submit(rtx, tmp_path, cli_env, farm_h
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("Error: spec field 'build.tensorrt-rtx.compute_capabilities[0]': '9.0' is not "
                                     "allowed"), result.stderr
+
+
+def test_a_class_rtx_cannot_target_is_refused_at_submit_naming_what_it_can(rtx, tmp_path, cli_env, farm_home,
+                                                                         det_model):
+    """An H100 class (compute capability 9.0) would build on any worker and
+    then wait 'awaiting devices' for ever: the capabilities object refuses it
+    at submit, naming the capabilities TensorRT-RTX can target."""
+    before = snapshot(farm_home)
+    for search in ([], ["--search", "brute"]):
+        result = farm(["sweep", "submit", "--model", str(det_model), "--backend", "tensorrt-rtx", "--devices",
+                       "gpu.nvidia-h100-80gb-hbm3", "--profile", "p:x=1x3x32x32/1x3x32x32/1x3x32x32", *search],
+                      cli_env, tmp_path)
+        assert result.returncode == 1
+        assert result.stderr == (
+            "Error: the sweep has no runnable job: tensorrt-rtx on gpu.nvidia-h100-80gb-hbm3 (tensorrt-rtx cannot "
+            "target gpu.nvidia-h100-80gb-hbm3 (compute capability 9.0); it targets compute capabilities 7.5, 8.0, "
+            "8.6, 8.9, 12.x)\n"), result.stderr
+        assert snapshot(farm_home) == before
