@@ -27,14 +27,15 @@ TABLE_COLUMNS = (
     ("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
     ("batch", "batch_size"), ("profile", "profile"), ("device", "device_class"),
     ("p50 ms", "latency_p50_ms"), ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"),
-    ("build s", "build_s"), ("rel L2", "rel_l2_error"), ("acc", "accuracy"), ("note", "note"),
+    ("inf/J", "inferences_per_joule"), ("build s", "build_s"), ("rel L2", "rel_l2_error"), ("acc", "accuracy"), ("note", "note"),
 )
 
 BEST_TABLE_COLUMNS = (
     ("device", "device_class"), ("role", "role"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
     ("batch", "batch_size"), ("profile", "profile"), ("workload", "workload"), ("p50 ms", "latency_p50_ms"),
     ("p50 CI low", "latency_p50_ci_low_ms"), ("p50 CI high", "latency_p50_ci_high_ms"), ("p99 ms", "latency_p99_ms"),
-    ("thru/s", "throughput"), ("mem MB", "memory_mb"), ("acc", "accuracy"), ("note", "note"),
+    ("thru/s", "throughput"), ("inf/J", "inferences_per_joule"), ("mem MB", "memory_mb"),
+    ("objective", "objective_value"), ("unit", "objective_unit"), ("acc", "accuracy"), ("note", "note"),
 )
 # Cells whose text gets a colour on a terminal.
 STYLES = {"FAIL": "bold red", "failed": "red", "slower": "bold red", "faster": "green", "pass": "green",

@@ -31,7 +31,8 @@ BEST_COLUMNS = (("device", "device_class"), ("role", "role"), ("job", "job_id"),
                 ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
                 ("p50 ms", "latency_p50_ms"), ("p50 CI low", "latency_p50_ci_low_ms"),
                 ("p50 CI high", "latency_p50_ci_high_ms"), ("p99 ms", "latency_p99_ms"),
-                ("thru/s", "throughput"), ("memory MB", "memory_mb"), ("accuracy", "accuracy_status"),
+                ("thru/s", "throughput"), ("inferences/J", "inferences_per_joule"), ("memory MB", "memory_mb"),
+                ("accuracy", "accuracy_status"),
                 ("workload", "workload"), ("objective", "objective_value"), ("unit", "objective_unit"),
                 ("flags", "flags"))
 COMPARE_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
@@ -53,7 +54,7 @@ FRONT_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "bac
 JOB_COLUMNS = (("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
                ("batch", "batch_size"), ("profile", "profile"), ("device", "device_class"),
                ("p50 ms", "latency_p50_ms"), ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"),
-               ("samples", "samples"), ("build s", "build_s"), ("rel L2", "rel_l2_error"),
+               ("inferences/J", "inferences_per_joule"), ("samples", "samples"), ("build s", "build_s"), ("rel L2", "rel_l2_error"),
                ("accuracy", "accuracy_status"), ("note", "note"))
 INTEGER_COLUMNS = {"batch_size", "samples", "artifact_size"}
 
