@@ -44,6 +44,9 @@ SEARCH_SCHEMA = {
                                   "iterations": {"type": "integer", "minimum": 1}}},
         "finals": {"type": "object", "additionalProperties": False,
                    "properties": {"enabled": {"type": "boolean"}, "top": {"type": "integer", "minimum": 1},
+                                  "tuned": {"description": "Rebuild each finalist with its backend's tuned build "
+                                            "(torch max-autotune, TensorRT level 5) and time both.",
+                                            "type": "boolean"},
                                   "rounds": {"type": "integer", "minimum": 2}, "warmup_ms": {"type": "number",
                                                                                              "minimum": 0},
                                   "duration_ms": _number}},
@@ -63,6 +66,7 @@ class FinalsConfig:
     rounds: int = 4  # A B C rounds
     warmup_ms: float = 200.0  # each candidate's warm-up before its window, every round
     duration_ms: float = 500.0  # each candidate's window per round
+    tuned: bool = True  # each finalist also rebuilt with its backend's tuned build (farm/tuned.py)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def create_finals(session, device_class: str, job_ids: list[str], settings: dict
 def settings_from(config, objective: str) -> dict:
     f = config.finals
     return {"rounds": f.rounds, "warmup_ms": f.warmup_ms, "duration_ms": f.duration_ms, "objective": objective,
-            "constraints": config.eligibility.to_json()}
+            "constraints": config.eligibility.to_json(), "tuned": f.tuned}
 
 
 def finals_constraints(settings: dict) -> Constraints:
