@@ -1,7 +1,7 @@
 """Check the CUDA-event harness against triton.testing.do_bench on the same
 compiled callable, and its run-to-run spread.
 
-Builds one torch job (torch backend, Inductor max-autotune, one CUDA graph)
+Builds one torch job (torch backend, the default compile unless --inductor, one CUDA graph)
 from a generated model, then times the compiled call (1) with the farm's
 harness (CUDA events, L2 flushed before each iteration, compute time only)
 and (2) with ``triton.testing.do_bench`` (CUDA events, L2 flushed by zeroing
