@@ -30,7 +30,7 @@ from farm.config import stale_s
 from farm.db import Device, Job, Measurement, Model, Sweep, session_scope, utcnow
 from farm.db.clock import db_now
 from farm.devices import resolve_device_classes
-from farm.errors import SpecError, UserError
+from farm.errors import NotFoundError, SpecError, UserError
 from farm.expand import JobPlan, expand
 from farm.input_data import check_data, read_data
 from farm.limits import check_plans
@@ -158,6 +158,13 @@ def with_data(plans: list[JobPlan], data_sha256: str) -> list[JobPlan]:
     """The data file changes accuracy and timing inputs, so it is part of
     each job's configuration (and key)."""
     return [replace(plan, config={**plan.config, "data_sha256": data_sha256}) for plan in plans]
+
+
+def get_sweep(session, sweep_id: str) -> Sweep:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise NotFoundError(f"no sweep with id {sweep_id!r} (see 'farm sweep list')")
+    return sweep
 
 
 def create_sweep(session, spec: SweepSpec, model: ModelInfo) -> Sweep:

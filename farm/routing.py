@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from farm.capabilities import BUILD, RUN
 
 
+RUN_FINALS = "engine_farm.run_finals"  # the finals task (workers/finals.py); sent by farm/search/finals.py
+
+
 @dataclass(frozen=True)
 class Route:
     queue: str

@@ -14,10 +14,10 @@ from farm.backends import backend_config
 from farm.config import stale_s
 from farm.db import FINAL_STATES, Device, Job, Sweep, session_scope, utcnow
 from farm.db.clock import db_now
-from farm.errors import NotFoundError, SpecError, UserError
+from farm.errors import SpecError, UserError
 from farm.model_info import SYNTHETIC_DTYPES, ModelInfo, read_model
-from farm.planner import (ClassEnvironments, Submission, create_sweep, enqueue_pending, new_id, new_job,
-                          plan_sweep, result_environment)
+from farm.planner import (ClassEnvironments, Submission, create_sweep, enqueue_pending, get_sweep, new_id,
+                          new_job, plan_sweep, result_environment)
 from farm.routing import needs
 from farm.spec import SweepSpec
 from farm.store import open_store
@@ -77,13 +77,6 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
                       dict(not_reused))
 
 
-def get_sweep(session, sweep_id: str) -> Sweep:
-    sweep = session.get(Sweep, sweep_id)
-    if sweep is None:
-        raise NotFoundError(f"no sweep with id {sweep_id!r} (see 'farm sweep list')")
-    return sweep
-
-
 def sweep_status(sweep_id: str) -> dict:
     with session_scope() as session:
         sweep = get_sweep(session, sweep_id)
@@ -91,7 +84,7 @@ def sweep_status(sweep_id: str) -> dict:
         waiting = sorted(_waiting(sweep.jobs, live_queues(session)))
         total = len(sweep.jobs)
         finished = sum(counts[s] for s in FINAL_STATES)
-        from farm.search.driver import is_searching
+        from farm.search.summary import is_searching
 
         searching = is_searching(session, sweep_id)
         unserved = {cls for cls, _ in waiting}
@@ -108,7 +101,7 @@ def sweep_status(sweep_id: str) -> dict:
                   "waiting_for": [{"device_class": cls, "backend": backend} for cls, backend in waiting],
                   "waiting_for_store": _store_problem() if finished < total else None,
                   "created_at": sweep.created_at.isoformat(timespec="seconds")}
-    from farm.search.driver import search_summary
+    from farm.search.summary import search_summary
 
     summary = search_summary(sweep_id)
     if summary:
@@ -170,7 +163,7 @@ def cancel_sweep(sweep_id: str) -> dict:
     A sweep with nothing left to run (finished, or cancelled before) is left
     as it is: ``changed`` is False and ``state`` says why.
     """
-    from farm.search.driver import is_searching
+    from farm.search.summary import is_searching
 
     with session_scope() as session:
         sweep = get_sweep(session, sweep_id)

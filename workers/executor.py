@@ -52,10 +52,10 @@ def execute(job_id: str, worker: str, device: DeviceContext, device_id: int | No
 
 def advance_search(job_id: str | None = None, finals_id: str | None = None) -> None:
     """The search this job (or finals) belongs to takes its next step
-    (farm.search.driver.advance_after). A failure here fails no job: the
+    (farm.search.hook.advance_after). A failure here fails no job: the
     result is stored, and the next completion, ``farm sweep drive`` or
     ``farm sweep resume`` takes the step."""
-    from farm.search.driver import advance_after
+    from farm.search.hook import advance_after
 
     try:
         advance_after(job_id=job_id, finals_id=finals_id)

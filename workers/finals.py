@@ -23,7 +23,7 @@ from sqlalchemy import update
 
 from farm.config import settings
 from farm.db import FinalRound, Finals, Job, Model, session_scope, utcnow
-from farm.search.finals import RUN_FINALS
+from farm.routing import RUN_FINALS
 from farm.spec import MeasureConfig
 from farm.store import open_store
 from workers import runtime_state

@@ -5,17 +5,13 @@ from __future__ import annotations
 import click
 
 from farm.config import settings
-from farm.errors import UserError
 from farm.terminal import say
 
 
 def _s3_store():
-    url = settings().store_url
-    if not url.startswith("s3://"):
-        raise UserError(f"FARM_STORE_URL is {url!r}, not s3://bucket/prefix (a directory store needs no bucket)")
-    from farm.store.s3 import S3Store
+    from farm.store.s3 import configured_store
 
-    return S3Store.from_url(url)
+    return configured_store()
 
 
 @click.group("store")

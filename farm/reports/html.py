@@ -97,7 +97,7 @@ def _search(sweep_id: str) -> str:
     """The search section (after the summary) of a sweep run as a search."""
     if not sweep_id:
         return ""
-    from farm.search.driver import search_summary
+    from farm.search.summary import search_summary
     from farm.search.report import search_section
 
     return search_section(search_summary(sweep_id))

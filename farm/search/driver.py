@@ -19,15 +19,16 @@ from dataclasses import replace
 
 from sqlalchemy import select, update
 
-from farm.db import FINAL_STATES, Finals, Job, Measurement, Search, SearchCandidate, Sweep, session_scope, utcnow
+from farm.db import FINAL_STATES, Job, Measurement, Search, SearchCandidate, Sweep, session_scope, utcnow
 from farm.errors import NotFoundError
 from farm.expand import JobPlan
-from farm.planner import (ClassEnvironments, Submission, create_sweep, enqueue_pending, new_job, plan_sweep,
-                          unsupported)
+from farm.planner import (ClassEnvironments, Submission, create_sweep, enqueue_pending, get_sweep, new_job,
+                          plan_sweep, unsupported)
 from farm.search.config import SearchConfig
 from farm.search.engine import plan_step, skipped_reason
 from farm.search.observe import Observation, feasible, score
 from farm.search.space import Candidate, candidates_from_plans, groups, point_key, workload_key
+from farm.search.summary import is_searching, search_summary  # noqa: F401 (callers import them from here)
 
 POLL_S = 0.5
 SEED_LIMIT = 2000  # newest earlier jobs of the model read for priors and hints, each step
@@ -84,8 +85,6 @@ def load_state(session, sweep_id: str):
     """(search, candidate rows, Candidate objects, observations, pending, order)."""
     search = session.get(Search, sweep_id)
     if search is None:
-        from farm.service import get_sweep
-
         get_sweep(session, sweep_id)  # an unknown id is "no sweep with id", not "has no search"
         raise NotFoundError(f"sweep {sweep_id!r} has no search (it was submitted without 'search:')")
     rows = list(session.scalars(select(SearchCandidate).where(SearchCandidate.sweep_id == sweep_id)
@@ -231,22 +230,6 @@ def _take_step(sweep_id: str) -> bool:
     return True
 
 
-def advance_after(job_id: str | None = None, finals_id: str | None = None) -> str | None:
-    """The completion hook: a worker that ended a job (or finals) of a sweep
-    whose search is not finished takes the search's next step, so a search
-    submitted with ``farm sweep submit`` runs to its end with workers alone
-    (``farm sweep drive`` is only needed to watch it, or after an outage).
-    Returns the sweep advanced, if any; one indexed lookup otherwise."""
-    with session_scope() as session:
-        owner = (select(Search.sweep_id).join(Job, Job.sweep_id == Search.sweep_id).where(Job.id == job_id)
-                 if job_id else
-                 select(Search.sweep_id).join(Finals, Finals.sweep_id == Search.sweep_id).where(Finals.id == finals_id))
-        sweep_id = session.scalar(owner.where(Search.state != "finished"))
-    if sweep_id is not None:
-        advance(sweep_id)
-    return sweep_id
-
-
 def _cancel(search: Search, rows) -> None:
     now = utcnow()
     for row in rows:
@@ -286,51 +269,6 @@ def _search_step(session, search, rows, candidates, observations, pending, order
     from farm.search.finals import start_finals
 
     start_finals(session, search, rows, candidates, observations, config)
-
-
-def search_summary(sweep_id: str) -> dict:
-    """What ``farm sweep status`` and the report show about a search."""
-    with session_scope() as session:
-        search = session.get(Search, sweep_id)
-        if search is None:
-            return {}
-        rows = list(session.scalars(select(SearchCandidate).where(SearchCandidate.sweep_id == sweep_id)
-                                    .order_by(SearchCandidate.idx)))
-        jobs = {j.id: j for j in session.scalars(select(Job).where(Job.sweep_id == sweep_id))}
-        finals = list(session.scalars(select(Finals).where(Finals.sweep_id == sweep_id)))
-        built = [r for r in rows if r.state == "built" and (jobs.get(r.job_id) is None
-                                                            or jobs[r.job_id].status != "cancelled")]
-        reused = sum(1 for r in built if jobs.get(r.job_id) is not None and jobs[r.job_id].result_job_id)
-        in_flight = sum(1 for r in built if jobs.get(r.job_id) is not None and jobs[r.job_id].status not in FINAL_STATES)
-        config = SearchConfig.from_json(search.config)
-        reasons: dict[str, int] = {}
-        for r in rows:
-            if r.state in ("pruned", "skipped"):
-                reasons[f"{r.state}: {r.reason}"] = reasons.get(f"{r.state}: {r.reason}", 0) + 1
-        history, builds = [], 0
-        for r in sorted((r for r in rows if r.step), key=lambda r: (r.step, r.idx)):
-            builds += r.state == "built"
-            history.append({"step": r.step, "build": builds, "group": r.group_key, "idx": r.idx, "state": r.state,
-                            "best_so_far": r.best_so_far,
-                            "decided_at": r.decided_at.isoformat(timespec="seconds") if r.decided_at else None})
-        return {
-            "strategy": search.strategy, "state": search.state, "objective": config.objective,
-            "constraints": config.constraints, "space": search.space_size, "budget": search.budget,
-            "built": len(built) - reused, "reused": reused, "in_flight": in_flight,
-            "pruned": sum(1 for r in rows if r.state == "pruned"),
-            "skipped": sum(1 for r in rows if r.state == "skipped"),
-            "open": sum(1 for r in rows if r.state == "open"),
-            "saving": f"{len(built) - reused} of {search.space_size} configurations built",
-            "reasons": reasons, "history": history,
-            "finals": [{"id": f.id, "device_class": f.device_class, "status": f.status, "jobs": f.job_ids,
-                        "error": f.error} for f in finals],
-            "result": search.result or {},
-        }
-
-
-def is_searching(session, sweep_id: str) -> str | None:
-    search = session.get(Search, sweep_id)
-    return None if search is None or search.state == "finished" else search.state
 
 
 def drive(sweep_id: str, show=None, alive=None, poll_s: float = POLL_S) -> dict:

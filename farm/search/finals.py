@@ -24,10 +24,9 @@ from farm.db.clock import db_now
 from farm.errors import NotFoundError, UserError
 from farm.reports.best import Constraints, select_best
 from farm.reports.rows import REPORT_FIELDS, finish_frame
-from farm.routing import queue_for
+from farm.routing import RUN_FINALS, queue_for
 from farm.tuned import TUNED_OF, tuned_config
 
-RUN_FINALS = "engine_farm.run_finals"
 FINAL_STATUSES = ("done", "failed")
 
 

@@ -11,7 +11,7 @@ multiply the spec's expansion.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from farm.planner import knob_variants, spec_variants  # noqa: F401 (the space's axes are the planner's variants)
 

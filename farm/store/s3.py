@@ -272,15 +272,38 @@ class S3Store(ArtifactStore):
         return True
 
 
+def configured_store() -> "S3Store":
+    """The S3 store FARM_STORE_URL names (``farm store create-bucket``)."""
+    from farm.config import settings
+    from farm.errors import UserError
+
+    url = settings().store_url
+    if not url.startswith("s3://"):
+        raise UserError(f"FARM_STORE_URL is {url!r}, not s3://bucket/prefix (a directory store needs no bucket)")
+    return S3Store.from_url(url)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m farm.store.s3 create-bucket``: kept for deployments that
-    call it; the command is ``farm store create-bucket``."""
+    call it; the command is ``farm store create-bucket``. The store does not
+    import the CLI (the CLI is the top layer): the same library call, the
+    same one line."""
     import sys
 
-    from farm.cli import main as farm_main
+    from farm.errors import UserError
 
     args = sys.argv[1:] if argv is None else argv
-    return farm_main(["store", *args]) or 0
+    if args != ["create-bucket"]:
+        print("usage: python -m farm.store.s3 create-bucket (or: farm store create-bucket)", file=sys.stderr)
+        return 2
+    try:
+        store = configured_store()
+        created = store.create_bucket()
+    except UserError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(f"bucket {store.bucket} {'created' if created else 'already exists'} on {store.where}")
+    return 0
 
 
 if __name__ == "__main__":
