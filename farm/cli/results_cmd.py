@@ -155,6 +155,9 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, top, **constrain
     bootstrap interval overlaps the winner's. Exact equals are broken by
     lower p99, then memory, artifact size, build time (docs/fields.md).
     """
+    if remeasure and constraints["objective"] not in ("latency", "throughput"):
+        raise UserError(f"--remeasure re-times fixed-batch figures; it does not apply to --objective "
+                        f"{constraints['objective']}")
     best = _best(model, sweep_id, device, **constraints)
     left_out = best.attrs.get("excluded", [])
     for row in left_out:  # on stderr: stdout stays the table or the JSON rows
@@ -165,9 +168,6 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, top, **constrain
                             + (f" ({len(left_out)} flagged host_bound were not ranked)" if left_out else ""))
     if (no_tuned or top is not None) and not remeasure:
         raise UserError(f"{'--no-tuned' if no_tuned else '--top'} goes with --remeasure")
-    if remeasure and constraints["objective"] not in ("latency", "throughput"):
-        raise UserError(f"--remeasure re-times fixed-batch figures; it does not apply to --objective "
-                        f"{constraints['objective']}")
     if remeasure:
         from farm.search.config import FinalsConfig
         from farm.search.finals import remeasure as interleaved
