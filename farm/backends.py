@@ -60,10 +60,16 @@ class BackendConfig:
                             precision_min_cc=tuple(sorted(cls.precision_min_compute_capability.items())))
 
     @classmethod
-    def refuses_model(cls, model: Any, device_kind: str) -> str | None:
+    def refuses_model(cls, model: Any, device_kind: str, build: dict[str, Any]) -> str | None:
         """Why this backend cannot take ``model`` (farm.model_info.ModelInfo)
-        on a device of ``device_kind``, in one line; None when it can. Checked
-        at submit for every (backend, device kind) of the sweep."""
+        on a device of ``device_kind`` with the sweep's ``build`` knobs, in
+        one line; None when it can. Checked at submit for every (backend,
+        device kind) of the sweep. By default a custom operator is refused
+        (backends that load plugins override this)."""
+        if model.custom_ops:
+            more = len(model.custom_ops) - 1
+            return (f"{model.custom_ops[0]} is a custom operator{f' (and {more} more)' if more else ''}, which "
+                    f"{cls.name} has no kernel for")
         return None
 
     @classmethod

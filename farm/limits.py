@@ -58,10 +58,16 @@ def _check_backends_take(plans, model) -> None:
     submit, not by a failure of every job on a worker."""
     from farm.backends import backend_config
 
-    for backend, kind in sorted({(p.backend, p.device_class.split(".", 1)[0]) for p in plans}):
-        reason = backend_config(backend).refuses_model(model, kind)
+    seen = set()
+    for plan in plans:
+        kind = plan.device_class.split(".", 1)[0]
+        if (plan.backend, kind) in seen:
+            continue
+        seen.add((plan.backend, kind))
+        reason = backend_config(plan.backend).refuses_model(model, kind, plan.config.get("build") or {})
         if reason:
-            raise SpecError(f"backend {backend} cannot take {model.path.name} on {kind}: {reason}")
+            raise SpecError(f"backend {plan.backend} cannot take {model.path.name} on {kind}: {reason}; drop it "
+                            f"from the sweep's backends or change the model")
 
 
 def _size(n: int) -> str:

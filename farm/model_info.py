@@ -58,6 +58,10 @@ class ModelInfo:
     # External data files (farm.model_bundle.DataFile), checked to lie in the model's folder;
     # with any, sha256 is the model manifest's (graph + data files) and size_bytes their total.
     data_files: tuple = ()
+    # Nodes whose operator is in no ONNX or ONNX Runtime domain (a custom op,
+    # or a TensorRT plugin by name), as "node 3 (frob) com.example::Frobnicate";
+    # backends that cannot load plugins refuse the model at submit on it.
+    custom_ops: tuple[str, ...] = ()
 
     def input(self, name: str) -> InputInfo | None:
         return next((i for i in self.inputs if i.name == name), None)
@@ -104,7 +108,8 @@ def read_model(path: str | Path) -> ModelInfo:
         import hashlib
 
         sha256, size = hashlib.sha256(manifest(sha256, files)).hexdigest(), size + sum(f.size for f in files)
-    return ModelInfo(path, sha256, size, tuple(inputs), outputs, bf16_compute=bf16_compute, data_files=files)
+    return ModelInfo(path, sha256, size, tuple(inputs), outputs, bf16_compute=bf16_compute, data_files=files,
+                     custom_ops=_custom_ops(proto))
 
 
 # Operator domains a farm backend can run besides the ONNX standard ones:
@@ -118,7 +123,8 @@ def check_structure(proto, path: Path) -> None:
     """What no backend can take, refused at submit in one line instead of
     failing every job on a worker: an IR version or opset newer than the
     onnx library knows, an input name given twice, no outputs, a node
-    input nothing produces, an operator that exists in no known domain."""
+    input nothing produces. (Custom operators are for each backend to
+    refuse: TensorRT may load them as plugins; ModelInfo.custom_ops.)"""
     import onnx
     from onnx import defs
 
@@ -138,25 +144,25 @@ def check_structure(proto, path: Path) -> None:
                          f"must be unique")
     if not proto.graph.output:
         raise ModelError(f"{path} declares no graph outputs, so there is nothing to compute or measure")
-    _check_operators(proto, path, opsets)
     _check_dataflow(proto, path)
 
 
-def _check_operators(proto, path: Path, opsets: dict) -> None:
+def _custom_ops(proto) -> tuple[str, ...]:
+    """Nodes no standard or ONNX Runtime domain defines (model-local
+    functions excepted): a custom op or a TensorRT plugin named as an op."""
     from onnx import defs
 
     functions = {(f.domain, f.name) for f in proto.functions}
+    found = []
     for index, node in enumerate(proto.graph.node):
         domain = node.domain or ""
         if (domain, node.op_type) in functions:
             continue
-        where = f"node {index} ({node.name or 'unnamed'})"
-        if domain not in KNOWN_DOMAINS:
-            raise ModelError(f"{path}: {where} is the custom operator {domain}::{node.op_type}, which no farm "
-                             f"backend implements (no plugin or custom-op library is loaded)")
-        if domain in STANDARD_DOMAINS and not defs.has(node.op_type, domain if domain != "ai.onnx" else ""):
-            raise ModelError(f"{path}: {where} uses {node.op_type}, which is not an ONNX operator"
-                             + (f" of domain {domain}" if domain else ""))
+        standard = domain in STANDARD_DOMAINS
+        if (standard and not defs.has(node.op_type, "" if domain == "ai.onnx" else domain)) or (
+                domain not in KNOWN_DOMAINS):
+            found.append(f"node {index} ({node.name or 'unnamed'}) {domain or 'ai.onnx'}::{node.op_type}")
+    return tuple(found)
 
 
 def _check_dataflow(proto, path: Path) -> None:

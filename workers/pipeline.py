@@ -29,7 +29,7 @@ from farm.spec import MeasureConfig
 from farm.stats import median_cv
 from farm.store import open_store
 from workers import phases
-from workers.backends import load_backend
+from workers.backends import classify_failure, load_backend
 from workers.backends.base import BuildResult, DeviceContext, JobContext, Runner, TimingResult
 from workers.build_phase import give_back, hand_over, prebuilt
 from workers.claim import ClaimUnreachable, Claimed, clear_device
@@ -37,6 +37,7 @@ from workers.inputs import load_data
 from workers.job_end import Ends, ResultUnreachable, insert_artifacts, put_outputs, remember_artifacts
 from workers.measurement_row import set_memory
 from workers.model_cache import SourceModel, reference_key, reference_outputs, source_model
+from workers.refusals import one_line
 from workers.verified_files import matches
 from workers.watchdog import Watchdog, guard
 from workers.serving import energy_of, serve
@@ -59,7 +60,7 @@ def run_claimed(claimed: Claimed, worker: str, device: DeviceContext, device_id:
     except (ResultUnreachable, ClaimUnreachable):
         raise
     except BackendUnsupported as exc:
-        return ends.finish("unsupported", str(exc))
+        return ends.finish("unsupported", one_line(str(exc)))
     except Exception as exc:
         if is_transient(exc):
             # The database went away mid-job (a cache lookup, say): not the
@@ -68,6 +69,10 @@ def run_claimed(claimed: Claimed, worker: str, device: DeviceContext, device_id:
             raise ClaimUnreachable(f"job {job_id} handed back: the database went away mid-job") from exc
         if isinstance(exc, UserError):
             return ends.finish("failed", str(exc))
+        refused = classify_failure(claimed.job.backend, exc, claimed.job.precision)
+        if refused:  # the backend says it cannot take this model or configuration: not a bug
+            log.info("job %s unsupported: %s", job_id, refused)
+            return ends.finish("unsupported", refused)
         log.exception("job %s failed", job_id)
         return ends.finish("failed", traceback.format_exc(limit=20))
     finally:

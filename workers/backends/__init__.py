@@ -17,9 +17,21 @@ def _config_class(name: str):
     return backend_config(name)
 
 
+def _implementation(name: str) -> type[Backend]:
+    module_name, _, class_name = _config_class(name).implementation.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def load_backend(name: str, build_options: dict | None = None) -> Backend:
-    config_cls = _config_class(name)
-    config = config_cls.from_dict(build_options or {})
-    module_name, _, class_name = config_cls.implementation.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(config)
+    config = _config_class(name).from_dict(build_options or {})
+    return _implementation(name)(config)
+
+
+def classify_failure(name: str, exc: BaseException, precision: str) -> str | None:
+    """``unsupported`` reason for ``exc`` as backend ``name`` classifies it
+    (Backend.classify), or None: a failure."""
+    try:
+        cls = _implementation(name)
+    except Exception:  # the backend itself does not load: that is the failure to report
+        return None
+    return cls.classify(exc, precision)

@@ -132,6 +132,17 @@ class Backend(ABC):
     def __init__(self, config: BackendConfig):
         self.config = config
 
+    @classmethod
+    def classify(cls, exc: BaseException, precision: str) -> str | None:
+        """The one-line ``unsupported`` reason for an error this backend
+        recognises as "cannot take this model or configuration" (its
+        library refusing an operator, an onnx check of the model it
+        prepared); None for anything else, which stays a failure with its
+        traceback (a bug). Backends extend it with their library's errors."""
+        from workers.refusals import onnx_refusal
+
+        return onnx_refusal(exc, f"preparing the model for {precision}")
+
     @abstractmethod
     def version(self) -> str: ...
 

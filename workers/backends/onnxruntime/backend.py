@@ -21,7 +21,23 @@ _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
            "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
+# ONNX Runtime's status codes that mean "this model is not for this runtime":
+# a missing kernel (an operator, or an operator at this type), an invalid or
+# unknown graph. FAIL and RUNTIME_EXCEPTION stay failures.
+_REFUSING = ("NOT_IMPLEMENTED", "INVALID_GRAPH", "NO_MODEL", "INVALID_PROTOBUF")
+
+
 class OnnxRuntimeBackend(Backend):
+    @classmethod
+    def classify(cls, exc: BaseException, precision: str) -> str | None:
+        text = " ".join(str(exc).split())
+        if type(exc).__module__.startswith("onnxruntime") and any(f": {code} :" in text for code in _REFUSING):
+            from workers.refusals import one_line
+
+            detail = text.split(" : ", 3)[-1] if text.count(" : ") >= 3 else text
+            return one_line(f"ONNX Runtime cannot run the model at {precision}: {detail}")
+        return super().classify(exc, precision)
+
     def version(self) -> str:
         import onnxruntime
 

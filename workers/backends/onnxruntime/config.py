@@ -18,11 +18,11 @@ class OnnxRuntimeConfig(BackendConfig):
     device_kinds = ("cpu",)
 
     @classmethod
-    def refuses_model(cls, model, device_kind):
+    def refuses_model(cls, model, device_kind, build):
         if device_kind == "cpu" and model.bf16_compute:
             return (f"ONNX Runtime's CPU provider has no bfloat16 kernel for {model.bf16_compute}; cast the "
                     f"input to float32 in the model, or use a GPU backend")
-        return None
+        return super().refuses_model(model, device_kind, build)
 
     # the farm's default is "all"
     graph_optimization_level: str | None = knob(choices=("disable", "basic", "extended", "all"))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from farm.errors import BackendUnsupported
+from workers.refusals import cut
 from workers.backends.tensorrt_family import io_plan, plugins
 from workers.backends.tensorrt_family import shape_values as shape_api
 from workers.backends.tensorrt_family.capabilities import RTX_TARGETS, Flavor
@@ -50,8 +51,9 @@ def parse_onnx(lib: Any, builder: trt.Builder, onnx_path: Path, logger: Any,
     if not parser.parse_from_file(str(onnx_path)):
         problems = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
         cause = _first_cause(logger)
-        raise BackendUnsupported("the ONNX parser rejected the model: " + "; ".join(problems or [
-            last_error(logger, "no error reported")]) + (f" (TensorRT logged first: {cause})" if cause else ""))
+        # The first nodes name the cause; a model of 44 refused nodes is not 44 lines of reason.
+        raise BackendUnsupported("the ONNX parser rejected the model: " + (cut(problems, "more nodes") or last_error(
+            logger, "no error reported")) + (f" (TensorRT logged first: {cause})" if cause else ""))
     return network, parser
 
 
@@ -67,7 +69,9 @@ def _parser_error(error: trt.ParserError) -> str:
     node = error.node_name() or f"#{error.node()}"
     operator = error.node_operator()
     where = f"node {node}" + (f" ({operator})" if operator else "")
-    return f"{where}: {error.desc().strip()}"
+    desc = error.desc().strip()
+    # The parser's description of an operator it has no importer for is the bare word "false".
+    return f"{where}: {desc if desc not in ('', 'false') else 'not supported by this parser'}"
 
 
 def add_profiles(lib: Any, builder: trt.Builder, config: trt.IBuilderConfig, descs: Sequence[TensorDesc],

@@ -29,6 +29,12 @@ class TensorRTFamilyConfig(BackendConfig):
             object.__setattr__(self, "plugins", tuple(str(p) for p in self.plugins))
 
     @classmethod
+    def refuses_model(cls, model, device_kind, build):
+        # A custom operator may be a plugin: the library's own registry or a
+        # build's plugins; the parser decides, and its refusal names the node.
+        return None
+
+    @classmethod
     def tuned_build(cls, build: dict) -> dict | None:
         # Level 5 times every tactic TensorRT has (builds several times longer than the default 3).
         if (build or {}).get("builder_optimization_level", 3) >= 5:
