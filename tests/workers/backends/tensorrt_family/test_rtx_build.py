@@ -130,3 +130,20 @@ def test_axes_sharing_a_name_sized_apart_are_explained(rtx, farm_home, tmp_path)
         "them equal, but the profile gives x[2] 48/48/48, x[3] 96/192/192 (min/opt/max)")
     square = {"x": {"min": [1, 3, 48, 48], "opt": [1, 3, 96, 96], "max": [1, 3, 192, 192]}}
     assert load_backend("tensorrt-rtx").build(job(tmp_path, path, "fp32", square)).artifact.stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_an_external_data_model_builds(rtx, farm_home, tmp_path, precision):
+    """TensorRT's parser reads the weights from the data file beside the graph
+    (farm/model_bundle.py: the worker's folder holds both); the fp16 copy of
+    the model is made from them too."""
+    from tests.farm.test_model_bundle import external_model
+    from tests.onnx_models import make_cnn
+
+    graph = external_model(tmp_path / "ext", make_cnn(tmp_path / "one" / "det.onnx"))
+    assert read_model(graph).data_files
+    shapes = {"images": {"min": [1, 3, 32, 32], "opt": [1, 3, 32, 32], "max": [1, 3, 32, 32]}}
+    built = load_backend("tensorrt-rtx", {"builder_optimization_level": 0}).build(job(tmp_path, graph, precision,
+                                                                                          shapes))
+    assert built.artifact.stat().st_size > 10_000

@@ -178,3 +178,22 @@ def test_a_fullgraph_failure_names_the_onnx_node_in_one_line():
     text = describe(failure.value, {"Where_3": ("/head/Where_3", "Where")})
     assert text.startswith("ONNX node '/head/Where_3' (Where): ") and "\n" not in text
     assert "TORCHDYNAMO_VERBOSE" not in text
+
+
+def test_an_external_data_model_imports_as_its_one_file_twin(tmp_path):
+    """The torch backend reads a model whose weights live in a side file
+    (farm/model_bundle.py) as the worker's folder holds it: the graph and its
+    data file side by side; the module computes what the one-file model does."""
+    from tests.farm.test_model_bundle import external_model
+    from tests.onnx_models import make_cnn
+    from workers.backends.torch.onnx_import import onnx_to_module
+
+    one_file = make_cnn(tmp_path / "one" / "det.onnx")
+    graph = external_model(tmp_path / "ext", one_file)
+    shapes = {"images": (2, 3, 32, 32)}
+    feeds, tensors = _inputs(one_file, shapes)
+    want, _ = onnx_to_module(one_file, shapes, tensors)
+    got, info = onnx_to_module(graph, shapes, tensors)
+    assert info["host_reads"] == 0
+    with torch.no_grad():
+        np.testing.assert_array_equal(got(*tensors).numpy(), want(*tensors).numpy())
