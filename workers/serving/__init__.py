@@ -41,6 +41,14 @@ def sample_pool(ctx: JobContext, feeds: dict[str, np.ndarray]):
     return SamplePool(pool, batched, size)
 
 
+def call_ms(timing: TimingResult | None) -> float | None:
+    """One engine call at the job's batch, host copies included where measured: what a SingleStream query costs."""
+    if timing is None:
+        return None
+    samples = timing.e2e_samples_ms or timing.samples_ms
+    return sorted(samples)[len(samples) // 2] if samples else None
+
+
 def estimate_qps(timing: TimingResult | None, batch: int) -> float:
     """Samples/s the fixed-batch run reached: LoadGen's first expected rate."""
     if timing is None or not timing.samples_ms:
@@ -59,7 +67,8 @@ def run_scenarios(runner: Runner, ctx: JobContext, serving: dict, feeds: dict[st
     executors = runner.serving_instances(int(serving["instances"]))
     scenarios = ScenarioRunner(executors, sample_pool(ctx, feeds), run_batch=ctx.batch_size, serving=serving,
                                outdir=ctx.workdir / "loadgen", device_uuid=ctx.device.uuid if ctx.device.kind == "gpu"
-                               else None, estimate_qps=estimate_qps(timing, ctx.batch_size))
+                               else None, estimate_qps=estimate_qps(timing, ctx.batch_size),
+                               call_ms=call_ms(timing))
     result = scenarios.run()
     path = ctx.workdir / "loadgen-summaries.json"
     path.write_text(json.dumps(scenarios.summaries, indent=1))
