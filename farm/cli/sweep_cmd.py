@@ -111,10 +111,13 @@ def search_lines(search: dict) -> list[str]:
                      + ", ".join(f"#{n}: {value:.4g}" for n, value in trail[-8:]))
     for reason, count in sorted(search["reasons"].items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  {count} {reason}")
+    from farm.tuned import gain_line
+
     for finals in search["finals"]:
         lines.append(f"  finals {finals['id']} on {finals['device_class']}: {finals['status']}, "
                      f"{len(finals['jobs'])} candidates interleaved" + (f" ({finals['error'].strip().splitlines()[-1]})"
                                                                         if finals.get("error") else ""))
+        lines += [f"    {gain_line(row)}" for row in finals.get("tuned", [])]
     for group, entry in sorted((search.get("result") or {}).items()):
         if "winner" in entry:
             tied = f", tied: {', '.join(entry['tied'])}" if entry.get("tied") else ""

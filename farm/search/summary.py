@@ -45,7 +45,7 @@ def search_summary(sweep_id: str) -> dict:
             "saving": f"{len(built) - reused} of {search.space_size} configurations built",
             "reasons": reasons, "history": history,
             "finals": [{"id": f.id, "device_class": f.device_class, "status": f.status, "jobs": f.job_ids,
-                        "error": f.error} for f in finals],
+                        "error": f.error, "tuned": (f.result or {}).get("tuned", [])} for f in finals],
             "result": search.result or {},
         }
 
