@@ -46,6 +46,9 @@ class BackendConfig:
     target_compute_capabilities: ClassVar[tuple[str, ...]] = ()
     # precision -> the lowest compute capability with kernels for it (e.g. fp8 from 8.9 on)
     precision_min_compute_capability: ClassVar[dict[str, str]] = {}
+    # Source formats (farm/sources.py) the backend compiles itself, from the user's file rather than the
+    # converted ONNX (workers/native_source.py)
+    native_formats: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def capabilities(cls) -> "Capabilities":

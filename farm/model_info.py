@@ -5,7 +5,7 @@ files beside it is checked and hashed as one model (farm/model_bundle.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from farm.errors import ModelError
@@ -62,6 +62,9 @@ class ModelInfo:
     # or a TensorRT plugin by name), as "node 3 (frob) com.example::Frobnicate";
     # backends that cannot load plugins refuse the model at submit on it.
     custom_ops: tuple[str, ...] = ()
+    # A model converted from another format (farm/sources.py): the source's name, format, content hash,
+    # the converter's name and versions, the opset and the parity check. None: the user gave ONNX.
+    source: dict | None = field(default=None, compare=False)
 
     def input(self, name: str) -> InputInfo | None:
         return next((i for i in self.inputs if i.name == name), None)

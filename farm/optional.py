@@ -26,6 +26,10 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "tensorrt_rtx": ("tensorrt-rtx", "tensorrt-rtx"),
     "tensorrt_rtx_bindings": ("tensorrt-rtx", "tensorrt-rtx"),
     "cuda": ("cuda-python", "cuda"),
+    "onnxscript": ("onnxscript", "torch"),
+    "keras": ("keras", "keras"),
+    "tensorflow": ("tensorflow", "tensorflow"),
+    "tf2onnx": ("tf2onnx", "tensorflow"),
 }
 
 

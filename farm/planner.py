@@ -21,6 +21,7 @@ import itertools
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -49,6 +50,7 @@ class Submission:
     unsupported: int
     skipped: list[str] = field(default_factory=list)
     not_reused: dict[str, int] = field(default_factory=dict)  # why an earlier identical result was not reused -> jobs
+    conversion: dict | None = None  # a model converted to ONNX at submit (farm/sources.py): how, and its parity
 
 
 @dataclass
@@ -184,18 +186,30 @@ def upsert_model(session, model: ModelInfo) -> Model:
     from farm.model_bundle import put_model
 
     store = open_store()
+    source = _stored_source(store, model.source)
     row = session.scalar(select(Model).where(Model.sha256 == model.sha256))
     if row is None:
         key = put_model(store, model)  # one file, or graph + external data files + their manifest
-        values = {"sha256": model.sha256, "name": model.path.name, "path": str(model.path),
+        values = {"sha256": model.sha256, "name": source["name"] if source else model.path.name,
+                  "path": source["path"] if source else str(model.path),
                   "size_bytes": model.size_bytes, "inputs": [i.to_json() for i in model.inputs],
-                  "artifact_sha256": key}
+                  "artifact_sha256": key, "source_sha256": source["sha256"] if source else None, "source": source}
         session.execute(insert_ignoring_duplicates(session, Model, values, "sha256"))
         row = session.scalar(select(Model).where(Model.sha256 == model.sha256))
     else:
         # Verified, not just present: a missing object (a new store) is uploaded again, a corrupt one replaced.
         put_model(store, model)
     return row
+
+
+def _stored_source(store, source: dict | None) -> dict | None:
+    """A converted model's source goes to the store beside its ONNX (a
+    SavedModel directory as its deterministic tar): backends that read the
+    format natively (the torch backend and .pt2) fetch it by this key."""
+    if source is None:
+        return None
+    kept = {k: v for k, v in source.items() if k not in ("archive", "ok")}
+    return {**kept, "artifact_sha256": store.put_file(Path(source["archive"]))}
 
 
 def _finished_twins(session, key: str) -> list[Job]:

@@ -6,6 +6,7 @@ Everything the CLI does is a call here; nothing here prints.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -15,7 +16,7 @@ from farm.config import stale_s
 from farm.db import FINAL_STATES, Device, Job, Sweep, session_scope, utcnow
 from farm.db.clock import db_now
 from farm.errors import SpecError, UserError
-from farm.model_info import SYNTHETIC_DTYPES, ModelInfo, read_model
+from farm.model_info import SYNTHETIC_DTYPES, ModelInfo
 from farm.planner import (ClassEnvironments, Submission, create_sweep, enqueue_pending, get_sweep, new_id,
                           new_job, plan_sweep, result_environment)
 from farm.routing import needs
@@ -31,8 +32,9 @@ WAITING = ("pending", "queued", "built")  # jobs that still wait for a worker
 def validate(spec: SweepSpec) -> ModelInfo:
     """Everything that can be checked before touching the database."""
     from farm.queue import check_time_limits
+    from farm.sources import open_model
 
-    model = read_model(spec.model)
+    model = open_model(spec.model, spec.data, _parity_shapes(spec))
     check_time_limits(spec.timeouts)
     for info in model.inputs:
         if info.dtype not in SYNTHETIC_DTYPES and spec.data is None:
@@ -48,6 +50,11 @@ def validate(spec: SweepSpec) -> ModelInfo:
     return model
 
 
+def _parity_shapes(spec: SweepSpec) -> dict[str, list[int]] | None:
+    """The first profile's opt shapes: what a converted model's parity check runs at."""
+    return {name: list(rng.opt) for name, rng in spec.profiles[0].inputs.items()} if spec.profiles else None
+
+
 def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueue: bool = True) -> Submission:
     """Plan (farm/planner.py: every check and limit, for a search too), then
     write the sweep's rows and send its jobs; a search takes its first step."""
@@ -59,7 +66,7 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
     if spec.search is not None:
         from farm.search.driver import submit_search
 
-        return submit_search(spec, model, host=host, enqueue=enqueue)
+        return replace(submit_search(spec, model, host=host, enqueue=enqueue), conversion=model.source)
     with session_scope() as session:
         plans = plan_sweep(spec, model, session, host=host)
         sweep = create_sweep(session, spec, model)
@@ -74,7 +81,7 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
         sweep_id, total = sweep.id, len(plans.plans)
     queued = enqueue_pending(sweep_id) if enqueue else 0
     return Submission(sweep_id, total, counts["done"], queued, counts["unsupported"], plans.skipped,
-                      dict(not_reused))
+                      dict(not_reused), model.source)
 
 
 def sweep_status(sweep_id: str) -> dict:

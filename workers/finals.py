@@ -92,6 +92,7 @@ def _contexts(session, finals: Finals, device, workdir: Path,
     from workers.pipeline import data_file
     from workers.inputs import load_data
     from workers.model_cache import source_model
+    from workers.native_source import backend_model_path
 
     store, cache = open_store(), settings().home / "cache"
     out = []
@@ -109,7 +110,8 @@ def _contexts(session, finals: Finals, device, workdir: Path,
         store.get_file(job.artifact_sha256, artifact)
         data = data_file(config.get("data_sha256"), store, cache)
         ctx = JobContext(job_id=job_id, precision=config["precision"], batch_size=config["batch_size"],
-                         shapes=config["profile"]["inputs"], model_path=source.path, model=source.info,
+                         shapes=config["profile"]["inputs"], model=source.info,
+                         model_path=backend_model_path(config["backend"], source, store, cache),
                          measure=MeasureConfig(**config["measure"]), calibration=config["calibration"],
                          device=device, workdir=workdir, store=store, data=load_data(data) if data else None)
         out.append((job_id, ctx, config, artifact))

@@ -37,6 +37,7 @@ from workers.inputs import load_data
 from workers.job_end import Ends, ResultUnreachable, insert_artifacts, put_outputs, remember_artifacts
 from workers.measurement_row import set_memory
 from workers.model_cache import SourceModel, reference_key, reference_outputs, source_model
+from workers.native_source import backend_model_path
 from workers.refusals import one_line
 from workers.verified_files import matches
 from workers.watchdog import Watchdog, guard
@@ -103,7 +104,8 @@ def _run_phase(claimed: Claimed, worker: str, device: DeviceContext, workdir: Pa
         data = data_file(config.get("data_sha256"), store, settings().home / "cache")
         ctx = JobContext(
             job_id=job.id, precision=config["precision"], batch_size=config["batch_size"],
-            shapes=config["profile"]["inputs"], model_path=source.path, model=source.info,
+            shapes=config["profile"]["inputs"], model=source.info,
+            model_path=backend_model_path(config["backend"], source, store, settings().home / "cache"),
             measure=MeasureConfig(**config["measure"]), calibration=config["calibration"], device=device,
             workdir=workdir, store=store, data=load_data(data) if data else None,
         )

@@ -31,7 +31,7 @@ def submit_cmd(force, fmt, **spec_args):
     if fmt == "json":
         click.echo(to_json({"sweep_id": submission.sweep_id, "jobs": submission.jobs, "queued": submission.queued,
                             "reused": submission.reused, "unsupported": submission.unsupported,
-                            "skipped": list(submission.skipped),
+                            "skipped": list(submission.skipped), "conversion": submission.conversion,
                             "search": spec.search.strategy if spec.search is not None else None}))
         return
     if spec.search is not None:
@@ -46,7 +46,12 @@ def submit_cmd(force, fmt, **spec_args):
 
 
 def echo_submission_notes(submission) -> None:
-    """What a submission left out or could not reuse, on stderr: 'farm sweep submit' and 'farm run' say it alike."""
+    """What a submission converted, left out or could not reuse, on stderr: 'farm sweep submit' and 'farm run'
+    say it alike."""
+    if submission.conversion:
+        from farm.sources import describe
+
+        click.echo(describe(submission.conversion), err=True)
     for skipped in submission.skipped:
         say(f"skipped: {skipped}", err=True)
     for why, count in sorted(submission.not_reused.items()):

@@ -37,6 +37,11 @@ class Model(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     inputs: Mapped[list] = mapped_column(JSON)
     artifact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Converted from another format (farm/sources.py): the source's content hash (what `farm best
+    # model.pt2` finds the model by) and the conversion record (format, converter, versions, opset,
+    # parity, the source's store key). NULL for a model given as ONNX.
+    source_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    source: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -93,11 +93,13 @@ _HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{4,64}$")
 
 
 def resolve_model(session, model: str) -> Model:
+    from farm.sources import is_saved_model
+
     path = Path(model)
     if "\x00" in model:
         row = None
-    elif path.is_file():
-        row = session.scalar(select(Model).where(Model.sha256 == sha256_file(path)))
+    elif path.is_file() or is_saved_model(path):
+        row = _model_of_file(session, path)
     else:
         # A name matches exactly; a sha256 prefix only if it is hex (so no
         # LIKE wildcard, '%' or '_', can ever reach the database), escaped anyway.
@@ -108,6 +110,19 @@ def resolve_model(session, model: str) -> Model:
     if row is None:
         raise NotFoundError(f"no results for model {model!r} (give a model file, its name or sha256)")
     return row
+
+
+def _model_of_file(session, path: Path) -> Model | None:
+    """The model a file is: an ONNX file by its hash; a converted one
+    (torch.export, Keras, TensorFlow: farm/sources.py) by its source's hash,
+    the newest conversion of it (a converter upgrade makes a new one)."""
+    from farm.sources import source_digest, source_format
+
+    if source_format(path) == "onnx":
+        return session.scalar(select(Model).where(Model.sha256 == sha256_file(path)))
+    digest = source_digest(path)
+    return session.scalar(select(Model).where((Model.source_sha256 == digest) | (Model.sha256 == digest))
+                          .order_by(Model.created_at.desc(), Model.id.desc()).limit(1))
 
 
 def check_sweep(session, sweep_id: str) -> None:

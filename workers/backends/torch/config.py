@@ -17,6 +17,7 @@ class TorchConfig(BackendConfig):
     requires = ("torch",)
     precisions = ("fp32", "fp16", "bf16")
     device_kinds = ("gpu",)
+    native_formats = ("torch.export",)  # a .pt2 is compiled as the user's program, not through its ONNX
     environment_libraries = ("triton",)  # Inductor's kernels come from Triton: a new Triton is a new result
 
     # torch.compile mode (default "default": no autotuning, seconds per model). "max-autotune" is the
