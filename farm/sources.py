@@ -66,12 +66,21 @@ def converter_identity(fmt: str) -> dict:
 
     converter = CONVERTERS[fmt]
     found = versions(converter.versioned)
-    missing = [name for name, version in found.items() if version is None]
+    missing = [name for name, version in found.items() if version is None or not _importable(name)]
     if missing:
         raise MissingDependencyError(
             f"converting a {fmt} model needs {', '.join(missing)}, which is not installed here: "
             f"pip install 'engine-farm[{converter.extra}]'")
     return {"format": fmt, "converter": converter.name, "versions": found}
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None  # finds, never imports
+    except (ImportError, ValueError):
+        return False
 
 
 def model_identity(source_sha256: str, identity: dict) -> str:
