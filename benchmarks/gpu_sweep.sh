@@ -10,6 +10,9 @@
 #   bash benchmarks/gpu_sweep.sh panel        # torch on the real-model panel (MODELS_DIR: model files by name,
 #                                             # else the test extra's wheels); benchmarks/torch_panel.py;
 #                                             # PANEL_ARGS: more of its flags (--shared-cache --warm-rebuild ...)
+#   bash benchmarks/gpu_sweep.sh formats      # a PyTorch program through the torch backend natively from .pt2
+#                                             # and through its ONNX, side by side (benchmarks/source_formats.py;
+#                                             # FORMATS_ARGS: more of its flags)
 #   bash benchmarks/gpu_sweep.sh scaling      # two GPUs: one sweep on GPU 0 alone, then on both (cold caches each)
 #   bash benchmarks/gpu_sweep.sh acceptance   # issue 25: specs without build:/measure: on 3 real models + an encoder,
 #                                             # farm best per model, the finals' tuned rebuild (gpu_acceptance.py;
@@ -77,6 +80,12 @@ panel)
   python3 benchmarks/torch_panel.py --out "$RESULTS" ${MODELS_DIR:+--models-dir "$MODELS_DIR"} \
     --deadline-s "${DEADLINE_S:-420}" --build "${PANEL_BUILD:-$default_build}" \
     ${PANEL_ARGS:-} 2>&1 | tee "$RESULTS/panel.log" | grep -e '^|' -e 'Error' -e 'Traceback'
+  ;;
+formats)
+  machine "$RESULTS/machine.txt"
+  export FARM_HOME=/tmp/farm-formats TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-formats
+  python3 benchmarks/source_formats.py --out "$RESULTS" --deadline-s "${DEADLINE_S:-150}" ${FORMATS_ARGS:-} \
+    2>&1 | tee "$RESULTS/formats.log" | grep -e '^|' -e 'Error' -e 'Traceback'
   ;;
 scaling)
   machine "$RESULTS/machine.txt"

@@ -41,7 +41,8 @@ def source_format(path: Path) -> str:
     if path.is_dir():
         if is_saved_model(path):
             return "tf-saved-model"
-        raise ModelError(f"{path} is a directory but not a TensorFlow SavedModel (no saved_model.pb in it)")
+        raise ModelError(f"{path} is a directory, not a model file (a directory is read as a TensorFlow "
+                         f"SavedModel only with saved_model.pb in it)")
     suffix = path.suffix.lower()
     return {".pt2": "torch.export", ".keras": "keras", ".pb": "tf-frozen-graph"}.get(suffix, "onnx")
 
@@ -166,7 +167,9 @@ def _run_converter(path: Path, fmt: str, folder: Path, data: Path | None, shapes
         command += ["--data", str(Path(data).resolve())]
     if shapes:
         command += ["--shapes", json.dumps(shapes)]
-    timeout = float(os.environ.get("FARM_CONVERT_TIMEOUT_S", CONVERT_TIMEOUT_S))
+    from farm.config import _number
+
+    timeout = _number("FARM_CONVERT_TIMEOUT_S", CONVERT_TIMEOUT_S)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_child_env())
     except subprocess.TimeoutExpired:

@@ -100,7 +100,8 @@ SPEC_CASES = {
     "key NUL": ([*SUBMIT, '@spec:build: {"onnx\\0runtime": {}}\n'], field("build") + "contains a NUL character"),
     # -- models
     "missing model": (["run", "--model", "nope.onnx"], "Error: model file not found: nope.onnx"),
-    "model a directory": ([*SUBMIT, "--model", "models"], "Error: model file not found: models"),
+    "model a directory": ([*SUBMIT, "--model", "models"], "Error: models is a directory, not a model file (a "
+                          "directory is read as a TensorFlow SavedModel only with saved_model.pb in it)"),
     "not onnx": (["run", "--model", "notes.txt"], "Error: notes.txt is not an ONNX model (onnx could not parse it)"),
     "empty model file": ([*SUBMIT, "--model", "empty.onnx"], "Error: empty.onnx is not an ONNX model (no graph)"),
     "fixed batch 2^31": ([*SUBMIT, "--model", "models/batch2g.onnx"],

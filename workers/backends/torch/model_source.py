@@ -17,17 +17,34 @@ def model_format(path: Path) -> str:
     return "pt2" if zipfile.is_zipfile(path) else "onnx"
 
 
-def load_module(path: Path, shapes: dict[str, tuple[int, ...]]):
+def load_module(path: Path, shapes: dict[str, tuple[int, ...]], device: str = "cuda"):
     """Return (module, info saying how it was obtained) for the job's shapes.
     An ONNX module carries ``onnx_nodes`` (module name -> ONNX node name and
     op type) for failures and the host-read check."""
     if model_format(path) == "pt2":
-        import torch
-
-        return torch.export.load(str(path)).module(), {"source_format": "torch.export (.pt2)"}
+        return _program_module(path, device)
     from workers.backends.torch.onnx_import import onnx_to_module
 
     return onnx_to_module(path, shapes)
+
+
+def _program_module(path: Path, device: str):
+    """The user's own program, compiled natively (no ONNX round trip). A
+    program exported on the CPU keeps tensors it creates (masks, aranges)
+    on the CPU; torch.export's move_to_device_pass rewrites them for the
+    worker's device, which ``module.to()`` alone does not."""
+    import torch
+
+    program = torch.export.load(str(path))
+    moved = False
+    try:
+        from torch.export.passes import move_to_device_pass
+
+        program, moved = move_to_device_pass(program, device), True
+    except ImportError:  # torch < 2.6
+        pass
+    return program.module(), {"source_format": "torch.export (.pt2)", "native_program": True,
+                              "moved_to_device": moved}
 
 
 def inline_identity_initializers(proto):
