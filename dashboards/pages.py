@@ -18,7 +18,8 @@ import pandas as pd
 
 from farm.reports import find_best, load_frame
 from farm.reports.compare import parse_prices
-from farm.reports.html import BEST_COLUMNS, STYLE, VIEWS, table, view_sections
+from farm.reports.html import BEST_COLUMNS, STYLE, table, view_sections
+from farm.reports.views import VIEWS, canonical_view
 from farm.service import device_rows, list_sweeps
 
 NAV = ('<nav><a href="/">sweeps</a> <a href="/best">best per GPU</a> <a href="/workers">workers</a> '
@@ -100,6 +101,7 @@ def _view_links(sweep_id: str, view: str, prices: list[str]) -> str:
 
 def sweep_page(sweep_id: str, view: str = "jobs", prices: list[str] | None = None) -> Page:
     prices = prices or []
+    view = canonical_view(view)  # ?view=compare, the old name of speedup, still works
     if view not in VIEWS:
         from farm.errors import UserError
 

@@ -49,6 +49,8 @@ class BackendConfig:
     # Source formats (farm/sources.py) the backend compiles itself, from the user's file rather than the
     # converted ONNX (workers/native_source.py)
     native_formats: ClassVar[tuple[str, ...]] = ()
+    # What the stored artifact is, as a file name ending: the winner sentence and fetch hints name files by it.
+    artifact_suffix: ClassVar[str] = ".bin"
 
     @classmethod
     def capabilities(cls) -> "Capabilities":

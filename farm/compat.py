@@ -88,7 +88,7 @@ def incompatibility(build_info: dict, device: dict, rebuild_hint: str | None = N
 
 def _hint(device: dict) -> str:
     target = device.get("device_class") or "the target device class"
-    return f"rebuild with `farm sweep submit SPEC --devices {target}`"
+    return f"rebuild with `farm sweep submit SPEC --device {target}`"
 
 
 def versions_match(have: str, built: str, runs_on: dict) -> bool:

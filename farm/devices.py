@@ -91,7 +91,8 @@ def registered_classes(session, host: str | None = None) -> dict[str, str]:
 def resolve_device_classes(selectors, session, host: str | None = None) -> list[str]:
     """Turn a spec's ``devices`` selector into device classes.
 
-    ``any`` (every registered class, or this host's CPU if none), ``cpu``,
+    ``all`` (or its old name ``any``: every registered class, or this host's
+    CPU if none), ``cpu``,
     ``gpu``, an exact class (``gpu.nvidia-l4``: allowed before any worker
     of it exists; its jobs wait for one), or a device's name or part of it
     (``H100``; see device_classes_matching).
@@ -101,7 +102,7 @@ def resolve_device_classes(selectors, session, host: str | None = None) -> list[
     for selector in selectors:
         text = str(selector).strip()
         lowered = text.lower()
-        if lowered == "any":
+        if lowered in ("all", "any"):
             matches = sorted(known) or [cpu_class()]
         elif lowered == "cpu":
             matches = sorted(c for c in known if c.startswith("cpu.")) or [cpu_class()]

@@ -9,7 +9,7 @@ import os
 import platform
 from dataclasses import asdict, dataclass, field
 
-from farm.devices import cpu_class, cpu_model, gpu_class, hostname
+from farm.devices import cpu_class, cpu_model, device_classes_matching, gpu_class, hostname
 from farm.errors import UserError
 
 
@@ -119,10 +119,13 @@ def discover() -> list[DiscoveredDevice]:
 
 
 def select_devices(devices: list[DiscoveredDevice], selector: str) -> list[DiscoveredDevice]:
-    """``all`` | ``cpu`` | ``gpu`` | GPU indices ``0,1`` | GPU UUIDs (comma-separated)."""
+    """The CLI's one device grammar (farm.cli.dialect), on this host's
+    devices: ``all`` | ``cpu`` | ``gpu`` | a device class | a device's name
+    or words of it (``H100``) | GPU indices ``0,1`` | GPU UUIDs,
+    comma-separated (``any`` is the old name of ``all``)."""
     selector = selector.strip()
     gpus = [d for d in devices if d.kind == "gpu"]
-    if selector == "all":
+    if selector.lower() in ("all", "any"):
         return devices
     if selector == "cpu":
         return [d for d in devices if d.kind == "cpu"]
@@ -133,8 +136,13 @@ def select_devices(devices: list[DiscoveredDevice], selector: str) -> list[Disco
     chosen = []
     for part in filter(None, (p.strip() for p in selector.split(","))):
         match = [d for d in gpus if part == str(d.index) or part == d.uuid]
-        if part == "cpu":
-            match = [d for d in devices if d.kind == "cpu"]
+        if part.lower() in ("all", "any"):
+            match = list(devices)
+        elif part in ("cpu", "gpu"):
+            match = [d for d in devices if d.kind == part]
+        elif not match and not part.isdigit():  # a device class or a device's name (a number is an index)
+            classes = device_classes_matching([(d.device_class, d.name) for d in devices], part)
+            match = [d for d in devices if d.device_class in classes]
         if not match:
             known = ", ".join(["cpu"] + [f"{d.index} ({d.uuid})" for d in gpus])
             raise UserError(f"--device {part!r} matches no device on this host (devices: {known})")

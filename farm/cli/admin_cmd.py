@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from farm.cli.dialect import device_selectors, format_option
 from farm.cli.output import render_table, to_json
 from farm.db import upgrade
 from farm.service import device_rows
@@ -20,14 +21,16 @@ def worker_group() -> None:
 
 
 @worker_group.command("start")
-@click.option("--device", default="all", show_default=True,
-              help="all | cpu | gpu | GPU indices (0,1) | GPU UUIDs, comma-separated.")
+@click.option("--device", "devices", multiple=True,
+              help="all (default) | cpu | gpu | device class | GPU name | GPU index | GPU UUID; repeatable or "
+                   "comma-separated.")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker_start(device, loglevel):
+def worker_start(devices, loglevel):
     """Start one pinned solo-pool worker process per selected device; each
     consumes only its device class's queue. Runs until interrupted: the first
     SIGTERM/SIGINT lets current jobs finish (exit 0), a second one (or
     FARM_SHUTDOWN_GRACE_S, default 540 s) stops at once and hands them back."""
+    device = ",".join(device_selectors(devices)) or "all"
     command = [sys.executable, "-m", "workers", "start", "--device", device, "--loglevel", loglevel]
     # Become the launcher (same pid): signals from a container runtime or a
     # terminal reach it directly, and as PID 1 it is the one that reaps.
@@ -37,7 +40,7 @@ def worker_start(device, loglevel):
 
 
 @click.command("devices")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option()
 @click.option("--local", is_flag=True, help="Discover this host's devices instead of listing registered ones.")
 def devices_cmd(fmt, local):
     """List devices registered by workers (or, with --local, this host's)."""
@@ -75,7 +78,7 @@ def versions_text(row: dict) -> str:
 
 
 @click.command("workers")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option()
 def workers_cmd(fmt):
     """List live workers: device, current job, last heartbeat."""
     rows = [r for r in device_rows() if r["live"]]
@@ -98,9 +101,13 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-def db_upgrade():
+@format_option()
+def db_upgrade(fmt):
     """Create or migrate the database at FARM_DB_URL to the newest schema."""
     revision = upgrade()
+    if fmt == "json":
+        click.echo(to_json({"revision": revision}))
+        return
     say(f"database at revision {revision}")
 
 

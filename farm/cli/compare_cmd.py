@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from farm.cli.dialect import format_option
 from farm.cli.output import emit, emit_export, render_table, table_stream
 from farm.errors import UserError
 from farm.output_files import check_output
@@ -32,8 +33,7 @@ def _summary_line(comparison) -> str:
 @click.command("compare")
 @click.argument("sweep_a")
 @click.argument("sweep_b")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet", "html"]), default="table",
-              show_default=True)
+@format_option("csv", "parquet", "html")
 @click.option("--min-change", "min_change", type=FiniteFloat(0), default=10.0, show_default=True,
               metavar="PCT", help="A change counts only when its whole interval clears PCT percent (run-to-run noise).")
 @click.option("--fail-on-regression", "fail_pct", type=FiniteFloat(0), metavar="PCT",
@@ -62,7 +62,7 @@ def compare_cmd(sweep_a, sweep_b, fmt, min_change, fail_pct, output):
         text = render_table([h for h, _ in TABLE], [k for _, k in TABLE], frame_rows(rows, SWEEP_COMPARE_FIELDS),
                             table_stream(output))
         emit(text, output)
-        say(_summary_line(comparison), err=True)
+        say(_summary_line(comparison))  # under the table, on its stream
     if fail_pct is not None:
         bad = comparison.regressions(fail_pct)
         if len(bad):

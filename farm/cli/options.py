@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from farm.cli.dialect import device_selectors, renamed_option
 from farm.errors import SpecError
 from farm.search.config import with_strategy
 from farm.spec import SweepSpec, load_spec, parse_profile_flag, parse_spec
@@ -23,7 +24,8 @@ def spec_options(func):
         click.option("--batch", "batch_sizes", multiple=True, type=int, help="Batch size; repeatable."),
         click.option("--profile", "profiles", multiple=True,
                      help="NAME:input=MIN/OPT/MAX[;input2=...], shapes like 1x3x224x224; repeatable."),
-        click.option("--devices", "devices", multiple=True, help="any|cpu|gpu|GPU name|device class; repeatable."),
+        click.option("--device", "devices", multiple=True,
+                     help="all|cpu|gpu|device class|GPU name; repeatable or comma-separated."),
         click.option("--warmup-ms", type=float, help="Warm-up time (default 200)."),
         click.option("--duration-ms", type=float, help="Minimum measured time (default 3000)."),
         click.option("--iterations", type=int, help="Minimum measured iterations (default 10)."),
@@ -34,13 +36,13 @@ def spec_options(func):
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return renamed_option("--devices", "--device", "devices", multiple=True)(func)
 
 
 def spec_from_cli(spec_file, model, name, backends, precisions, batch_sizes, profiles, devices,
                   warmup_ms, duration_ms, iterations, search=None, budget=None) -> SweepSpec:
-    spec = _spec_from_cli(spec_file, model, name, backends, precisions, batch_sizes, profiles, devices,
-                          warmup_ms, duration_ms, iterations)
+    spec = _spec_from_cli(spec_file, model, name, backends, precisions, batch_sizes, profiles,
+                          device_selectors(devices), warmup_ms, duration_ms, iterations)
     chosen = with_strategy(spec.search, search, budget)
     return spec if chosen is spec.search else replace(spec, search=chosen)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from farm.cli.dialect import format_option, one_device, view_option
 from farm.cli.numbers import FiniteFloat
 from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, emit, emit_export, table, table_stream, to_json
 from farm.output_files import check_output, written_by
@@ -24,11 +25,10 @@ from farm.terminal import say
 
 @click.command("report")
 @click.argument("sweep_id")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet", "html"]), default="table",
-              show_default=True)
-@click.option("--view", type=click.Choice(["jobs", "compare", "cross-device"]), default="jobs", show_default=True,
-              help="jobs: one row per job; compare: speed-up vs fp32 batch 1 per device; cross-device: each "
-                   "configuration on every device, with cost.")
+@format_option("csv", "parquet", "html")
+@view_option(["jobs", "speedup", "cross-device"],
+             help="jobs: one row per job; speedup: throughput gain and p50 speed-up vs fp32 batch 1 per device; "
+                  "cross-device: each configuration on every device, with cost.")
 @click.option("--price", "prices", multiple=True, metavar="CLASS=PRICE",
               help="Price per device-hour, e.g. gpu.nvidia-h100=3.5 (repeatable; cross-device view).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
@@ -51,7 +51,7 @@ def report_cmd(sweep_id, fmt, view, prices, output):
         best = find_best(sweep_id=sweep_id)
         emit(report_html(sweep_id, frame, best, view, price_map), output)
         return
-    if view == "compare":
+    if view == "speedup":
         frame, fields = comparison(frame), COMPARE_FIELDS
     elif view == "cross-device":
         frame, fields = cross_device(frame, price_map), CROSS_FIELDS
@@ -61,12 +61,12 @@ def report_cmd(sweep_id, fmt, view, prices, output):
         emit(table(frame_rows(frame, fields), _table_columns(view), stream=table_stream(output)), output)
         from farm.reports.summary import summary_sentences
 
-        for sentence in summary_sentences(sweep_id):  # on stderr: the table stays parseable
-            say(sentence, err=True)
+        for sentence in summary_sentences(sweep_id):  # under the table, on its stream (csv/json: none)
+            say(sentence)
 
 
 def _table_columns(view: str):
-    if view == "compare":
+    if view == "speedup":
         return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:10] + (("thru gain x", "throughput_gain"),
                                                           ("p50 speed-up x", "speedup"),
                                                           ("baseline", "baseline_job_id"),
@@ -128,9 +128,9 @@ def _best(model, sweep_id, device, **constraints):
 
 
 @click.command("best")
-@_constraint_options("Device class or GPU/CPU name: an exact one, else whole words (\"H100\" is every H100 class), "
-                     "else any part (default: every device).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_constraint_options("all (default) | cpu | gpu | device class | GPU/CPU name: an exact one, else whole words "
+                     "(\"H100\" is every H100 class), else any part.")
+@format_option()
 @click.option("--remeasure", is_flag=True, help="Re-measure each device class's top 3 configurations "
               "interleaved on one live worker (A B C rounds, same warm-up) and decide from those rounds; "
               "each is first rebuilt with its backend's tuned build (torch max-autotune, TensorRT builder "
@@ -158,6 +158,7 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, top, **constrain
     if remeasure and constraints["objective"] not in ("latency", "throughput"):
         raise UserError(f"--remeasure re-times fixed-batch figures; it does not apply to --objective "
                         f"{constraints['objective']}")
+    device = one_device(device)  # the CLI's device grammar: all (no filter), cpu, gpu, a class or a name
     best = _best(model, sweep_id, device, **constraints)
     left_out = best.attrs.get("excluded", [])
     for row in left_out:  # on stderr: stdout stays the table or the JSON rows
@@ -243,7 +244,7 @@ def _target_device(target: str) -> dict:
                                "for it; the engine is checked against it instead of this host.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the artifact.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option()
 def fetch_cmd(model, sweep_id, device, job_id, target, output, fmt, **constraints):
     """Write an artifact to FILE, verified by its sha256.
 
@@ -256,6 +257,7 @@ def fetch_cmd(model, sweep_id, device, job_id, target, output, fmt, **constraint
     there is refused with what would.
     """
     check_output(output)
+    device = one_device(device)
     if device and target:
         raise UserError("give --device or --target, not both")
     if job_id:
@@ -297,7 +299,7 @@ def _fetch_verified(winner, output: Path) -> None:
 
 
 def _hint(picked: dict, against: dict, named: str | None) -> str:
-    hint = f"rebuild with `farm sweep submit SPEC --devices {against.get('device_class')}`"
+    hint = f"rebuild with `farm sweep submit SPEC --device {against.get('device_class')}`"
     if named:
         return hint
     runs_on = picked["build_info"].get("runs_on") or {}
@@ -348,5 +350,5 @@ def _newest_for_target(model, sweep_id, target, profile) -> tuple[dict, dict]:
             return candidate, against
     raise NotFoundError(f"no engine built for {sm(against['compute_capability'])}"
                         + (f" with profile {profile!r}" if profile else "") + "; build one with "
-                        "`farm sweep submit SPEC --devices gpu.<name>` (for tensorrt-rtx, "
+                        "`farm sweep submit SPEC --device gpu.<name>` (for tensorrt-rtx, "
                         "build.tensorrt-rtx.compute_capabilities names the targets)")

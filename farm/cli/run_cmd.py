@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from farm.backends import require_local
+from farm.cli.dialect import format_option
 from farm.cli.local_workers import LocalWorkers, Stopped, register_local_devices, wait_for_sweep
 from farm.cli.options import spec_from_cli, spec_options
 from farm.cli.output import table, to_json
@@ -18,7 +19,7 @@ from farm.terminal import say
 @click.command("run")
 @spec_options
 @click.option("--force", is_flag=True, help="Rebuild and re-measure even if identical jobs finished before.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option()
 def run_cmd(force, fmt, **spec_args):
     """Run a sweep here, start to finish: submit it, start local workers
     (one per device), show progress, and print the comparison table.
@@ -47,8 +48,8 @@ def run_cmd(force, fmt, **spec_args):
     if fmt != "json":
         from farm.reports.summary import summary_sentences
 
-        for sentence in summary_sentences(submission.sweep_id):
-            say(sentence, err=True)
+        for sentence in summary_sentences(submission.sweep_id):  # under the table, on its stream
+            say(sentence)
 
 
 def _run_here(spec, submission) -> None:

@@ -4,6 +4,7 @@ import time
 
 import click
 
+from farm.cli.dialect import format_option
 from farm.cli.options import spec_from_cli, spec_options
 from farm.cli.output import render_table, to_json
 from farm.service import cancel_sweep, list_sweeps, resume_sweep, submit, sweep_status
@@ -18,8 +19,7 @@ def sweep_group() -> None:
 @sweep_group.command("submit")
 @spec_options
 @click.option("--force", is_flag=True, help="Rebuild and re-measure even if identical jobs finished before.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: the sweep id on stdout, counts on stderr; json: one object on stdout.")
+@format_option(help="table: the sweep id on stdout, counts on stderr; json: one object on stdout.")
 def submit_cmd(force, fmt, **spec_args):
     """Expand a sweep into jobs and enqueue them; prints the sweep id.
 
@@ -67,7 +67,7 @@ def _status_line(status: dict) -> str:
 @sweep_group.command("status")
 @click.argument("sweep_id")
 @click.option("--watch", is_flag=True, help="Refresh until the sweep finishes.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option()
 def status_cmd(sweep_id, watch, fmt):
     """Show how far a sweep has got, and which device classes its waiting
     jobs need when no live worker serves them."""
@@ -132,7 +132,8 @@ def search_lines(search: dict) -> list[str]:
 
 @sweep_group.command("drive")
 @click.argument("sweep_id")
-def drive_cmd(sweep_id):
+@format_option()
+def drive_cmd(sweep_id, fmt):
     """Drive a search sweep until it finishes: build what its strategy asks
     for, prune, run the finals. The search's state is in the database, so
     this also resumes a search whose coordinator died (any number of
@@ -140,12 +141,15 @@ def drive_cmd(sweep_id):
     from farm.search.driver import drive
 
     summary = drive(sweep_id)
+    if fmt == "json":
+        click.echo(to_json(summary))
+        return
     for line in search_lines(summary):
         say(line)
 
 
 @sweep_group.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option()
 def list_cmd(fmt):
     """List sweeps, oldest first."""
     sweeps = list_sweeps()
@@ -164,7 +168,7 @@ def list_cmd(fmt):
 
 @sweep_group.command("cancel")
 @click.argument("sweep_id")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option()
 def cancel_cmd(sweep_id, fmt):
     """Cancel a sweep's jobs that have not started (running ones finish).
     A sweep with nothing left to run is left unchanged."""
@@ -180,7 +184,7 @@ def cancel_cmd(sweep_id, fmt):
 
 @sweep_group.command("resume")
 @click.argument("sweep_id")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option()
 def resume_cmd(sweep_id, fmt):
     """Re-enqueue what a sweep lost: pending jobs, running jobs whose worker
     died (quarantined as failed after FARM_MAX_ATTEMPTS deaths) and queued

@@ -1,6 +1,6 @@
 """Self-contained HTML report of a sweep: the summary first, then inline
 SVG plots and tables; no scripts, no external resources (opens offline).
-Each ``--view`` (jobs, compare, cross-device) is its own page; the
+Each ``--view`` (jobs, speedup, cross-device: farm.reports.views) is its own page; the
 dashboard serves the same views through ``view_sections``."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from farm.reports.compare import comparison, cross_device
 from farm.reports.summary import summaries, summary_html
 from farm.reports.layers import layer_section
 from farm.reports.serving_section import serving_section
+from farm.reports.views import VIEWS, canonical_view  # noqa: F401  (VIEWS: the dashboard's import)
 
-VIEWS = ("jobs", "compare", "cross-device")
 STYLE = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1500px}
 table{border-collapse:collapse;margin:8px 0 24px}
 td,th{border:1px solid #ccc;padding:3px 7px;font-size:12px;text-align:right;vertical-align:top}th{background:#eee}
@@ -112,7 +112,8 @@ def view_sections(view: str, sweep_id: str, frame: pd.DataFrame, best: pd.DataFr
     """The body of one view: the summary, then that view's plots and tables."""
     compared = comparison(frame)
     head = summary_html(summaries(sweep_id, frame, best, compared)) + _search(sweep_id)
-    if view == "compare":
+    view = canonical_view(view)
+    if view == "speedup":
         return "".join([head, "<h2>Speed-up against fp32 batch 1 of the same backend and device</h2>",
                         "<p>throughput gain = throughput / baseline throughput; p50 speed-up = baseline p50 / p50 "
                         "(both &gt; 1 is better).</p>", _plots(plots.compare_figures(compared)),

@@ -107,7 +107,17 @@ def _against_baseline(winner, by_job) -> str:
 
 
 def _file_name(winner) -> str:
-    return f"{winner['backend']}-{winner['precision']}-b{int(winner['batch_size'])}.engine"
+    """A file name that says what the artifact is (its backend's artifact_suffix: .onnx, .engine, ...)."""
+    return f"{winner['backend']}-{winner['precision']}-b{int(winner['batch_size'])}{artifact_suffix(winner['backend'])}"
+
+
+def artifact_suffix(backend: str) -> str:
+    from farm.backends import BackendConfig, backend_config
+
+    try:
+        return backend_config(backend).artifact_suffix
+    except Exception:  # a backend not installed here (or a broken plugin): say nothing it may not be
+        return BackendConfig.artifact_suffix
 
 
 def summary_html(items: list[dict]) -> str:

@@ -82,9 +82,11 @@ def test_sweep_views_and_fragments(dashboard, known):
     assert status == 200 and "cost per 1M inferences" in page and 'data-field="cost_per_million">1.000<' in page
     assert 'data-plot="cost-per-million"' in page and '<script src="/live.js"' in page
     assert 'http-equiv="refresh"' not in page  # nothing reloads the whole page
-    status, body, _ = _get(f"{dashboard}/sweep/{SWEEP}?view=compare")
+    status, body, _ = _get(f"{dashboard}/sweep/{SWEEP}?view=speedup")
     assert status == 200 and 'data-field="throughput_gain">' in body.decode()
-    status, body, _ = _get(f"{dashboard}/sweep/{SWEEP}?view=compare&fragment=1")
+    status, old, _ = _get(f"{dashboard}/sweep/{SWEEP}?view=compare")  # the view's old name still works
+    assert status == 200 and 'data-field="throughput_gain">' in old.decode() and b"(speedup)" in old
+    status, body, _ = _get(f"{dashboard}/sweep/{SWEEP}?view=speedup&fragment=1")
     assert status == 200 and not body.startswith(b"<!DOCTYPE") and b'<section class="summary">' in body
     status, body, headers = _get(f"{dashboard}/live.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript") and b"fragment" in body

@@ -92,7 +92,7 @@ def _no_traceback(results) -> None:
 @pytest.mark.slow
 def test_concurrent_first_start_on_sqlite(tmp_path, tiny_cnn):
     """Three readers and a submit, which also makes the embedded broker's tables."""
-    submit = ["sweep", "submit", "--model", str(tiny_cnn), "--devices", "cpu", "--precision", "fp32", "--batch", "1",
+    submit = ["sweep", "submit", "--model", str(tiny_cnn), "--device", "cpu", "--precision", "fp32", "--batch", "1",
               "--profile", "p:images=1x3x16x16/1x3x16x16/1x3x16x16"]
     commands = [["sweep", "list"], ["workers"], submit, ["db", "upgrade"]]
     head = _head_revision()

@@ -36,7 +36,7 @@ def test_submit_and_worker_over_redis(tmp_path, tiny_cnn):
     try:
         sweep_id = farm(["sweep", "submit", "--model", "det.onnx", "--batch", "1", "--batch", "2", "--precision",
                          "fp32", "--profile", "p:images=1x3x16x16/2x3x16x16/2x3x16x16", "--duration-ms", "20",
-                         "--warmup-ms", "0", "--iterations", "3", "--devices", "cpu"], env, tmp_path).stdout.strip()
+                         "--warmup-ms", "0", "--iterations", "3", "--device", "cpu"], env, tmp_path).stdout.strip()
         deadline = time.time() + 90
         while time.time() < deadline:
             status = json.loads(farm(["sweep", "status", sweep_id, "--format", "json"], env, tmp_path).stdout)

@@ -113,7 +113,7 @@ def _one_error_line(result) -> str:
 
 def test_missing_bucket_is_one_line_and_create_bucket_makes_it(s3_server, tiny_model, tmp_path):
     env = {**s3_server.env(), "FARM_STORE_URL": "s3://missing-bucket/x"}
-    submit = ["sweep", "submit", "--model", str(tiny_model), "--devices", "cpu"]
+    submit = ["sweep", "submit", "--model", str(tiny_model), "--device", "cpu"]
     line = _one_error_line(_farm(submit, env, tmp_path))
     assert line == (f"Error: the bucket 'missing-bucket' of FARM_STORE_URL does not exist on {s3_server.endpoint}; "
                     f"create it with 'farm store create-bucket'")

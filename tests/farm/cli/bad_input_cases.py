@@ -84,7 +84,7 @@ SPEC_CASES = {
                            field("profiles[0].name") + "'a/b' does not match"),
     "profile name empty": ([*SUBMIT, "--model", "models/det.onnx", "--profile", ":images=1x3x32x32/1x3x32x32/1x3x32x32"],
                            field("profiles[0].name") + "'' does not match"),
-    "device class 200 chars": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD, "--devices", "gpu." + "x" * 200],
+    "device class 200 chars": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD, "--device", "gpu." + "x" * 200],
                                field("devices[0]") + "204 characters is too long (at most 128)"),
     "device class 200 chars (spec)": ([*SUBMIT, "@spec:devices: gpu." + "x" * 200 + "\n" + PROFILE],
                                       field("devices") + "204 characters is too long (at most 128)"),

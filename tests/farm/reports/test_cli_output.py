@@ -40,10 +40,11 @@ def pair(known):
 
 def test_compare_table_exact(pair):
     result = _invoke("compare", SWEEP, "sweep-b")
-    assert result.stdout == COMPARE_TABLE
-    assert result.stderr == ("sweep-b against sweep-known: 1 faster, 2 only in A, 1 slower, 4 tied; B/A is the p50 "
-                             "latency ratio (> 1: B slower) with its 95 % bootstrap interval; a change must clear "
-                             "10 %\n")
+    # The summary line follows the table on the same stream.
+    assert result.stdout == COMPARE_TABLE + (
+        "sweep-b against sweep-known: 1 faster, 2 only in A, 1 slower, 4 tied; B/A is the p50 latency ratio (> 1: "
+        "B slower) with its 95 % bootstrap interval; a change must clear 10 %\n")
+    assert result.stderr == ""
 
 
 def test_compare_fails_on_regression_beyond_pct(pair):
@@ -178,14 +179,16 @@ def test_submit_resume_cancel_json(farm_home, models_dir):
         "sweep_id": sweep, "changed": False, "cancelled": 0, "state": "cancelled", "running": 0}
 
 
-def test_report_table_prints_the_summary_on_stderr(known):
+def test_report_table_prints_the_summary_under_it_on_the_same_stream(known):
     result = _invoke("report", SWEEP)
     assert result.stdout.splitlines()[0].split()[:3] == ["job", "status", "backend"]
-    assert result.stderr == (
+    assert result.stderr == ""
+    # Artifact file names say what the artifact is: an ONNX model, a TensorRT engine.
+    summary = (
         'On cpu.x86_64.test, onnxruntime int8 b1 default wins (objective: p50 latency): p50 10 ms (95 % CI 9.'
         '9-10.09), 100 samples/s (95 % CI 99.43-100.6). Against the baseline onnxruntime fp32 b1 default: 2x '
         'the throughput and 2x lower p50 latency. Engine to fetch: farm fetch --sweep sweep-known --device cp'
-        'u.x86_64.test -o onnxruntime-int8-b1.engine\n'
+        'u.x86_64.test -o onnxruntime-int8-b1.onnx\n'
         'On gpu.nvidia-h100, tensorrt fp16 b1 default wins (objective: p50 latency): p50 1 ms (95 % CI 0.996-'
         '1.004), 1000 samples/s (95 % CI 997.7-1002); statistically tied with it (within 25 % of its p50 late'
         'ncy and with overlapping 95 % intervals; the winner has the best point estimate): tensorrt bf16 b1 d'
@@ -193,3 +196,4 @@ def test_report_table_prints_the_summary_on_stderr(known):
         'roughput and 2x lower p50 latency. Engine to fetch: farm fetch --sweep sweep-known --device gpu.nvid'
         'ia-h100 -o tensorrt-fp16-b1.engine\n'
     )
+    assert result.stdout.endswith(summary) and len(result.stdout.splitlines()) > 2  # the table, then the summary

@@ -32,8 +32,8 @@ def test_json_and_csv_columns_are_the_documented_fields(known, tmp_path):
     assert {r["job_id"]: r["flags"] for r in table}["j-cpu-int8"] == "unstable"
 
 
-def test_compare_view_speedups(known):
-    rows = json.loads(_run("report", SWEEP, "--view", "compare", "--format", "json"))
+def test_speedup_view(known):
+    rows = json.loads(_run("report", SWEEP, "--view", "speedup", "--format", "json"))
     assert [list(r) for r in rows][:1] == [list(COMPARE_FIELDS)]
     speedup = {r["job_id"]: (r["baseline_job_id"], round(r["speedup"], 3)) for r in rows}
     assert speedup == {
@@ -77,3 +77,11 @@ def test_parquet_without_pyarrow_is_a_clear_error(known, tmp_path, capsys, monke
         main(["report", SWEEP, "--format", "parquet", "-o", str(tmp_path / "r.parquet")])
     assert capsys.readouterr().err.strip() == \
         "Error: parquet export needs pyarrow: pip install 'engine-farm[parquet]'"
+
+
+def test_old_view_name_still_works_with_one_deprecation_line(known):
+    result = CliRunner().invoke(cli, ["report", SWEEP, "--view", "compare", "--format", "json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.stderr == "farm: --view compare is deprecated; use --view speedup\n"
+    assert json.loads(result.stdout) == json.loads(_run("report", SWEEP, "--view", "speedup", "--format", "json"))

@@ -41,7 +41,7 @@ def test_each_fallback_is_in_the_json_report_and_the_html(known, tmp_path):
     rows = json.loads(runner.invoke(cli, ["report", SWEEP, "--format", "json"], catch_exceptions=False).output)
     assert next(r for r in rows if r["job_id"] == "j-int8-b1")["flags"] == flags
     out = tmp_path / "report.html"
-    result = runner.invoke(cli, ["report", SWEEP, "--format", "html", "--view", "compare", "-o", str(out)],
+    result = runner.invoke(cli, ["report", SWEEP, "--format", "html", "--view", "speedup", "-o", str(out)],
                            catch_exceptions=False)
     assert result.exit_code == 0
     row_html = re.search(r'<tr data-job="j-int8-b1">.*?</tr>', out.read_text(), re.S).group(0)

@@ -16,6 +16,7 @@ class OnnxRuntimeConfig(BackendConfig):
     requires = ("onnxruntime",)
     precisions = ("fp32", "int8")
     device_kinds = ("cpu",)
+    artifact_suffix = ".onnx"  # the optimised (or quantized) ONNX model
 
     @classmethod
     def refuses_model(cls, model, device_kind, build):

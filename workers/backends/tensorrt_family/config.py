@@ -12,6 +12,7 @@ from farm.knobs import knob
 
 @dataclass(frozen=True)
 class TensorRTFamilyConfig(BackendConfig):
+    artifact_suffix = ".engine"  # a serialized TensorRT / TensorRT-RTX engine (plan)
     # IBuilderConfig.builder_optimization_level, TensorRT's default 3
     builder_optimization_level: int | None = knob(minimum=0, maximum=5)
     workspace_mb: int | None = knob(minimum=0)  # MemoryPoolType.WORKSPACE limit; default: the device's memory

@@ -19,6 +19,8 @@ class TorchConfig(BackendConfig):
     device_kinds = ("gpu",)
     native_formats = ("torch.export",)  # a .pt2 is compiled as the user's program, not through its ONNX
     environment_libraries = ("triton",)  # Inductor's kernels come from Triton: a new Triton is a new result
+    # Not a model: torch.compiler cache artifacts of this compile (zlib), loaded before compiling the model.
+    artifact_suffix = ".torch-cache"
 
     # torch.compile mode (default "default": no autotuning, seconds per model). "max-autotune" is the
     # tuned build the finals make for their candidates (tuned_build). Every mode compiles without

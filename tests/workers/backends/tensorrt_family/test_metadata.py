@@ -26,7 +26,7 @@ def test_full_tensorrt_engine_without_a_level_runs_only_on_the_build_gpu_model()
     # Same compute capability, another GPU model: TensorRT's default engines are not valid there.
     other = incompatibility(info, device("gpu", "9.0", "nvidia-gh200"))
     assert "runs only on gpu.nvidia-h100, not gpu.nvidia-gh200" in other
-    assert "for sm_90; L4 has tensorrt (not installed) on sm_89; rebuild with `farm sweep submit SPEC --devices " \
+    assert "for sm_90; L4 has tensorrt (not installed) on sm_89; rebuild with `farm sweep submit SPEC --device " \
         "gpu.L4`" in incompatibility(info, device("gpu", "8.9", "L4"))
     assert "is not a GPU" in incompatibility(info, device("cpu"))
 

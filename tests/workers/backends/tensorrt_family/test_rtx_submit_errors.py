@@ -42,7 +42,7 @@ def test_tensorrt_missing_stops_before_any_work(tmp_path, cli_env, farm_home, mo
 
 def test_profile_outside_the_models_shapes_is_rejected_at_submit(rtx, tmp_path, cli_env, farm_home, det_model):
     before = snapshot(farm_home)
-    result = farm(["sweep", "submit", "--model", str(det_model), "--backend", "tensorrt-rtx", "--devices", "cpu",
+    result = farm(["sweep", "submit", "--model", str(det_model), "--backend", "tensorrt-rtx", "--device", "cpu",
                    "--profile", "p:x=1x1x64x64/1x1x64x64/1x1x96x96"], cli_env, tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith("Error: spec field 'profiles[0].inputs.x': dimension 1 is fixed to 3 in the "
