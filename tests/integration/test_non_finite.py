@@ -65,7 +65,7 @@ def test_sqrt_model_on_random_inputs_ends_done_on_postgresql(pg_url, tmp_path):
     _sqrt_model(tmp_path / "sqrt.onnx")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
     env.update(FARM_HOME=str(tmp_path / "home"), FARM_DB_URL=pg_url)
-    run = subprocess.run([sys.executable, "-m", "farm", "run", "--model", "sqrt.onnx", "--devices", "cpu",
+    run = subprocess.run([sys.executable, "-m", "farm", "run", "--model", "sqrt.onnx", "--device", "cpu",
                           "--precision", "fp32", "--batch", "2", "--duration-ms", "20", "--warmup-ms", "0",
                           "--iterations", "3"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -124,7 +124,7 @@ SPEC_CASES = {
     "model IR version 99": ([*SUBMIT, "--model", "models/ir99.onnx", "--profile", X],
                             "Error: models/ir99.onnx has IR version 99; the newest the farm's onnx"),
     "model bfloat16 input on onnxruntime": ([*SUBMIT, "--model", "models/bf16.onnx", "--profile", X, "--backend",
-                                             "onnxruntime", "--devices", "cpu"],
+                                             "onnxruntime", "--device", "cpu"],
                                             "Error: backend onnxruntime cannot take bf16.onnx on cpu: ONNX Runtime's "
                                             "CPU provider has no bfloat16 kernel for Relu (node 0) on input 'x'"),
     "model input named twice": ([*SUBMIT, "--model", "models/twice.onnx", "--profile", X],
