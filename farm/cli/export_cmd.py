@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from farm.cli.dialect import format_option, one_device
 from farm.cli.output import to_json
 from farm.cli.results_cmd import _best, _constraint_options
 from farm.db import Device, Job, Model, Sweep, session_scope
@@ -72,7 +73,7 @@ class TritonPythonModel:
               help="Write a Triton model repository here (one model per workload).")
 @click.option("--name", help="The Triton model's name (default: the model's name; -<profile> per workload "
                              "where there are several).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option()
 def export_cmd(model, sweep_id, device, triton_dir, name, fmt, **constraints):
     """The winners of 'farm best' (one per device class) as a Triton model repository.
 
@@ -84,7 +85,7 @@ def export_cmd(model, sweep_id, device, triton_dir, name, fmt, **constraints):
     (docs/scenarios.md). Every config is parsed against Triton's own
     model_config protobuf before anything is written.
     """
-    best = _best(model, sweep_id, device, **constraints)
+    best = _best(model, sweep_id, one_device(device), **constraints)
     winners = best[best["role"] == "winner"] if not best.empty else best
     if winners.empty:
         raise NotFoundError("no finished configuration meets the constraints")
