@@ -69,7 +69,7 @@ def test_a_class_rtx_cannot_target_is_refused_at_submit_naming_what_it_can(rtx, 
     at submit, naming the capabilities TensorRT-RTX can target."""
     before = snapshot(farm_home)
     for search in ([], ["--search", "brute"]):
-        result = farm(["sweep", "submit", "--model", str(det_model), "--backend", "tensorrt-rtx", "--devices",
+        result = farm(["sweep", "submit", "--model", str(det_model), "--backend", "tensorrt-rtx", "--device",
                        "gpu.nvidia-h100-80gb-hbm3", "--profile", "p:x=1x3x32x32/1x3x32x32/1x3x32x32", *search],
                       cli_env, tmp_path)
         assert result.returncode == 1
