@@ -35,7 +35,8 @@ def hand_over(job_id: str, worker: str, attempt: int, built: BuildResult, versio
     this worker still holds this attempt)."""
     from farm.queue import send_jobs
 
-    build = {"artifact_sha256": key, "build_s": built.build_s, "info": {**built.info, "extra_artifacts": extras},
+    build = {"artifact_sha256": key, "build_s": built.build_s, "artifact_size": built.artifact.stat().st_size,
+             "info": {**built.info, "extra_artifacts": extras},
              "media_type": built.media_type, "worker": worker, "version": version, "environment": environment}
     with session_scope() as session:
         job = session.get(Job, job_id)

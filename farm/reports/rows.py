@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import aliased
 
-from farm.db import Device, Job, Measurement, Model, Sweep, session_scope
+from farm.db import Artifact, Device, Job, Measurement, Model, Sweep, session_scope
 from farm.errors import NotFoundError
 from farm.model_info import sha256_file
 from farm.reports.confidence import add_intervals
@@ -80,11 +80,13 @@ def _rows_query(with_samples: bool):
     measured = and_(Measurement.job_id == func.coalesce(Job.result_job_id, Job.id),
                     Measurement.attempt == last_attempt, Job.status.in_(("done", "unsupported")))
     columns = job_columns(Job) + measurement_columns(Measurement) + [
-        Model.name.label("model"), Device.name.label("device"), Sweep.created_at.label("sweep_created_at")]
+        Model.name.label("model"), Device.name.label("device"), Sweep.created_at.label("sweep_created_at"),
+        Job.build.label("job_build"), Artifact.size_bytes.label("stored_artifact_size")]
     if with_samples:
         columns.append(Measurement.samples_ms.label("samples_ms"))
     return (select(*columns).join(Sweep, Job.sweep_id == Sweep.id).join(Model, Sweep.model_id == Model.id)
             .outerjoin(Measurement, measured)
+            .outerjoin(Artifact, Artifact.sha256 == Job.artifact_sha256)
             .outerjoin(Device, Device.id == func.coalesce(Job.device_id, Measurement.device_id))
             .order_by(Sweep.created_at, Job.seq))
 
@@ -145,8 +147,29 @@ def load_frame(sweep_id: str | None = None, model: str | None = None) -> pd.Data
     return finish_frame(frame)
 
 
+def _with_build(frame: pd.DataFrame) -> pd.DataFrame:
+    """A job built but not yet measured (status ``built``: a TensorRT-RTX
+    engine waiting for its GPU class) has no measurement row: its build time
+    and artifact size come from the build recorded on the job, else the
+    stored artifact's size."""
+    if "job_build" not in frame or "build_s" not in frame:
+        return frame
+    builds = frame.pop("job_build")
+    stored = frame.pop("stored_artifact_size") if "stored_artifact_size" in frame else None
+    recorded = [b.get("build_s") if isinstance(b, dict) else None for b in builds]
+    sizes = [b.get("artifact_size") if isinstance(b, dict) else None for b in builds]
+    frame["build_s"] = frame["build_s"].where(frame["build_s"].notna(), pd.Series(recorded, index=frame.index,
+                                                                                  dtype=float))
+    size = pd.Series(sizes, index=frame.index, dtype=float)
+    if stored is not None:
+        size = size.where(size.notna(), pd.to_numeric(stored, errors="coerce"))
+    frame["artifact_size"] = frame["artifact_size"].where(frame["artifact_size"].notna(), size)
+    return frame
+
+
 def finish_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Normalise types, add intervals from ``samples_ms`` (then dropped)."""
+    frame = _with_build(frame)
     samples = [s or [] for s in frame.pop("samples_ms")] if "samples_ms" in frame else [[]] * len(frame)
     frame["flags"] = [list(f) if isinstance(f, list) else [] for f in frame.get("flags", [])]
     frame["reused"] = frame["reused"].astype(bool)
