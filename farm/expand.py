@@ -192,7 +192,7 @@ def expand(spec: SweepSpec, model: ModelInfo, device_classes: list[str]) -> list
     servings = spec.scenarios.job_configs() if spec.scenarios else [None]
     for device_class in device_classes:
         for backend in spec.backends:
-            for precision in spec.precisions:
+            for precision, calibration in _precision_calibrations(spec):
                 for (batch, profile, shapes), measure, serving in (
                         (p, m, v) for p in pairs for m in measures for v in servings):
                     config = {
@@ -203,8 +203,8 @@ def expand(spec: SweepSpec, model: ModelInfo, device_classes: list[str]) -> list
                         "profile": {"name": profile.name, "inputs": shapes},
                         "build": spec.build.get(backend, {}),
                         "measure": measure,
-                        "accuracy": asdict(spec.accuracy),
-                        "calibration": spec.calibration,
+                        "accuracy": _accuracy_json(spec),
+                        "calibration": calibration,
                         "device_class": device_class,
                     }
                     if serving is not None:
@@ -212,6 +212,33 @@ def expand(spec: SweepSpec, model: ModelInfo, device_classes: list[str]) -> list
                     plans.append(JobPlan(backend, precision, batch, profile.name, shapes, device_class, config,
                                          workload_key(model.sha256, profile)))
     return plans
+
+
+# Accuracy fields added in issue 22: left out of the key at their defaults (as _LATER_KNOBS).
+_LATER_ACCURACY = {"synthetic_ok": False, "samples": None, "metrics": ()}
+
+
+def _accuracy_json(spec: SweepSpec) -> dict:
+    values = asdict(spec.accuracy)
+    values["metrics"] = [dict(m) for m in spec.accuracy.metrics]
+    return {k: v for k, v in values.items()
+            if not (k in _LATER_ACCURACY and (v == _LATER_ACCURACY[k] or v == []))}
+
+
+def _precision_calibrations(spec: SweepSpec):
+    """(precision, calibration settings) per job: the calibration method is
+    an axis of the calibrated precisions only (the others carry the spec's
+    block unchanged: their key does not move with it)."""
+    from farm.accuracy import CALIBRATED
+    from farm.accuracy_spec import methods
+
+    plain = {k: v for k, v in spec.calibration.items() if k != "method"}
+    for precision in spec.precisions:
+        if precision in CALIBRATED:
+            for method in methods(spec.calibration):
+                yield precision, {**plain, "method": method}
+        else:
+            yield precision, spec.calibration
 
 
 # Measure knobs added after jobs were first keyed: left out of the key at their default,

@@ -115,3 +115,53 @@ def _kind(dtype: str) -> str:
     if dtype.startswith("complex"):
         return "complex"
     return "float"
+
+
+# Rows of the user's data (spec ``data``) each role gets, decided once per
+# sweep at submit (every job of a sweep is evaluated on the same rows).
+DEFAULT_CALIBRATION_ROWS = 256  # at most half the file: evaluation keeps the other half
+DEFAULT_EVALUATION_ROWS = 256
+
+
+def sample_count(data: dict[str, tuple[tuple[int, ...], str]]) -> int:
+    """Rows in the data file: the fewest samples over its batched arrays."""
+    counts = [shape[0] for shape, _ in data.values() if shape]
+    return min(counts) if counts else 1
+
+
+def split_rows(total: int, calibrated: bool, calibration: dict, evaluation_rows: int | None) -> dict:
+    """{"calibration": [start, stop] | None, "evaluation": [start, stop], "overlap": bool}.
+
+    Calibration takes the first rows (``calibration.samples``, default
+    min(256, half the file)) and evaluation the rows after them
+    (``accuracy.samples``, default every remaining row up to 256): disjoint.
+    A file too small for both is an error unless ``calibration.allow_overlap``
+    is set; then both use every row, and the figures say so."""
+    overlap_ok = bool(calibration.get("allow_overlap"))
+    asked_cal = calibration.get("samples")
+    if not calibrated:
+        stop = min(total, evaluation_rows or DEFAULT_EVALUATION_ROWS)
+        return {"calibration": None, "evaluation": [0, stop], "overlap": False}
+    cal = asked_cal if asked_cal is not None else min(DEFAULT_CALIBRATION_ROWS, total // 2)
+    evaluation = evaluation_rows if evaluation_rows is not None else min(DEFAULT_EVALUATION_ROWS, total - cal)
+    if cal >= 1 and evaluation >= 1 and cal + evaluation <= total:
+        return {"calibration": [0, cal], "evaluation": [cal, cal + evaluation], "overlap": False}
+    if overlap_ok:
+        cal = min(asked_cal or total, total)
+        return {"calibration": [0, cal], "evaluation": [0, min(evaluation_rows or total, total)], "overlap": True}
+    raise SpecError(
+        f"spec field 'data': {total} sample row{'s' if total != 1 else ''} cannot give disjoint calibration "
+        f"and evaluation rows (calibration {cal}, evaluation {evaluation}): give more samples, lower "
+        f"calibration.samples / accuracy.samples, or set calibration.allow_overlap: true to calibrate and "
+        f"evaluate on the same rows (recorded on every figure)")
+
+
+def data_config(data: dict[str, tuple[tuple[int, ...], str]], data_sha256: str, precisions, calibration: dict,
+                evaluation_rows: int | None) -> dict:
+    """What the data file adds to each job's configuration (and key): its
+    digest and the rows each role reads."""
+    from farm.accuracy import CALIBRATED
+
+    calibrated = any(p in CALIBRATED for p in precisions)
+    return {"data_sha256": data_sha256,
+            "rows": split_rows(sample_count(data), calibrated, calibration, evaluation_rows)}

@@ -33,7 +33,7 @@ from farm.db.clock import db_now
 from farm.devices import resolve_device_classes
 from farm.errors import NotFoundError, SpecError, UserError
 from farm.expand import JobPlan, expand
-from farm.input_data import check_data, read_data
+from farm.input_data import check_data, data_config, read_data
 from farm.limits import check_plans
 from farm.model_info import ModelInfo
 from farm.routing import route
@@ -51,6 +51,7 @@ class Submission:
     skipped: list[str] = field(default_factory=list)
     not_reused: dict[str, int] = field(default_factory=dict)  # why an earlier identical result was not reused -> jobs
     conversion: dict | None = None  # a model converted to ONNX at submit (farm/sources.py): how, and its parity
+    notes: list[str] = field(default_factory=list)  # said once on stderr (farm.accuracy_spec.synthetic_note)
 
 
 @dataclass
@@ -87,9 +88,11 @@ def plan_sweep(spec: SweepSpec, model: ModelInfo, session, host: str | None = No
         raise SpecError("the sweep has no runnable job: " + "; ".join(skipped))
     check_plans(plans, model)  # a search may build its whole space: its limits are the whole space's
     if spec.data:
-        check_data(model, read_data(spec.data), [plan.shapes for plan in plans])
+        headers = read_data(spec.data)
+        check_data(model, headers, [plan.shapes for plan in plans])
         planned.data_sha256 = open_store().put_file(spec.data)
-        planned.variants = [(knobs, with_data(plans, planned.data_sha256)) for knobs, plans in variants]
+        extra = data_config(headers, planned.data_sha256, spec.precisions, spec.calibration, spec.accuracy.samples)
+        planned.variants = [(knobs, with_data(plans, extra)) for knobs, plans in variants]
     return planned
 
 
@@ -156,10 +159,11 @@ def unsupported(plan) -> str | None:
     return None if support.ok else support.reason
 
 
-def with_data(plans: list[JobPlan], data_sha256: str) -> list[JobPlan]:
-    """The data file changes accuracy and timing inputs, so it is part of
-    each job's configuration (and key)."""
-    return [replace(plan, config={**plan.config, "data_sha256": data_sha256}) for plan in plans]
+def with_data(plans: list[JobPlan], extra: dict) -> list[JobPlan]:
+    """The data file (its digest, and the rows calibration and evaluation
+    read: farm.input_data.data_config) changes accuracy and timing inputs,
+    so it is part of each job's configuration (and key)."""
+    return [replace(plan, config={**plan.config, **extra}) for plan in plans]
 
 
 def get_sweep(session, sweep_id: str) -> Sweep:

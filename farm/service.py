@@ -31,11 +31,13 @@ WAITING = ("pending", "queued", "built")  # jobs that still wait for a worker
 
 def validate(spec: SweepSpec) -> ModelInfo:
     """Everything that can be checked before touching the database."""
+    from farm.accuracy_spec import check_accuracy_spec
     from farm.queue import check_time_limits
     from farm.sources import open_model
 
     model = open_model(spec.model, spec.data, _parity_shapes(spec))
     check_time_limits(spec.timeouts)
+    check_accuracy_spec(spec, model)
     for info in model.inputs:
         if info.dtype not in SYNTHETIC_DTYPES and spec.data is None:
             raise SpecError(f"model input '{info.name}' has type {info.dtype}, for which the farm cannot make "
@@ -66,7 +68,8 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
     if spec.search is not None:
         from farm.search.driver import submit_search
 
-        return replace(submit_search(spec, model, host=host, enqueue=enqueue), conversion=model.source)
+        return _noted(replace(submit_search(spec, model, host=host, enqueue=enqueue), conversion=model.source),
+                      spec)
     with session_scope() as session:
         plans = plan_sweep(spec, model, session, host=host)
         sweep = create_sweep(session, spec, model)
@@ -80,8 +83,16 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
             session.add(job)
         sweep_id, total = sweep.id, len(plans.plans)
     queued = enqueue_pending(sweep_id) if enqueue else 0
-    return Submission(sweep_id, total, counts["done"], queued, counts["unsupported"], plans.skipped,
-                      dict(not_reused), model.source)
+    return _noted(Submission(sweep_id, total, counts["done"], queued, counts["unsupported"], plans.skipped,
+                             dict(not_reused), model.source), spec)
+
+
+def _noted(submission: Submission, spec: SweepSpec) -> Submission:
+    """The submission with the one-line note a spec deserves (int8/fp8 without data)."""
+    from farm.accuracy_spec import synthetic_note
+
+    note = synthetic_note(spec)
+    return replace(submission, notes=[note]) if note else submission
 
 
 def sweep_status(sweep_id: str) -> dict:

@@ -72,6 +72,10 @@ class AccuracyConfig:
     max_abs_error: float | None = None
     min_cosine: float | None = None
     enabled: bool = True
+    # Issue 22. Left out of a job's configuration (and key) at these defaults.
+    synthetic_ok: bool = False  # a calibrated precision checked on synthetic inputs may pass
+    samples: int | None = None  # evaluation rows of the data file (None: every row left, up to 256)
+    metrics: tuple = ()  # task metrics per output (farm.task_metrics), dicts as in the spec
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ class SweepSpec:
     devices: tuple[str, ...] = ("any",)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     accuracy: AccuracyConfig = field(default_factory=AccuracyConfig)
-    calibration: dict[str, int] = field(default_factory=lambda: {"samples": 8, "seed": 0})
+    # samples (rows; without data: synthetic batches, 8), seed, method (or a list: an axis), allow_overlap
+    calibration: dict = field(default_factory=lambda: {"seed": 0})
     build: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
     data: Path | None = None
@@ -242,8 +247,8 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
             raise SpecError(f"spec field 'batch_sizes[{index}]': batch size must be > 0 (got {batch})")
     model = _resolve_model_path(raw["model"], base_dir)
     measure = MeasureConfig(**raw.get("measure", {}))
-    accuracy = AccuracyConfig(**raw.get("accuracy", {}))
-    calibration = {"samples": 8, "seed": 0, **raw.get("calibration", {})}
+    accuracy = _accuracy(raw.get("accuracy", {}))
+    calibration = {"seed": 0, **raw.get("calibration", {})}
     devices = raw.get("devices", "any")
     return SweepSpec(
         name=raw.get("name") or model.stem,
@@ -264,6 +269,15 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> SweepSpec:
         search=parse_search(raw["search"]) if "search" in raw else None,
         scenarios=parse_scenarios(raw["scenarios"]) if "scenarios" in raw else None,
     )
+
+
+def _accuracy(raw: dict) -> AccuracyConfig:
+    from farm.accuracy_spec import parse_metrics
+
+    values = dict(raw)
+    if "metrics" in values:
+        values["metrics"] = parse_metrics(values["metrics"])
+    return AccuracyConfig(**values)
 
 
 def _dedupe(values: tuple) -> tuple:

@@ -4,6 +4,7 @@ Structure is checked here; meaning (shapes against the model, backend names
 from the installed plugins) is checked in ``farm.spec``.
 """
 
+from farm.accuracy_spec import ACCURACY_PROPERTIES, CALIBRATION_PROPERTIES
 from farm.scenarios import SCENARIOS_SCHEMA
 from farm.search.config import SEARCH_SCHEMA
 
@@ -57,6 +58,7 @@ _accuracy = {
         "max_abs_error": {"type": "number", "minimum": 0},
         "min_cosine": {"type": "number", "minimum": -1, "maximum": 1},
         "enabled": {"type": "boolean"},
+        **ACCURACY_PROPERTIES,
     },
 }
 _names = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": LABEL_CHARS}, "minItems": 1}
@@ -91,6 +93,7 @@ SPEC_SCHEMA = {
             "properties": {
                 "samples": {"type": "integer", "minimum": 1, "maximum": 65536},
                 "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+                **CALIBRATION_PROPERTIES,
             },
         },
         "build": {

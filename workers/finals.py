@@ -113,7 +113,7 @@ def _contexts(session, finals: Finals, device, workdir: Path,
                          shapes=config["profile"]["inputs"], model=source.info,
                          model_path=backend_model_path(config["backend"], source, store, cache),
                          measure=MeasureConfig(**config["measure"]), calibration=config["calibration"],
-                         device=device, workdir=workdir, store=store, data=load_data(data) if data else None)
+                         device=device, workdir=workdir, store=store, data=load_data(data) if data else None, rows=config.get("rows"))
         out.append((job_id, ctx, config, artifact))
     return out
 

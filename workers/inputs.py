@@ -34,15 +34,34 @@ def make_feeds(model: ModelInfo, shapes: dict[str, tuple[int, ...]], seed: int =
 
 
 def calibration_batches(model: ModelInfo, shapes: dict[str, tuple[int, ...]], samples: int, seed: int,
-                        data: dict[str, np.ndarray] | None = None):
-    """``samples`` feeds for calibration: from the user's data (batches
-    taken after the first one, which is the measurement/accuracy batch) or
-    synthetic with seeds distinct from the measurement seed."""
+                        data: dict[str, np.ndarray] | None = None, rows: list[int] | None = None):
+    """Feeds for calibration. With the user's data: the calibration rows
+    ``rows`` ([start, stop), decided at submit: farm.input_data.split_rows)
+    in batches of the shapes' batch; without ``rows`` (jobs submitted before
+    the split existed) ``samples`` batches after the first one. Without
+    data: ``samples`` synthetic batches with seeds distinct from the
+    measurement seed."""
+    if data is not None and rows is not None:
+        yield from (feeds for feeds, _ in row_batches(model, data, shapes, rows))
+        return
     for index in range(samples):
         if data is not None:
             yield feeds_from_data(model, data, shapes, offset=(index + 1) * _batch(shapes))
         else:
             yield make_feeds(model, shapes, seed=seed + 1000 + index)
+
+
+def row_batches(model: ModelInfo, data: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                rows: list[int]):
+    """(feeds, valid) over rows [start, stop) of the data in batches of the
+    shapes' batch; a last, partial batch is filled up with rows from the
+    start of the range (``valid`` says how many are new)."""
+    start, stop = rows
+    batch = _batch(shapes)
+    for offset in range(start, stop, batch):
+        valid = min(batch, stop - offset)
+        yield feeds_from_rows(model, data, shapes, [start + (offset - start + i) % (stop - start)
+                                                    for i in range(batch)]), valid
 
 
 def _batch(shapes: dict[str, tuple[int, ...]]) -> int:
@@ -59,6 +78,11 @@ def feeds_from_data(model: ModelInfo, data: dict[str, np.ndarray], shapes: dict[
     """Rows ``offset .. offset+batch`` of each input's samples (cycling when
     the file holds fewer), cast to the model's input type. The non-batch
     dimensions were checked against the job's shapes at submit time."""
+    return feeds_from_rows(model, data, shapes, [offset + i for i in range(_batch(shapes))])
+
+
+def feeds_from_rows(model: ModelInfo, data: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                    rows: list[int]) -> dict[str, np.ndarray]:
     feeds = {}
     for info in model.inputs:
         samples = data[info.name]
@@ -66,8 +90,8 @@ def feeds_from_data(model: ModelInfo, data: dict[str, np.ndarray], shapes: dict[
         if not shape:
             feeds[info.name] = np.asarray(samples).astype(_numpy_dtype(info.dtype))
             continue
-        rows = [(offset + i) % samples.shape[0] for i in range(shape[0])]
-        feeds[info.name] = np.ascontiguousarray(samples[rows]).astype(_numpy_dtype(info.dtype))
+        picked = [rows[i % len(rows)] % samples.shape[0] for i in range(shape[0])]
+        feeds[info.name] = np.ascontiguousarray(samples[picked]).astype(_numpy_dtype(info.dtype))
     return feeds
 
 

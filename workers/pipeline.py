@@ -36,7 +36,7 @@ from workers.claim import ClaimUnreachable, Claimed, clear_device
 from workers.inputs import load_data
 from workers.job_end import Ends, ResultUnreachable, insert_artifacts, put_outputs, remember_artifacts
 from workers.measurement_row import set_memory
-from workers.model_cache import SourceModel, reference_key, reference_outputs, source_model
+from workers.model_cache import SourceModel, source_model
 from workers.native_source import backend_model_path
 from workers.refusals import one_line
 from workers.verified_files import matches
@@ -107,7 +107,7 @@ def _run_phase(claimed: Claimed, worker: str, device: DeviceContext, workdir: Pa
             shapes=config["profile"]["inputs"], model=source.info,
             model_path=backend_model_path(config["backend"], source, store, settings().home / "cache"),
             measure=MeasureConfig(**config["measure"]), calibration=config["calibration"], device=device,
-            workdir=workdir, store=store, data=load_data(data) if data else None,
+            workdir=workdir, store=store, data=load_data(data) if data else None, rows=config.get("rows"),
         )
         phases.lap("model")
         if build_only:
@@ -155,13 +155,9 @@ def _build_check_measure(ctx: JobContext, config: dict, source: SourceModel,
         return outcome
     try:
         if config["accuracy"].get("enabled", True):
-            from farm.accuracy import evaluate, is_reference
+            from workers.accuracy_check import check_accuracy
 
-            key = reference_key(source, config.get("data_sha256"), ctx.run_shapes)
-            reference = reference_outputs(source, key, feeds)
-            phases.lap("reference")
-            outcome["accuracy"] = evaluate(runner.infer(feeds), reference, ctx.precision, config["accuracy"],
-                                           reference_job=is_reference(config))
+            outcome["accuracy"] = check_accuracy(runner, ctx, config, source)
             phases.lap("accuracy")
         if ctx.measure.streams > 1 and not runner.multi_stream:
             outcome["unsupported"] = (f"measure.streams is {ctx.measure.streams}, but the {config['backend']} runner "

@@ -87,10 +87,13 @@ def render_table(headers: list[str], keys: list[str], rows: list[dict], stream=N
 
 
 def accuracy(row: dict) -> str | None:
-    """accuracy_status as the tables show it: pass, FAIL, unchecked, reference."""
+    """accuracy_status as the tables show it: pass, FAIL, unchecked, reference; ``unchecked
+    (synthetic inputs)`` where the figures came from synthetic inputs only (issue 22)."""
     status = row.get("accuracy_status")
     if status is None and row.get("accuracy_pass") is not None:
         status = "pass" if row["accuracy_pass"] else "fail"
+    if status == "unchecked" and str(row.get("accuracy_inputs") or "").startswith("synthetic"):
+        return "unchecked (synthetic inputs)"
     return "FAIL" if status == "fail" else status
 
 

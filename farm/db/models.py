@@ -157,6 +157,8 @@ class Measurement(Base):
     energy: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     inferences_per_joule: Mapped[float | None] = mapped_column(Float, nullable=True)
     serving: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # LoadGen scenarios (farm/scenarios.py)
+    # What the figures were computed on: "data rows 24-47 (24)", "synthetic (4)" (accuracy["inputs"] in full)
+    accuracy_inputs: Mapped[str | None] = mapped_column(String(96), nullable=True)
     telemetry: Mapped[dict] = mapped_column(JSON, default=dict)
     flags: Mapped[list] = mapped_column(JSON, default=list)
     environment: Mapped[dict] = mapped_column(JSON, default=dict)

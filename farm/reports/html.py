@@ -32,7 +32,7 @@ BEST_COLUMNS = (("device", "device_class"), ("role", "role"), ("job", "job_id"),
                 ("p50 ms", "latency_p50_ms"), ("p50 CI low", "latency_p50_ci_low_ms"),
                 ("p50 CI high", "latency_p50_ci_high_ms"), ("p99 ms", "latency_p99_ms"),
                 ("thru/s", "throughput"), ("inferences/J", "inferences_per_joule"), ("memory MB", "memory_mb"),
-                ("accuracy", "accuracy_status"),
+                ("accuracy", "accuracy_status"), ("inputs", "accuracy_inputs"),
                 ("workload", "workload"), ("objective", "objective_value"), ("unit", "objective_unit"),
                 ("flags", "flags"))
 COMPARE_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
@@ -40,22 +40,22 @@ COMPARE_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "b
                    ("p99 ms", "latency_p99_ms"), ("e2e p50 ms", "e2e_latency_p50_ms"), ("thru/s", "throughput"),
                    ("throughput gain x", "throughput_gain"), ("p50 speed-up x", "speedup"),
                    ("baseline", "baseline_job_id"), ("build s", "build_s"), ("artifact B", "artifact_size"),
-                   ("rel L2", "rel_l2_error"), ("cosine", "cosine"), ("accuracy", "accuracy_status"),
+                   ("rel L2", "rel_l2_error"), ("cosine", "cosine"), ("accuracy", "accuracy_status"), ("inputs", "accuracy_inputs"),
                    ("flags", "flags"))
 CROSS_COLUMNS = (("backend", "backend"), ("prec", "precision"), ("batch", "batch_size"), ("profile", "profile"),
                  ("device", "device_class"), ("job", "job_id"), ("p50 ms", "latency_p50_ms"),
-                 ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"), ("accuracy", "accuracy_status"),
+                 ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"), ("accuracy", "accuracy_status"), ("inputs", "accuracy_inputs"),
                  ("price/h", "price_per_hour"), ("cost per 1M inferences", "cost_per_million"),
                  ("Server QPS (valid)", "server_qps"), ("cost per 1M served", "cost_per_million_served"),
                  ("inferences/J", "inferences_per_joule"))
 FRONT_COLUMNS = (("device", "device_class"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
                  ("batch", "batch_size"), ("profile", "profile"), ("p50 ms", "latency_p50_ms"),
-                 ("thru/s", "throughput"), ("accuracy", "accuracy_status"))
+                 ("thru/s", "throughput"), ("accuracy", "accuracy_status"), ("inputs", "accuracy_inputs"))
 JOB_COLUMNS = (("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
                ("batch", "batch_size"), ("profile", "profile"), ("device", "device_class"),
                ("p50 ms", "latency_p50_ms"), ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"),
                ("inferences/J", "inferences_per_joule"), ("samples", "samples"), ("build s", "build_s"), ("rel L2", "rel_l2_error"),
-               ("accuracy", "accuracy_status"), ("note", "note"))
+               ("accuracy", "accuracy_status"), ("inputs", "accuracy_inputs"), ("note", "note"))
 INTEGER_COLUMNS = {"batch_size", "samples", "artifact_size"}
 
 

@@ -32,6 +32,8 @@ REPORT_FIELDS = (
     "workload", "accuracy_status",
     # appended in issue 26: energy per inference and the LoadGen serving scenarios (farm/reports/serving.py)
     *SERVING_FIELDS,
+    # appended in issue 22: what the accuracy figures were computed on ("data rows 24-47 (24)", "synthetic (4)")
+    "accuracy_inputs",
 )
 CI_FIELDS = ("latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "throughput_ci_low", "throughput_ci_high")
 # Columns kept internally next to the report fields (ordering, dedupe, ids).
@@ -52,6 +54,7 @@ def measurement_columns(m) -> list:
         m.max_abs_error.label("max_abs_error"), m.rel_l2_error.label("rel_l2_error"), m.cosine.label("cosine"),
         m.accuracy_pass.label("accuracy_pass"), m.flags.label("flags"), m.id.label("measurement_id"),
         accuracy_status(m).label("accuracy_status"), m.energy.label("energy"), m.serving.label("serving"),
+        m.accuracy_inputs.label("accuracy_inputs"),
     ]
 
 

@@ -26,7 +26,7 @@ def test_per_precision_defaults_and_overrides():
     assert tolerances("int8", {})["max_rel_error"] == 1e-1
     assert tolerances("fp16", {"max_rel_error": 0.5})["max_rel_error"] == 0.5
     result = evaluate({"y": np.array([1.0, 2.01])}, {"y": np.array([1.0, 2.0])}, "fp32", {})
-    assert not result["passed"] and result["failures"][0].startswith("rel_l2_error ")
+    assert not result["passed"] and result["failures"][0].startswith("y: rel_l2_error ")
     assert evaluate({"y": np.array([1.0, 2.01])}, {"y": np.array([1.0, 2.0])}, "fp16", {})["passed"]
 
 

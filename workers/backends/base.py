@@ -55,18 +55,41 @@ class JobContext:
     workdir: Path
     store: Any  # farm.store.ArtifactStore, for caches shared across jobs
     data: dict[str, np.ndarray] | None = None  # the user's input samples (spec ``data``), if any
+    # Rows of ``data`` per role, decided at submit (farm.input_data.split_rows): calibration,
+    # evaluation, overlap. None: jobs from before the split (first batch evaluates).
+    rows: dict | None = None
 
     @property
     def run_shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: tuple(rng["opt"]) for name, rng in self.shapes.items()}
 
     def measurement_feeds(self) -> dict[str, np.ndarray]:
-        """The inputs used for timing and the accuracy check."""
-        from workers.inputs import feeds_from_data, make_feeds
+        """The inputs used for timing: the first evaluation batch."""
+        return next(iter(self.evaluation_batches()))[0]
 
-        if self.data is not None:
-            return feeds_from_data(self.model, self.data, self.run_shapes)
-        return make_feeds(self.model, self.run_shapes, seed=0)
+    def evaluation_batches(self):
+        """(feeds, valid samples) of every evaluation batch: the evaluation
+        rows of the user's data, else one synthetic batch (seed 0)."""
+        from workers.inputs import feeds_from_data, make_feeds, row_batches
+
+        if self.data is None:
+            return [(make_feeds(self.model, self.run_shapes, seed=0), None)]
+        if not self.rows:
+            return [(feeds_from_data(self.model, self.data, self.run_shapes), None)]
+        return row_batches(self.model, self.data, self.run_shapes, self.rows["evaluation"])
+
+    def input_provenance(self) -> dict:
+        """What the accuracy figures were computed on (stored with them)."""
+        if self.data is None:
+            batch = next((s[0] for s in self.run_shapes.values() if len(s)), 1)
+            return {"source": "synthetic", "count": batch, "seed": 0,
+                    "calibration": "synthetic" if self.precision in ("int8", "fp8") else None}
+        if not self.rows:
+            batch = next((s[0] for s in self.run_shapes.values() if len(s)), 1)
+            return {"source": "data", "rows": [0, batch], "count": batch, "calibration_rows": None}
+        start, stop = self.rows["evaluation"]
+        return {"source": "data", "rows": [start, stop], "count": stop - start,
+                "calibration_rows": self.rows.get("calibration"), "overlap": bool(self.rows.get("overlap"))}
 
     def calibration_feeds(self):
         """Calibration inputs for quantization (spec ``calibration``)."""
@@ -74,7 +97,8 @@ class JobContext:
 
         samples = int(self.calibration.get("samples", 8))
         seed = int(self.calibration.get("seed", 0))
-        return calibration_batches(self.model, self.run_shapes, samples, seed, data=self.data)
+        rows = (self.rows or {}).get("calibration")
+        return calibration_batches(self.model, self.run_shapes, samples, seed, data=self.data, rows=rows)
 
 
 @dataclass
