@@ -165,8 +165,7 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, top, **constrain
         say(f"not ranked: {row['job_id']} ({row['device_class']}, {row['backend']} {row['precision']} "
             f"batch {row['batch_size']}, would be {row['would_be']}): {row['reason']}", err=True)
     if best.empty:
-        raise NotFoundError("no finished configuration meets the constraints"
-                            + (f" ({len(left_out)} flagged host_bound were not ranked)" if left_out else ""))
+        raise NotFoundError("no finished configuration meets the constraints" + _left_out_counts(left_out))
     if (no_tuned or top is not None) and not remeasure:
         raise UserError(f"{'--no-tuned' if no_tuned else '--top'} goes with --remeasure")
     if remeasure:
@@ -352,3 +351,15 @@ def _newest_for_target(model, sweep_id, target, profile) -> tuple[dict, dict]:
                         + (f" with profile {profile!r}" if profile else "") + "; build one with "
                         "`farm sweep submit SPEC --device gpu.<name>` (for tensorrt-rtx, "
                         "build.tensorrt-rtx.compute_capabilities names the targets)")
+
+
+def _left_out_counts(left_out: list[dict]) -> str:
+    """`` (1 flagged host_bound were not ranked; 2 unchecked (synthetic inputs) ...)``"""
+    from collections import Counter
+
+    labels = Counter(_label(row["reason"]) for row in left_out)
+    return f" ({'; '.join(f'{n} {label} were not ranked' for label, n in labels.items())})" if labels else ""
+
+
+def _label(reason: str) -> str:
+    return reason.split(":")[0]

@@ -56,6 +56,8 @@ def echo_submission_notes(submission) -> None:
         say(f"skipped: {skipped}", err=True)
     for why, count in sorted(submission.not_reused.items()):
         say(f"not reused ({count} jobs): {why}", err=True)
+    for note in submission.notes:
+        say(note, err=True)
 
 
 def _status_line(status: dict) -> str:

@@ -93,21 +93,50 @@ def eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     return frame[keep]
 
 
+SYNTHETIC_REASON = ("accuracy unchecked (synthetic inputs): int8/fp8 calibrated and checked on synthetic inputs "
+                    "only; give the spec real samples ('data:') or set accuracy.synthetic_ok; --allow-unchecked "
+                    "ranks it")
+UNCHECKED_REASON = "accuracy unchecked: no accuracy figures; --allow-unchecked ranks it"
+
+
 def excluded(frame: pd.DataFrame, c: Constraints) -> list[dict]:
-    """Configurations that would have won or tied but for their host_bound
-    flag, with the reason they were not ranked (shown by ``farm best``)."""
-    if c.allow_host_bound or frame.empty or not host_bound(frame).any():
+    """Configurations that would have won or tied but for a host flag
+    (host_bound, host_contended) or an unchecked accuracy (int8/fp8 on
+    synthetic inputs only, issue 22), with the reason they were not ranked
+    (shown by ``farm best`` and the summary sentences)."""
+    relaxed = replace(c, allow_host_bound=True, allow_unchecked=True)
+    if relaxed == c or frame.empty or not kept_out(frame, c).any():
         return []
-    contenders = _rank_eligible(eligible(frame, replace(c, allow_host_bound=True)), c)
-    contenders = contenders[host_bound(contenders)] if not contenders.empty else contenders
-    return [{"job_id": r["job_id"], "device_class": r["device_class"], "workload": r["workload"],
-             "backend": r["backend"], "precision": r["precision"], "batch_size": int(r["batch_size"]),
-             "would_be": r["role"], "reason": _flag_reason(r.get("flags"))} for r in contenders.to_dict("records")]
+    contenders = _rank_eligible(eligible(frame, relaxed), c)
+    out = []
+    for r in contenders.to_dict("records"):
+        reason = _exclusion_reason(r, c)
+        if reason is not None:
+            out.append({"job_id": r["job_id"], "device_class": r["device_class"], "workload": r["workload"],
+                        "backend": r["backend"], "precision": r["precision"], "batch_size": int(r["batch_size"]),
+                        "would_be": r["role"], "reason": reason})
+    return out
 
 
-def _flag_reason(flags) -> str:
-    return next((FLAG_REASONS[f] for f in FLAG_REASONS if isinstance(flags, (list, tuple)) and f in flags),
-                HOST_BOUND_REASON)
+def kept_out(frame: pd.DataFrame, c: Constraints) -> pd.Series:
+    """Rows only a flag or an unchecked accuracy keeps from ranking (what ``excluded`` looks among)."""
+    out = pd.Series(False, index=frame.index)
+    if not c.allow_host_bound:
+        out |= host_bound(frame)
+    if not c.allow_unchecked and "accuracy_status" in frame:
+        out |= frame["accuracy_status"] == "unchecked"
+    return out
+
+
+def _exclusion_reason(row: dict, c: Constraints) -> str | None:
+    flags = row.get("flags")
+    if not c.allow_host_bound and isinstance(flags, (list, tuple)):
+        for flag, reason in FLAG_REASONS.items():
+            if flag in flags:
+                return reason
+    if row.get("accuracy_status") == "unchecked" and not c.allow_unchecked:
+        return SYNTHETIC_REASON if str(row.get("accuracy_inputs") or "").startswith("synthetic") else UNCHECKED_REASON
+    return None
 
 
 def objective_figure(frame: pd.DataFrame, c: Constraints) -> tuple[pd.Series, pd.Series, pd.Series]:

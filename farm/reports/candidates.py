@@ -37,7 +37,7 @@ from sqlalchemy import bindparam, select, text
 from farm.db import Device, Job, Sweep, session_scope
 from farm.devices import device_classes_matching
 from farm.reports.eligibility import HOST_FLAGS, Constraints
-from farm.reports.best import TIE_WINDOW, excluded, host_bound, rank
+from farm.reports.best import TIE_WINDOW, excluded, kept_out, rank
 from farm.reports.rows import _rows_query, finish_frame, load_frame, resolve_model
 from farm.reports.serving import SERVING_OBJECTIVES
 
@@ -286,10 +286,10 @@ def find_best(sweep_id: str | None = None, model: str | None = None,
         return rank(load_frame(sweep_id=sweep_id), constraints)
     if constraints.objective in SERVING_OBJECTIVES:  # figures inside JSON: no SQL pre-filter, the model whole
         return rank(load_frame(model=model), constraints)
-    # Scan with host_bound rows first: where none can lead or tie (the usual
+    # Scan with flagged and unchecked rows first: where none is there (the usual
     # case) the ranking is the same without them, else scan again without them.
-    with_them = model_candidates(model, replace(constraints, allow_host_bound=True))
-    if constraints.allow_host_bound or not host_bound(with_them).any():
+    with_them = model_candidates(model, replace(constraints, allow_host_bound=True, allow_unchecked=True))
+    if with_them.empty or not kept_out(with_them, constraints).any():
         return rank(with_them, constraints)
     ranked = rank(model_candidates(model, constraints), constraints)
     ranked.attrs["excluded"] = excluded(with_them, constraints)

@@ -124,6 +124,9 @@ class Constraints:
             if accuracy == "fail":
                 error = row.get("rel_l2_error")
                 return "failed the accuracy gate" + ("" if _missing(error) else f" (rel L2 {error:.3g})")
+            if str(row.get("accuracy_inputs") or "").startswith("synthetic"):
+                return ("accuracy unchecked (synthetic inputs): int8/fp8 checked on synthetic inputs only, no "
+                        "verdict on real data (allow_unchecked ranks it)")
             return f"accuracy {accuracy}: no accuracy verdict to rest on (allow_unchecked ranks it)"
         for flag in self.flags_refused:
             if flag in _flags(row):

@@ -80,9 +80,21 @@ def _not_ranked(left_out: list[dict], key: tuple) -> str:
     rows = [r for r in left_out if (r["device_class"], r["workload"])[:len(key)] == tuple(key)]
     if not rows:
         return ""
-    names = ", ".join(f"{r['job_id']} ({r['backend']} {r['precision']} batch {r['batch_size']}, would be "
-                      f"{r['would_be']})" for r in rows)
-    return f" Not ranked, flagged host_bound (the figure is the host's launch rate, not the GPU's): {names}."
+    out = ""
+    for reason in dict.fromkeys(r["reason"] for r in rows):
+        names = ", ".join(f"{r['job_id']} ({r['backend']} {r['precision']} batch {r['batch_size']}, would be "
+                          f"{r['would_be']})" for r in rows if r["reason"] == reason)
+        out += f" Not ranked, {_short_reason(reason)}: {names}."
+    return out
+
+
+def _short_reason(reason: str) -> str:
+    """The reason without its remedy (the summary sentence is read beside the table)."""
+    from farm.reports.best import HOST_BOUND_REASON
+
+    if reason == HOST_BOUND_REASON:
+        return "flagged host_bound (the figure is the host's launch rate, not the GPU's)"
+    return reason.split(";")[0]
 
 
 def _baseline_figure(winner, by_job, column):

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 
 from farm.db import upgrade
 
-HEAD = "0006_i28_model_source"
+HEAD = "0007_i22_accuracy_inputs"
 TABLES = {"alembic_version", "artifacts", "devices", "jobs", "measurements", "models", "sweeps", "searches",
           "search_candidates", "finals", "final_rounds"}
 

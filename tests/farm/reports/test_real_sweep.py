@@ -56,7 +56,9 @@ def test_best_per_profile_agrees_with_report(farm_home):
     report = json.loads(_run(runner, "report", sweep, "--format", "json").stdout)
     assert len(report) == 12 and all(r["status"] == "done" for r in report)
     assert {r["accuracy_status"] for r in report if r["precision"] == "fp32"} == {"reference"}
-    assert all(r["accuracy_status"] in ("pass", "fail") for r in report if r["precision"] == "int8")
+    # No data: int8 was calibrated and checked on synthetic inputs only, never a pass (issue 22).
+    assert all(r["accuracy_status"] == "unchecked" and r["accuracy_inputs"].startswith("synthetic")
+               for r in report if r["precision"] == "int8")
     workloads = {r["profile"]: r["workload"] for r in report}
     assert len(set(workloads.values())) == 2 and len({r["workload"] for r in report}) == 2
     best = json.loads(_run(runner, "best", "--sweep", sweep, "--format", "json").stdout)
