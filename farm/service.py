@@ -32,12 +32,14 @@ WAITING = ("pending", "queued", "built")  # jobs that still wait for a worker
 def validate(spec: SweepSpec) -> ModelInfo:
     """Everything that can be checked before touching the database."""
     from farm.accuracy_spec import check_accuracy_spec
+    from farm.quantized import check_quantized_precisions
     from farm.queue import check_time_limits
     from farm.sources import open_model
 
     model = open_model(spec.model, spec.data, _parity_shapes(spec))
     check_time_limits(spec.timeouts)
     check_accuracy_spec(spec, model)
+    check_quantized_precisions(spec, model)
     for info in model.inputs:
         if info.dtype not in SYNTHETIC_DTYPES and spec.data is None:
             raise SpecError(f"model input '{info.name}' has type {info.dtype}, for which the farm cannot make "

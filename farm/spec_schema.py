@@ -8,7 +8,7 @@ from farm.accuracy_spec import ACCURACY_PROPERTIES, CALIBRATION_PROPERTIES
 from farm.scenarios import SCENARIOS_SCHEMA
 from farm.search.config import SEARCH_SCHEMA
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8", "model")  # model: the model's own types (farm/quantized.py)
 # Bounds the database columns impose (INTEGER, VARCHAR(n)); checked here so
 # a spec the database would refuse never gets as far as a row.
 INT32_MAX = 2**31 - 1

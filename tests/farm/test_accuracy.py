@@ -67,3 +67,70 @@ def test_only_the_references_own_default_session_is_the_reference():
     # A knob of its own (a search's knob axis) computes otherwise: compared, pass or fail.
     assert not is_reference({"backend": "onnxruntime", "precision": "fp32",
                              "build": {"graph_optimization_level": "basic"}})
+
+
+def test_elementwise_follows_polygraphys_rule():
+    """Polygraphy's CompareFunc.simple: fail where both the absolute and the
+    relative difference exceed their tolerance; 0 in the reference -> 2.2e-16;
+    NaN fails; a reduced statistic compares the statistic."""
+    from farm.task_metrics import elementwise
+
+    e = np.array([0.0, 1.0, 100.0])
+    assert elementwise(np.array([1e-6, 1.0, 100.0]), e, atol=1e-5, rtol=1e-5) == 1.0  # abs ok at the zero
+    assert elementwise(np.array([0.0, 1.0, 100.01]), e, atol=1e-5, rtol=1e-3) == 1.0  # rel ok, abs not
+    assert elementwise(np.array([0.0, 1.1, 100.0]), e, atol=1e-5, rtol=1e-5) == 0.0
+    assert elementwise(np.array([np.nan, 1.0, 100.0]), e, atol=1.0, rtol=1.0) == 0.0
+    # mean of |diff| = 0.1/3 <= 0.05 although one element is off by 0.1
+    assert elementwise(np.array([0.0, 1.1, 100.0]), e, atol=0.05, rtol=0.0, error_stat="mean") == 1.0
+    assert elementwise(np.array([0.0, 1.1, 100.0]), e, atol=0.05, rtol=0.0, error_stat="max") == 0.0
+
+
+def test_task_metrics_by_hand():
+    from farm.task_metrics import ctc_decode, dice, edit_distance, iou, sequence, topk
+
+    assert topk(np.array([0.1, 0.7, 0.2]), np.array([0.2, 0.6, 0.1])) == 1.0
+    assert topk(np.array([0.1, 0.2, 0.7]), np.array([0.2, 0.6, 0.1]), k=2) == 0.5
+    steps = np.eye(4)[[1, 1, 0, 2, 2, 0, 2]]  # CTC: 1 1 _ 2 2 _ 2 -> [1, 2, 2]
+    assert ctc_decode(steps) == [1, 2, 2]
+    assert sequence(steps, steps) == 1.0 and sequence(np.eye(4)[[1, 0, 2]], steps) == 0.0
+    assert edit_distance(np.eye(4)[[1, 0, 2]], steps) == 1 / 3
+    a, b = np.array([[0.9, 0.9], [0.1, 0.1]]), np.array([[0.9, 0.1], [0.1, 0.1]])
+    assert iou(a, b) == 0.5 and dice(a, b) == 2 / 3 and iou(a * 0, b * 0) == 1.0
+
+
+def test_evaluation_over_batches_pools_samples_and_counts_only_valid_ones():
+    from farm.accuracy_eval import evaluate_batches
+
+    rng = np.random.default_rng(0)
+    ref = [rng.normal(size=(4, 10)) for _ in range(3)]
+    out = [r + rng.normal(scale=0.01, size=r.shape) for r in ref]
+    out[2][3] += 100.0  # a filler row of the last batch: must not count
+    batches = [({"y": o}, {"y": r}, v) for o, r, v in zip(out, ref, [4, 4, 3])]
+    cfg = {"metrics": [{"output": "y", "metric": "cosine", "min": 0.99}]}
+    result = evaluate_batches(batches, "int8", cfg, inputs={"source": "data", "rows": [8, 19], "count": 11})
+    record = result["per_output"]["y"]
+    assert record["samples"] == 11 and len(record["per_sample"]["rel_l2"]) == 11
+    stacked_o = np.concatenate([out[0], out[1], out[2][:3]])
+    stacked_r = np.concatenate([ref[0], ref[1], ref[2][:3]])
+    assert record["rel_l2_error"] == pytest.approx(np.linalg.norm(stacked_o - stacked_r) / np.linalg.norm(stacked_r))
+    assert result["status"] == "pass" and record["gate"] == "metrics"
+    lo, hi = record["rel_l2_mean_ci"]
+    assert lo <= record["rel_l2_mean"] <= hi
+    synthetic = evaluate_batches(batches, "int8", {}, inputs={"source": "synthetic", "count": 4})
+    assert synthetic["status"] == "unchecked" and synthetic["reason"] == "synthetic inputs"
+    assert evaluate_batches(batches, "int8", {"synthetic_ok": True},
+                            inputs={"source": "synthetic", "count": 4})["status"] == "pass"
+
+
+def test_rows_split_disjoint_or_refused():
+    from farm.errors import SpecError
+    from farm.input_data import split_rows
+
+    assert split_rows(600, True, {}, None) == {"calibration": [0, 256], "evaluation": [256, 512], "overlap": False}
+    assert split_rows(10, True, {"samples": 3}, 4) == {"calibration": [0, 3], "evaluation": [3, 7], "overlap": False}
+    assert split_rows(10, False, {}, None) == {"calibration": None, "evaluation": [0, 10], "overlap": False}
+    with pytest.raises(SpecError, match="1 sample row cannot give disjoint calibration and evaluation rows"):
+        split_rows(1, True, {}, None)
+    with pytest.raises(SpecError, match="allow_overlap"):
+        split_rows(10, True, {"samples": 8}, 4)
+    assert split_rows(1, True, {"allow_overlap": True}, None)["overlap"] is True

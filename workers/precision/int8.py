@@ -1,5 +1,5 @@
 """Post-training static quantization (int8, and fp8 E4M3) with ONNX
-Runtime's tools.
+Runtime's tools, by a recipe per consuming backend (workers/precision/recipes.py).
 
 Q/DQ format (QuantizeLinear/DequantizeLinear pairs) is what both ONNX
 Runtime and TensorRT's explicit quantization consume. Calibration uses
@@ -29,26 +29,32 @@ class _FeedsReader:
         pass
 
 
-# TensorRT's explicit quantization takes symmetric Q/DQ only (zero point 0)
-# and no int32 bias DequantizeLinear: it quantizes biases itself.
-TENSORRT_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
-
+from workers.precision.recipes import TENSORRT_OPTIONS, Recipe, quantized_node_counts, recipe  # noqa: F401
 
 # Where the quantized model records what was done instead of what was asked
 # (ONNX metadata_props), so a cached prepared model still says it.
 FALLBACKS_KEY = "engine_farm.fallbacks"
 
 
+class NothingQuantized(Exception):
+    """The quantizer inserted no quantized op: the result is the fp32 model,
+    and labelling it int8 would rank a copy of fp32 as an int8 engine."""
+
+
 def quantize_int8(model_path: Path, out_path: Path, calibration_feeds, per_channel: bool = True,
-                  tensorrt: bool = False) -> Path:
+                  tensorrt: bool = False, method: str = "minmax", how: Recipe | None = None) -> Path:
     """Quantize with per-channel weights where the graph allows it; some
     graphs (Conv+BatchNorm fused by pre-processing) give per-channel
     Q/DQ nodes ONNX Runtime rejects, and then per-tensor weights are used
     (recorded as the ``per_tensor_fallback`` fallback, see model_fallbacks).
-    ``tensorrt``: Q/DQ in the form TensorRT's parser accepts."""
-    options = TENSORRT_OPTIONS if tensorrt else {}
+    ``how``: the recipe (workers/precision/recipes.py); ``tensorrt`` without
+    one: TensorRT's Q/DQ recipe, else ONNX Runtime's own. Raises
+    NothingQuantized when no quantized op was inserted."""
+    how = how or recipe("tensorrt" if tensorrt else "onnxruntime")
     fallbacks: dict[str, str] = {}
-    _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "int8", per_channel, options, fallbacks)
+    _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "int8", per_channel, how, method,
+                            fallbacks)
+    _check_inserted(model_path, out_path)
     return _record_fallbacks(out_path, fallbacks)
 
 
@@ -56,9 +62,17 @@ def quantize_fp8(model_path: Path, out_path: Path, calibration_feeds, per_channe
     """FP8 (E4M3FN) Q/DQ for TensorRT (ONNX Runtime's CPU provider has no
     fp8 kernels; the engine builder is the consumer)."""
     fallbacks: dict[str, str] = {}
-    _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "fp8", per_channel, TENSORRT_OPTIONS,
-                            fallbacks)
+    _quantize_with_fallback(model_path, out_path, list(calibration_feeds), "fp8", per_channel,
+                            recipe("tensorrt", kind="fp8"), "distribution", fallbacks)
+    _check_inserted(model_path, out_path)
     return _record_fallbacks(_fix_zero_scales(out_path), fallbacks)
+
+
+def _check_inserted(source: Path, quantized: Path) -> None:
+    before, after = quantized_node_counts(source), quantized_node_counts(quantized)
+    if sum(after.values()) <= sum(before.values()):
+        raise NothingQuantized("quantization inserted no quantized op (no Q/DQ pair, no integer kernel): the model "
+                               "has nothing the recipe quantizes, so an 'int8' build would be the fp32 model")
 
 
 def _record_fallbacks(path: Path, fallbacks: dict[str, str]) -> Path:
@@ -121,11 +135,11 @@ def _fix_zero_scales(path: Path) -> Path:
 
 
 def _quantize_with_fallback(model_path: Path, out_path: Path, feeds: list, kind: str, per_channel: bool,
-                            options: dict, fallbacks: dict[str, str]) -> Path:
+                            how: Recipe, method: str, fallbacks: dict[str, str]) -> Path:
     check_loads = kind == "int8"  # ONNX Runtime's CPU provider has no fp8 kernels
     if per_channel:
         try:
-            _quantize(model_path, out_path, feeds, per_channel=True, kind=kind, options=options, fallbacks=fallbacks)
+            _quantize(model_path, out_path, feeds, True, how, method, fallbacks)
             if check_loads:
                 _check_loads(out_path)
             return out_path
@@ -133,7 +147,7 @@ def _quantize_with_fallback(model_path: Path, out_path: Path, feeds: list, kind:
             out_path.unlink(missing_ok=True)
             fallbacks["per_tensor_fallback"] = ("per-channel weights were asked for; quantizing per channel "
                                                 f"failed ({_first_line(exc)}), so weights are per tensor")
-    _quantize(model_path, out_path, feeds, per_channel=False, kind=kind, options=options, fallbacks=fallbacks)
+    _quantize(model_path, out_path, feeds, False, how, method, fallbacks)
     if check_loads:
         _check_loads(out_path)
     return out_path
@@ -149,14 +163,22 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _quantize(model_path: Path, out_path: Path, feeds, per_channel: bool, kind: str = "int8",
-              options: dict | None = None, fallbacks: dict[str, str] | None = None) -> None:
+_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile", "distribution": "Distribution"}
+_TYPES = {"int8": "QInt8", "uint8": "QUInt8", "float8e4m3fn": "QFLOAT8E4M3FN"}
+
+
+def _quantize(model_path: Path, out_path: Path, feeds, per_channel: bool, how: Recipe, method: str,
+              fallbacks: dict[str, str] | None = None) -> None:
     fallbacks = {} if fallbacks is None else fallbacks
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    qtype = QuantType.QFLOAT8E4M3FN if kind == "fp8" else QuantType.QInt8
-    method = CalibrationMethod.Distribution if kind == "fp8" else CalibrationMethod.MinMax
+    options = dict(how.options)
+    if method == "minmax" and len(feeds) > 16:
+        # Reduce the intermediate outputs every few batches: hundreds of calibration rows of a
+        # detector's activations would not fit in memory at once. (ONNX Runtime 1.2x raises "No
+        # data is collected" when the batch count is a multiple of this: pick one that is not.)
+        options.setdefault("CalibMaxIntermediateOutputs", next(m for m in range(8, 17) if len(feeds) % m))
     converted = out_path.with_suffix(".opset.onnx")
     model_path = _with_min_opset(model_path, converted, fallbacks)
     prepared = out_path.with_suffix(".pre.onnx")
@@ -173,22 +195,18 @@ def _quantize(model_path: Path, out_path: Path, feeds, per_channel: bool, kind: 
         str(source),
         str(out_path),
         _FeedsReader(feeds),
-        quant_format=QuantFormat.QDQ,
-        activation_type=qtype,
-        weight_type=qtype,
+        quant_format=QuantFormat.QDQ if how.quant_format == "qdq" else QuantFormat.QOperator,
+        activation_type=getattr(QuantType, _TYPES[how.activation_type]),
+        weight_type=getattr(QuantType, _TYPES[how.weight_type]),
         per_channel=per_channel,
-        calibrate_method=method,
-        op_types_to_quantize=list(QUANTIZED_OPS),
-        extra_options=dict(options or {}),
+        calibrate_method=getattr(CalibrationMethod, _METHODS[method]),
+        op_types_to_quantize=list(how.ops) if how.ops else None,
+        extra_options=options,
     )
     prepared.unlink(missing_ok=True)
     converted.unlink(missing_ok=True)
 
 
-# Q/DQ only at the inputs of the compute-heavy ops, as TensorRT's explicit
-# quantization recipes do: quantizing every elementwise op adds error (on
-# PP-OCR's detector, rel. L2 0.77 vs 0.76) and Q/DQ overhead for no speed.
-QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 MIN_QDQ_OPSET = 13  # per-channel DequantizeLinear (its ``axis``) needs opset 13
 
 

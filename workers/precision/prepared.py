@@ -21,8 +21,9 @@ from workers.backends.base import JobContext
 
 # Bump when a transform's output changes. 2: models have exporter quirks
 # removed first (workers/onnx_quirks.py). 3: quantized models record their
-# fallbacks (workers/precision/int8.py FALLBACKS_KEY).
-TRANSFORM_VERSION = 3
+# fallbacks (workers/precision/int8.py FALLBACKS_KEY). 4: calibration on the submit-time
+# calibration rows, calibration method in the key (issue 22).
+TRANSFORM_VERSION = 4
 FLOAT_PRECISIONS = ("fp16", "bf16")
 QDQ_PRECISIONS = ("int8", "fp8")
 
@@ -64,14 +65,20 @@ def describe(ctx: JobContext, precision: str, options: dict) -> dict:
                                 "seed": int(ctx.calibration.get("seed", 0)),
                                 "shapes": {k: list(v) for k, v in calibration_shapes(ctx).items()},
                                 "data_sha256": _data_digest(ctx)}
+        rows = (getattr(ctx, "rows", None) or {}).get("calibration")
+        if rows is not None:
+            parts["calibration"]["rows"] = list(rows)
+        if precision == "int8":
+            parts["calibration"]["method"] = ctx.calibration.get("method", "minmax")
+            parts["recipe"] = "tensorrt"
     return parts
 
 
 def prepare(ctx: JobContext, precision: str, options: dict | None = None) -> PreparedModel:
     """The model for ``precision`` (fp32: the source model itself)."""
     options = dict(options or {})
-    if precision == "fp32":
-        return PreparedModel(ctx.model_path, {"precision": "fp32", "transform": "none"})
+    if precision in ("fp32", "model"):  # model: the model's own types (a Q/DQ model built strongly typed)
+        return PreparedModel(ctx.model_path, {"precision": precision, "transform": "none"})
     if precision not in FLOAT_PRECISIONS + QDQ_PRECISIONS:
         raise BackendUnsupported(f"no model transform for precision {precision}")
     kind = f"onnx-{precision}"
@@ -104,9 +111,18 @@ def _transform(ctx: JobContext, precision: str, options: dict, out: Path) -> Pat
     from workers.inputs import calibration_batches
     from workers.precision.int8 import quantize_fp8, quantize_int8
 
+    from workers.precision.int8 import NothingQuantized
+
+    rows = (getattr(ctx, "rows", None) or {}).get("calibration")
     feeds = list(calibration_batches(ctx.model, calibration_shapes(ctx), int(ctx.calibration.get("samples", 8)),
-                                     int(ctx.calibration.get("seed", 0)), data=getattr(ctx, "data", None)))
+                                     int(ctx.calibration.get("seed", 0)), data=getattr(ctx, "data", None),
+                                     rows=rows))
     per_channel = options.get("per_channel", True)
-    if precision == "int8":
-        return quantize_int8(ctx.model_path, out, feeds, per_channel=per_channel, tensorrt=True)
-    return quantize_fp8(ctx.model_path, out, feeds, per_channel=per_channel)
+    try:
+        if precision == "int8":
+            # TensorRT's explicit Q/DQ recipe (workers/precision/recipes.py)
+            return quantize_int8(ctx.model_path, out, feeds, per_channel=per_channel, tensorrt=True,
+                                 method=ctx.calibration.get("method", "minmax"))
+        return quantize_fp8(ctx.model_path, out, feeds, per_channel=per_channel)
+    except NothingQuantized as exc:
+        raise BackendUnsupported(str(exc)) from None

@@ -70,22 +70,41 @@ class OnnxRuntimeBackend(Backend):
         source = ctx.model_path
         info: dict = {"build": self.config.resolved(), "graph_optimization_level": self.config.graph_optimization_level or "all"}
         if ctx.precision == "int8":
-            from workers.precision.int8 import model_fallbacks, quantize_int8
+            source, info["quantization"], info["fallbacks"] = self._quantize(ctx)
+        elif ctx.precision == "model":
+            from farm.quantized import quantized_node_counts
 
-            asked = self.config.per_channel is not False
-            source = quantize_int8(ctx.model_path, ctx.workdir / "model.int8.onnx", ctx.calibration_feeds(),
-                                   per_channel=asked)
-            info["fallbacks"] = model_fallbacks(source)
-            info["quantization"] = {"format": "QDQ", "calibration": "MinMax",
-                                    "samples": int(ctx.calibration.get("samples", 8)),
-                                    "data": "user" if ctx.data is not None else "synthetic",
-                                    "per_channel": asked and "per_tensor_fallback" not in info["fallbacks"]}
+            info["model_types"] = {"quantized_ops": quantized_node_counts(ctx.model_path)}  # run as given
         optimized = ctx.workdir / "model.optimized.onnx"
         # Creating the session runs the optimiser and writes the optimised graph.
         ort.InferenceSession(str(source), self._session_options(optimized), providers=["CPUExecutionProvider"])
         _inline_external_data(optimized, Path(source))
         return BuildResult(artifact=optimized, build_s=time.perf_counter() - start, info=info,
                            media_type="application/onnx")
+
+    def _quantize(self, ctx: JobContext) -> tuple[Path, dict, dict]:
+        """int8 by the configured recipe and calibration method; what was
+        done is recorded (recipe, types, ops, calibration rows, inserted ops)."""
+        from workers.precision.int8 import NothingQuantized, model_fallbacks, quantize_int8
+        from workers.precision.recipes import quantized_node_counts, recipe
+
+        how = recipe(self.config.quantization or "onnxruntime", self.config.quant_format)
+        method = ctx.calibration.get("method", "minmax")
+        asked = self.config.per_channel is not False
+        feeds = list(ctx.calibration_feeds())
+        try:
+            source = quantize_int8(ctx.model_path, ctx.workdir / "model.int8.onnx", feeds, per_channel=asked,
+                                   method=method, how=how)
+        except NothingQuantized as exc:
+            raise BackendUnsupported(str(exc)) from None
+        fallbacks = model_fallbacks(source)
+        rows = (ctx.rows or {}).get("calibration") if ctx.data is not None else None
+        quantization = {**how.describe(), "calibration": method,
+                        "samples": (rows[1] - rows[0]) if rows else len(feeds),
+                        "rows": rows, "data": "user" if ctx.data is not None else "synthetic",
+                        "per_channel": asked and "per_tensor_fallback" not in fallbacks,
+                        "inserted": quantized_node_counts(source)}
+        return source, quantization, fallbacks
 
     def load(self, artifact: Path, ctx: JobContext) -> Runner:
         import onnxruntime as ort

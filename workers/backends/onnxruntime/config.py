@@ -14,7 +14,7 @@ class OnnxRuntimeConfig(BackendConfig):
     implementation = "workers.backends.onnxruntime.backend:OnnxRuntimeBackend"
     distribution = "onnxruntime|onnxruntime-gpu"
     requires = ("onnxruntime",)
-    precisions = ("fp32", "int8")
+    precisions = ("fp32", "int8", "model")  # model: the model's own types, run as given (pre-quantized models)
     device_kinds = ("cpu",)
     artifact_suffix = ".onnx"  # the optimised (or quantized) ONNX model
 
@@ -31,3 +31,7 @@ class OnnxRuntimeConfig(BackendConfig):
     inter_op_num_threads: int | None = knob(minimum=0, maximum=4096)
     execution_mode: str | None = knob(choices=("sequential", "parallel"))
     per_channel: bool | None = None  # int8 weights per channel (default True)
+    # int8 recipe (workers/precision/recipes.py): "onnxruntime" (default: its own U8S8 static recipe, all
+    # ops) or "tensorrt" (Q/DQ at Conv/MatMul/Gemm, symmetric int8: what a TensorRT engine would get)
+    quantization: str | None = knob(choices=("onnxruntime", "tensorrt"))
+    quant_format: str | None = knob(choices=("qdq", "qoperator"))  # onnxruntime recipe only (default qdq)

@@ -19,7 +19,7 @@ class TensorRTConfig(TensorRTFamilyConfig):
     implementation = "workers.backends.tensorrt.backend:TensorRTBackend"
     distribution = "tensorrt|tensorrt-cu12|tensorrt-cu13"
     requires = ("tensorrt",)
-    precisions = ("fp32", "fp16", "bf16", "int8", "fp8")
+    precisions = ("fp32", "fp16", "bf16", "int8", "fp8", "model")
     device_kinds = ("gpu",)
     build_anywhere = False
     precision_min_compute_capability = {"fp8": "8.9"}  # fp8 kernels exist from Ada (8.9) on

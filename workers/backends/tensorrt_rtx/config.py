@@ -21,7 +21,7 @@ class TensorRTRTXConfig(TensorRTFamilyConfig):
     implementation = "workers.backends.tensorrt_rtx.backend:TensorRTRTXBackend"
     distribution = "tensorrt-rtx-cu13-bindings|tensorrt-rtx|tensorrt_rtx"
     requires = ("tensorrt_rtx|tensorrt_rtx_bindings",)
-    precisions = ("fp32", "fp16", "bf16", "int8", "fp8")
+    precisions = ("fp32", "fp16", "bf16", "int8", "fp8", "model")
     device_kinds = ("gpu", "cpu")
     build_anywhere = True
     # What its engines can target (RTX_TARGETS): an H100/H200 class (9.0) is refused at submit.
