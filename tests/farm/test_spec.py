@@ -56,7 +56,7 @@ def test_defaults_follow_trtexec(tmp_path):
      "unknown key 'colour' in spec (allowed: name, model, data, backends, precisions, batch_sizes, profiles, "
      "devices, measure, accuracy, calibration, build, search, scenarios, timeouts, streams)"),
     ({"model": "m.onnx", "precisions": ["fp32", "int4"]},
-     "spec field 'precisions[1]': 'int4' is not allowed (allowed: fp32, fp16, bf16, int8, fp8)"),
+     "spec field 'precisions[1]': 'int4' is not allowed (allowed: fp32, fp16, bf16, int8, fp8, model)"),
     ({"model": "m.onnx", "batch_sizes": [1, 0]}, "spec field 'batch_sizes[1]': batch size must be > 0 (got 0)"),
     ({"model": "m.onnx", "batch_sizes": [-4]}, "spec field 'batch_sizes[0]': batch size must be > 0 (got -4)"),
     ({"model": "m.onnx", "measure": {"warmup": 5}},

@@ -163,7 +163,7 @@ SPEC_CASES = {
                               field("batch_sizes") + "batch size 8 fits no profile ('p' allows batch 1..4)"),
     # -- precisions and backends
     "unknown precision": (["run", "--model", "models/det.onnx", "--precision", "int4"],
-                          field("precisions[0]") + "'int4' is not allowed (allowed: fp32, fp16, bf16, int8, fp8)"),
+                          field("precisions[0]") + "'int4' is not allowed (allowed: fp32, fp16, bf16, int8, fp8, model)"),
     "precision a scalar": ([*SUBMIT, "@spec:precisions: fp32\n"], field("precisions") + "'fp32' is not of type"),
     "precisions empty": ([*SUBMIT, "@spec:precisions: []\n"], field("precisions") + "[] should be non-empty"),
     "unknown backend": (["run", "--model", "models/det.onnx", "--backend", "tvm", "--profile", GOOD],
