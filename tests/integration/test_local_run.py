@@ -86,7 +86,7 @@ def test_report_json_has_the_documented_fields(sweep):
     assert next(r for r in rows if r["precision"] == "fp32")["rel_l2_error"] < 1e-4
     assert next(r for r in rows if r["precision"] == "int8")["rel_l2_error"] > 0
     fp16 = [r for r in rows if r["precision"] == "fp16"]
-    assert fp16[0]["error"] == "onnxruntime cannot build fp16; it supports fp32, int8"
+    assert fp16[0]["error"] == "onnxruntime cannot build fp16; it supports fp32, int8, model"
 
 
 def test_best_and_fetch_agree_with_the_report(sweep, tmp_path):
