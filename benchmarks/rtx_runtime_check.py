@@ -81,7 +81,7 @@ def check(model: Path, precision: str, knobs: dict, workdir: Path) -> dict:
 def _accuracy(model: Path, feeds: dict, outputs: dict, precision: str) -> dict:
     import onnxruntime as ort
 
-    from farm.accuracy import evaluate
+    from farm.accuracy_eval import evaluate
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]

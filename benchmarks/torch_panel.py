@@ -87,7 +87,7 @@ def run_job(model, path: Path, precision: str, batch: int, build_cfg: dict, stor
     import onnxruntime as ort
     import torch
 
-    from farm.accuracy import evaluate
+    from farm.accuracy_eval import evaluate
     from farm.model_info import read_model
     from farm.spec import MeasureConfig
     from workers.backends.base import DeviceContext, JobContext

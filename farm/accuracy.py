@@ -140,11 +140,3 @@ def is_reference(config: dict) -> bool:
     det, labelled ``reference`` before)."""
     reference = (config.get("accuracy") or {}).get("reference") or "onnxruntime"
     return config.get("backend") == reference and config.get("precision") == "fp32" and not config.get("build")
-
-
-def evaluate(outputs: dict, reference: dict, precision: str, accuracy_cfg: dict,
-             reference_job: bool = False, inputs: dict | None = None) -> dict:
-    """One batch's outputs against the reference (farm.accuracy_eval for many)."""
-    from farm.accuracy_eval import evaluate_batches
-
-    return evaluate_batches([(outputs, reference, None)], precision, accuracy_cfg, reference_job, inputs)

@@ -139,6 +139,12 @@ def _bound(entry: dict) -> tuple[str, float | None]:
     return DEFAULT_BOUNDS[name]
 
 
+def evaluate(outputs: dict, reference: dict, precision: str, accuracy_cfg: dict,
+             reference_job: bool = False, inputs: dict | None = None) -> dict:
+    """One batch's outputs against the reference (``evaluate_batches`` for many)."""
+    return evaluate_batches([(outputs, reference, None)], precision, accuracy_cfg, reference_job, inputs)
+
+
 def evaluate_batches(batches, precision: str, accuracy_cfg: dict, reference_job: bool = False,
                      inputs: dict | None = None) -> dict:
     """``batches``: (outputs, reference, valid) per evaluation batch, ``valid``

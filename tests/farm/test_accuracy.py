@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farm.accuracy import compare_arrays, evaluate, tolerances
+from farm.accuracy import compare_arrays, tolerances
+from farm.accuracy_eval import evaluate
 
 
 def test_metrics_of_a_known_perturbation():
