@@ -2,14 +2,14 @@
 (issue 22): ``data rows 24-47 (24)``, ``synthetic (4)``; the full record is
 in measurements.accuracy["inputs"].
 
-Revision ID: 0006_i22_accuracy_inputs
-Revises: 0005_i26_serving_energy
+Revision ID: 0007_i22_accuracy_inputs
+Revises: 0006_i28_model_source
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_i22_accuracy_inputs"
-down_revision = "0005_i26_serving_energy"
+revision = "0007_i22_accuracy_inputs"
+down_revision = "0006_i28_model_source"
 branch_labels = None
 depends_on = None
 
