@@ -71,6 +71,20 @@ def _host_only(header: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+def _download_name(key: str) -> str:
+    """What the browser saves: the job's artifact named as the winner sentence names it (.onnx, .engine, ...)."""
+    from farm.reports.summary import file_name
+
+    with session_scope() as session:
+        job = session.execute(select(Job.backend, Job.precision, Job.batch_size)
+                              .where(Job.artifact_sha256 == key).limit(1)).first()
+        row = session.get(Artifact, key) if job is None else None
+        media_type = row.media_type if row is not None else ""
+    if job is not None:
+        return re.sub(r"[^A-Za-z0-9._-]", "_", file_name(*job))  # a header value: nothing that could end it
+    return f"{key[:16]}{'.json' if media_type == 'application/json' else '.bin'}"
+
+
 def _known_artifact(key: str) -> bool:
     with session_scope() as session:
         return bool(session.get(Artifact, key) or session.scalar(
@@ -187,7 +201,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(path.stat().st_size))
-            self.send_header("Content-Disposition", f'attachment; filename="{key[:16]}.bin"')
+            self.send_header("Content-Disposition", f'attachment; filename="{_download_name(key)}"')
             self.send_header("X-Content-SHA256", key)
             self.end_headers()
             with open(path, "rb") as handle:

@@ -119,8 +119,13 @@ def _against_baseline(winner, by_job) -> str:
 
 
 def _file_name(winner) -> str:
-    """A file name that says what the artifact is (its backend's artifact_suffix: .onnx, .engine, ...)."""
-    return f"{winner['backend']}-{winner['precision']}-b{int(winner['batch_size'])}{artifact_suffix(winner['backend'])}"
+    return file_name(winner["backend"], winner["precision"], winner["batch_size"])
+
+
+def file_name(backend: str, precision: str, batch_size) -> str:
+    """A file name that says what a job's artifact is (its backend's artifact_suffix: .onnx, .engine, ...):
+    the winner sentence's -o and the dashboard's download use it."""
+    return f"{backend}-{precision}-b{int(batch_size)}{artifact_suffix(backend)}"
 
 
 def artifact_suffix(backend: str) -> str:

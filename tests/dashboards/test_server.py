@@ -58,6 +58,8 @@ def test_artifact_download_is_verified(dashboard, known):
     status, body, headers = _get(f"{dashboard}/artifact/{key}")
     assert status == 200 and body == b"engine of j-fp16-b1" and hashlib.sha256(body).hexdigest() == key
     assert headers["X-Content-SHA256"] == key
+    # named as the winner sentence names it: what the file is (a TensorRT engine here)
+    assert headers["Content-Disposition"] == 'attachment; filename="tensorrt-fp16-b1.engine"'
     # corrupt the stored object: the server refuses to hand it out
     open_store().local_path(key).write_bytes(b"tampered")
     status, body, _ = _get(f"{dashboard}/artifact/{key}")
