@@ -62,7 +62,8 @@ def test_run_prints_one_row_per_job(sweep):
     _, _, _, first = sweep
     lines = first.stdout.strip().splitlines()
     assert lines[0].split()[:7] == ["job", "status", "backend", "prec", "batch", "profile", "device"]
-    rows = [line.split() for line in lines[2:]]
+    # the summary sentences ("On <device>, ... wins") follow the table on stdout
+    rows = [line.split() for line in lines[2:] if line.strip() and not line.startswith("On ")]
     assert len(rows) == 6
     assert [(r[1], r[3], r[4]) for r in rows] == [
         ("done", "fp32", "1"), ("done", "fp32", "4"), ("done", "int8", "1"), ("done", "int8", "4"),
