@@ -139,16 +139,32 @@ WORKER_COLUMNS = (("worker", "worker"), ("state", "state"), ("device class", "de
 
 
 def workers_page() -> Page:
+    from farm.config import stale_s
+
     rows = device_rows()
     frame = pd.DataFrame(rows, columns=[k for _, k in WORKER_COLUMNS if k != "state"] + ["live"])
-    frame["state"] = ["live" if live else ("stale" if pd.notna(w) else "no worker") for live, w in
-                      zip(frame["live"], frame["worker"])]
+    frame["state"] = [_worker_state(live, worker, beat) for live, worker, beat in
+                      zip(frame["live"], frame["worker"], frame["last_heartbeat"])]
+    frame["last_heartbeat"] = [b if isinstance(b, str) else ("never" if pd.notna(w) else None)
+                               for b, w in zip(frame["last_heartbeat"], frame["worker"])]
     frame["job_id"] = frame["worker"]
     live = int(frame["live"].sum()) if len(frame) else 0
-    body = (f'<p class="worker-count">{live} live workers on {len(frame)} registered devices</p>'
+    stale = int(frame["state"].str.startswith("stale").sum()) if len(frame) else 0
+    # A stale worker holds its device but has not beaten within the liveness window: it is probably
+    # dead (its jobs go back to the queue), so it is counted apart, never as live.
+    body = (f'<p class="worker-count">{live} live workers, {stale} stale (no heartbeat within '
+            f'{stale_s():g} s), on {len(frame)} registered devices</p>'
             + table(frame.sort_values(["live", "host", "device_class"], ascending=[False, True, True]),
                     WORKER_COLUMNS, "workers"))
     return Page("Workers", body, live=True)
+
+
+def _worker_state(live: bool, worker, last_heartbeat) -> str:
+    if live:
+        return "live"
+    if pd.isna(worker):
+        return "no worker"
+    return "stale (never beat)" if not isinstance(last_heartbeat, str) else "stale"
 
 
 def compare_page(sweep_a: str | None, sweep_b: str | None, min_change: float = 10.0) -> Page:
@@ -158,8 +174,12 @@ def compare_page(sweep_a: str | None, sweep_b: str | None, min_change: float = 1
                        f'{escape(s["sweep_id"])} {escape(s["name"])} ({escape(s["created_at"])})</option>'
                        for s in reversed(sweeps))
 
-    form = (f'<form method="get"><label>A <select name="a">{options(sweep_a)}</select></label> '
-            f'<label>B <select name="b">{options(sweep_b)}</select></label> <button>compare</button></form>')
+    # Unchosen, A and B default to two different sweeps: the one before the newest, and the newest.
+    newest = [sw["sweep_id"] for sw in reversed(sweeps)]
+    default_b = sweep_b or (newest[0] if newest else None)
+    default_a = sweep_a or next((sid for sid in newest if sid != default_b), None)
+    form = (f'<form method="get"><label>A <select name="a">{options(default_a)}</select></label> '
+            f'<label>B <select name="b">{options(default_b)}</select></label> <button>compare</button></form>')
     if not (sweep_a and sweep_b):
         return Page("Compare sweeps", form + "<p>Pick sweep A (before) and sweep B (after).</p>")
     from farm.reports.compare_html import sweep_compare_body

@@ -27,7 +27,9 @@ COMPARE_FIELDS = (
 CROSS_FIELDS = ("backend", "precision", "batch_size", "profile", "device_class", "job_id", "latency_p50_ms",
                 "latency_p99_ms", "throughput", "accuracy_pass", "price_per_hour", "cost_per_million",
                 # issue 26: at the sustained Server load (scenarios), and energy
-                "server_qps", "server_p99_ms", "cost_per_million_served", "inferences_per_joule")
+                "server_qps", "server_p99_ms", "cost_per_million_served", "inferences_per_joule",
+                # issue 24: the verdict as every other view shows it (pass, fail, unchecked, reference)
+                "accuracy_status")
 
 
 def parse_prices(values) -> dict[str, float]:

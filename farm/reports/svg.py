@@ -301,29 +301,45 @@ def chart(kind: str, title: str, xlabel: str, ylabel: str, series: list[Series],
 
 
 def bar_chart(kind: str, title: str, xlabel: str, bars: list[dict]) -> str:
-    """Horizontal bars, each labelled with its name and value:
-    {label, value, job, style?, passed?}."""
+    """Horizontal bars, each labelled with its name and value, over an axis
+    with values (0 to a round number past the longest bar):
+    {label, value, job, style?, passed?}. Every text fits the canvas: the
+    value labels have their own column, the axis its own row."""
     if not bars:
         return _svg(kind, [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text>'])
-    height = max(160, PAD_T + 40 + 17 * len(bars))
-    top = max(b["value"] for b in bars) or 1.0
+    rows_h = 17 * len(bars)
+    height = max(160, PAD_T + rows_h + 56)
+    values = [_num(b["value"]) + ("" if b.get("passed", True) else " (failed gate)") for b in bars]
     label_w = min(300, max(CHAR_W * len(b["label"]) for b in bars) + 12)
-    span = W - label_w - 90
+    value_w = max(CHAR_W * len(v) for v in values) + 10
+    span = max(W - label_w - value_w - 8, 60)
+    top = max(b["value"] for b in bars) or 1.0
+    step = _nice_step(top, 5)
+    axis_top = step * math.ceil(top / step)
+    axis_y = PAD_T + rows_h + 4
     body = [f'<text x="{W / 2}" y="17" text-anchor="middle" font-weight="bold" font-size="12">{escape(title)}</text>',
-            f'<text x="{label_w + span / 2}" y="{height - 8}" text-anchor="middle">{escape(xlabel)}</text>']
-    for i, bar in enumerate(bars):
+            f'<line x1="{label_w}" y1="{axis_y}" x2="{label_w + span:.1f}" y2="{axis_y}" stroke="#999"/>',
+            f'<text x="{label_w + span / 2:.1f}" y="{height - 8}" text-anchor="middle">{escape(xlabel)}</text>']
+    for i in range(int(round(axis_top / step)) + 1):
+        tick = i * step
+        px = label_w + tick / axis_top * span
+        body.append(f'<line x1="{px:.1f}" y1="{PAD_T - 2}" x2="{px:.1f}" y2="{axis_y + 3}" stroke="#eee"/>'
+                    f'<text class="tick-x" x="{px:.1f}" y="{axis_y + 15}" text-anchor="middle">{_num(tick)}</text>')
+    fits = max(int((label_w - 12) / CHAR_W), 4)
+    for i, (bar, value) in enumerate(zip(bars, values)):
         y = PAD_T + 17 * i
-        width = max(bar["value"] / top * span, 1.0)
+        shown = bar["label"] if len(bar["label"]) <= fits else bar["label"][:fits - 1] + "\u2026"
+        width = max(bar["value"] / axis_top * span, 1.0)
         style = bar.get("style") or style_for("", "fp32")
         passed = bar.get("passed", True)
         attrs = (f'data-job="{escape(str(bar["job"]))}" data-x="{_num(bar["value"])}" '
                  f'data-series="{escape(bar.get("series", ""))}" data-gate="{"pass" if passed else "fail"}"')
         fill = style.color if passed else "#fff"
-        body.append(f'<text class="label" x="{label_w - 6}" y="{y + 11}" text-anchor="end">{escape(bar["label"])}'
+        body.append(f'<text class="label" x="{label_w - 6}" y="{y + 11}" text-anchor="end">{escape(shown)}'
                     f'</text><rect class="mark" {attrs} x="{label_w}" y="{y}" width="{width:.1f}" height="13" '
                     f'fill="{fill}" stroke="{style.color}"><title>{escape(bar["label"])}: {_num(bar["value"])}'
                     f'</title></rect><text class="value" x="{label_w + width + 4:.1f}" y="{y + 11}">'
-                    f'{_num(bar["value"])}{"" if passed else " (failed gate)"}</text>')
+                    f'{value}</text>')
     return _svg(kind, body, height)
 
 

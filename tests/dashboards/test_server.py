@@ -135,7 +135,7 @@ def test_workers_page(dashboard, known, tmp_path):
         gpu.versions = {"backends": ["tensorrt"], "backend_versions": {"tensorrt": "10.8.0"}}
     dom, shot = render(dashboard + "/workers", tmp_path, "workers")
     assert shot.stat().st_size > 5_000
-    assert "1 live workers on 2 registered devices" in dom
+    assert "1 live workers, 0 stale (no heartbeat within" in dom and "on 2 registered devices" in dom
     row = re.search(r'<tr data-job="farm-gpu0@h1">(.*?)</tr>', dom, re.S).group(1)
     cells = dict(re.findall(r'data-field="(\w+)">([^<]*)<', row))
     assert (cells["state"], cells["device_class"], cells["current_job"], cells["backends"]) == \
