@@ -58,20 +58,20 @@ def ensure_home() -> Path:
 # Liveness and retry knobs, read from the environment on every call so tests
 # can run the whole reconcile cycle in seconds. Production defaults: a
 # worker beats every 10 s and is presumed dead after 45 s of silence.
-def _number(name: str, default: float) -> float:
+def _number(name: str, default: float, zero_ok: bool = False) -> float:
     raw = os.environ.get(name)
     if raw in (None, ""):
         return default
+    from farm.errors import UserError
+
     try:
         value = float(raw)
     except ValueError:
-        from farm.errors import UserError
-
         raise UserError(f"{name}={raw!r} is not a number") from None
-    if not value > 0 or value == float("inf"):  # nan compares false
-        from farm.errors import UserError
-
-        raise UserError(f"{name} must be a positive finite number, got {raw}")
+    usable = value >= 0 if zero_ok else value > 0
+    if not usable or value == float("inf"):  # nan compares false
+        kind = "a finite number, 0 or more" if zero_ok else "a positive finite number"
+        raise UserError(f"{name} must be {kind}, got {raw}")
     return value
 
 
@@ -92,7 +92,27 @@ def reconcile_s() -> float:
 
 def max_attempts() -> int:
     """FARM_MAX_ATTEMPTS: a job whose worker died this many times is quarantined."""
-    return int(_number("FARM_MAX_ATTEMPTS", 3))
+    value = _number("FARM_MAX_ATTEMPTS", 3.0)
+    if not value.is_integer():
+        from farm.errors import UserError
+
+        raise UserError(f"FARM_MAX_ATTEMPTS must be a whole number of attempts, got {os.environ['FARM_MAX_ATTEMPTS']}")
+    return int(value)
+
+
+def restart_delay_s() -> float:
+    """FARM_RESTART_DELAY_S: pause before a launcher restarts a dead worker (0: at once)."""
+    return _number("FARM_RESTART_DELAY_S", 1.0, zero_ok=True)
+
+
+def shutdown_grace_s() -> float:
+    """FARM_SHUTDOWN_GRACE_S: how long a warm shutdown lets current jobs finish."""
+    return _number("FARM_SHUTDOWN_GRACE_S", 540.0, zero_ok=True)
+
+
+def store_wait_s() -> float:
+    """FARM_STORE_WAIT_S: how long a worker waits for an unreachable S3 store (0: not at all)."""
+    return _number("FARM_STORE_WAIT_S", 900.0, zero_ok=True)
 
 
 def visibility_timeout_s() -> float:
@@ -104,3 +124,19 @@ def default_timeouts() -> dict[str, float]:
     """Per-job hard limits when a spec gives no ``timeouts``."""
     return {"build_s": _number("FARM_BUILD_TIMEOUT_S", 3 * 3600.0),
             "measure_s": _number("FARM_MEASURE_TIMEOUT_S", 3600.0)}
+
+
+def check_worker_settings() -> None:
+    """Read every worker setting once, at start: a bad value is one line
+    before any worker process runs, not a restart loop, a reconcile thread
+    that silently died, or a launcher that crashed leaving its worker."""
+    from farm.db.retry import retry_window_s
+    from farm.errors import UserError
+
+    heartbeat, stale = heartbeat_s(), stale_s()
+    for read in (reconcile_s, max_attempts, visibility_timeout_s, default_timeouts, restart_delay_s,
+                 shutdown_grace_s, store_wait_s, retry_window_s):
+        read()
+    if heartbeat >= stale:
+        raise UserError(f"FARM_HEARTBEAT_S ({heartbeat:g}) must be below FARM_STALE_S ({stale:g}): a live worker "
+                        f"would be presumed dead between two of its heartbeats")

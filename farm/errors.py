@@ -26,6 +26,13 @@ class MissingDependencyError(UserError):
     """A backend needs a Python package that is not installed here."""
 
 
+class EnvironmentFault(UserError):
+    """The setup of the host or farm, not the job, is at fault (the store
+    refuses the credentials, its bucket is missing, it cannot be written or
+    reached): one line for a command; a worker hands the job back and stops
+    taking jobs instead of failing it (workers/faults.py)."""
+
+
 class StoreIntegrityError(Exception):
     """An artifact's bytes no longer match its content hash (internal)."""
 

@@ -2,14 +2,18 @@
 
 A ``running`` job is orphaned when its worker is gone: the device row's
 heartbeat is stale, another worker now holds the row (the old one died and
-was restarted), or the row's current job is something else. Orphans go back
+was restarted), or the row's current job is something else. A worker on
+this host is looked at directly (farm.liveness): its live process keeps its
+job however late its heartbeat, a dead one loses it at once. Orphans go back
 to ``queued`` with a fresh message, or, once their worker has died
 ``FARM_MAX_ATTEMPTS`` times (attempts are counted in the job table at each
 claim), are quarantined as ``failed`` with the last reason.
 
 A ``queued`` job older than ``FARM_STALE_S`` whose message is in neither the
 broker's ready queue nor a live worker's hands was lost (Redis restarted, a
-worker died holding it) and is sent again. A duplicate is harmless: the
+worker died holding it) and is sent again. A ``pending`` job older than that
+was never sent (its ``farm sweep submit`` was killed between its commit and
+its messages): it is marked queued and sent, as ``farm sweep resume`` would. A duplicate is harmless: the
 claim is a guarded UPDATE, so a job runs once.
 
 Every state change is a compare-and-set UPDATE, so any number of
@@ -28,6 +32,7 @@ from sqlalchemy import or_, select, update
 from farm.config import max_attempts, stale_s
 from farm.db import Device, Job, session_scope, utcnow
 from farm.db.clock import db_now
+from farm.liveness import local_verdict
 from farm.routing import Route, route
 
 log = logging.getLogger(__name__)
@@ -38,9 +43,10 @@ class Report:
     requeued: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    unsent: list[str] = field(default_factory=list)  # pending jobs whose submit never sent them
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.quarantined or self.resent)
+        return bool(self.requeued or self.quarantined or self.resent or self.unsent)
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,12 @@ class Orphan:
 
 
 def _alive(device: Device | None, cutoff: datetime) -> bool:
-    return bool(device and device.worker and device.last_heartbeat and device.last_heartbeat >= cutoff)
+    if not (device and device.worker):
+        return False
+    local = local_verdict(device.worker, device.uuid)
+    if local is not None:
+        return local
+    return bool(device.last_heartbeat and device.last_heartbeat >= cutoff)
 
 
 def orphan_reason(job: Job, device: Device | None, cutoff: datetime) -> str | None:
@@ -63,6 +74,8 @@ def orphan_reason(job: Job, device: Device | None, cutoff: datetime) -> str | No
     if device.worker != job.worker:
         return f"its worker {job.worker} is gone (the device is now served by {device.worker})"
     if not _alive(device, cutoff):
+        if local_verdict(device.worker, device.uuid) is False:
+            return f"its worker {job.worker} is gone (no such process on {device.host})"
         return f"its worker {job.worker} stopped heartbeating"
     if device.current_job_id != job.id:
         return f"its worker {job.worker} is no longer running it"
@@ -153,12 +166,34 @@ def lost_messages(sweep_id: str | None = None, grace_s: float | None = None,
     return [(j, cls) for j, cls in lost if _mark_resent(j, grace_s)]
 
 
+def never_sent(sweep_id: str | None = None, grace_s: float | None = None) -> list[tuple[str, Route]]:
+    """Pending jobs made more than ``grace_s`` ago, each marked queued (a
+    guarded UPDATE: one reconciler wins each) for sending."""
+    grace_s = stale_s() if grace_s is None else grace_s
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    with session_scope() as session:
+        query = select(Job).where(Job.status == "pending", Job.created_at <= cutoff)
+        if sweep_id:
+            query = query.where(Job.sweep_id == sweep_id)
+        jobs = [(job.id, route(job)) for job in session.scalars(query.order_by(Job.seq))]
+        if not jobs:
+            return []
+        marked = set(session.scalars(
+            update(Job).where(Job.id.in_([j for j, _ in jobs]), Job.status == "pending")
+            .values(status="queued", queued_at=utcnow()).returning(Job.id)))
+    return [(job_id, where) for job_id, where in jobs if job_id in marked]
+
+
 def reconcile(sweep_id: str | None = None, grace_s: float | None = None, resend_unknown: bool = False,
               orphans: list[Orphan] | None = None) -> Report:
     """One pass. Safe to run anywhere, any number of times, concurrently."""
     from farm.queue import send_jobs
 
     report, to_send = Report(), []
+    if orphans is None:
+        unsent = never_sent(sweep_id, grace_s)
+        report.unsent = [j for j, _ in unsent]
+        to_send.extend(unsent)
     for orphan in find_orphans(sweep_id) if orphans is None else orphans:
         outcome = recover(orphan)
         if outcome == "requeued":

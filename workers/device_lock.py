@@ -13,12 +13,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
-import tempfile
 import time
 from pathlib import Path
 
 from farm.errors import UserError
+from farm.liveness import lock_directory, lock_file_name
 
 COMMAND_CHARS = 120  # of the holder's command line, in the refusal
 
@@ -26,8 +25,7 @@ REFUSE_AFTER_S = 0.5  # a holder that is just exiting gets this long to let go
 
 
 def lock_dir() -> Path:
-    default = Path(tempfile.gettempdir()) / f"engine-farm-locks-{os.getuid()}"
-    path = Path(os.environ.get("FARM_LOCK_DIR") or default)
+    path = lock_directory()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -35,7 +33,7 @@ def lock_dir() -> Path:
 class DeviceLock:
     def __init__(self, device_uuid: str):
         self.uuid = device_uuid
-        self.path = lock_dir() / (re.sub(r"[^A-Za-z0-9_.-]", "_", device_uuid) + ".lock")
+        self.path = lock_dir() / lock_file_name(device_uuid)
         self.fd: int | None = None
 
     def acquire(self) -> "DeviceLock":

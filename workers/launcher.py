@@ -25,10 +25,11 @@ import sys
 import threading
 import time
 
-from farm.config import reconcile_s
+from farm.config import check_worker_settings, reconcile_s, restart_delay_s, shutdown_grace_s
 from farm.queue import check_broker_url, check_time_limits
 from workers.discovery import DiscoveredDevice, discover, select_devices
 from workers.device_lock import DeviceLock
+from workers.faults import EX_BROKEN
 from workers.registry import release, wait_free, worker_name
 
 log = logging.getLogger("farm.launcher")
@@ -89,8 +90,8 @@ class ReconcileLoop(threading.Thread):
             try:
                 report = reconcile()
                 if report:
-                    log.warning("reconcile: requeued %s, quarantined %s, re-sent %s",
-                                report.requeued, report.quarantined, report.resent)
+                    log.warning("reconcile: requeued %s, quarantined %s, re-sent %s, sent never-sent %s",
+                                report.requeued, report.quarantined, report.resent, report.unsent)
             except Exception:  # broker or database down: try again next pass
                 log.warning("reconcile pass failed", exc_info=True)
 
@@ -112,10 +113,6 @@ class Signals:
         self.count += 1
         self.first_at = self.first_at or time.monotonic()
         self.event.set()
-
-
-def shutdown_grace_s() -> float:
-    return float(os.environ.get("FARM_SHUTDOWN_GRACE_S", "540"))
 
 
 def _become_subreaper() -> None:
@@ -211,6 +208,7 @@ def start(selector: str = "all", loglevel: str = "INFO", once: bool = False) -> 
     logging.basicConfig(level=loglevel, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     signals = Signals()
     signals.install()  # before anything slow: a container may be stopped while it starts
+    check_worker_settings()  # every FARM_* knob, one line now: no restart loop, no worker left behind
     check_broker_url()  # one line now, not a crash loop of every worker process
     check_time_limits()  # refuse to start rather than let Redis redeliver running jobs
     devices = select_devices(discover(), selector)
@@ -221,20 +219,45 @@ def start(selector: str = "all", loglevel: str = "INFO", once: bool = False) -> 
         return 0
     _become_subreaper()
     children = {d.uuid: spawn(d, loglevel, locks[d.uuid]) for d in devices}
+    try:
+        return _supervise(children, devices, loglevel, locks, signals, once)
+    except BaseException:
+        # A launcher that fails must not leave a worker taking jobs behind it.
+        for uuid, child in children.items():
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+                after_death(next(d for d in devices if d.uuid == uuid), child.pid, child.returncode,
+                            "was stopped because its launcher failed")
+        end_leftovers()
+        raise
+
+
+def _supervise(children: dict, devices: list, loglevel: str, locks: dict, signals: Signals, once: bool) -> int:
     loop = ReconcileLoop()
     loop.start()
-    by_uuid = {d.uuid: d for d in devices}
-    restart_delay = float(os.environ.get("FARM_RESTART_DELAY_S", "1"))
+    by_uuid, broken = {d.uuid: d for d in devices}, set()  # type: dict, set[str]
+    restart_delay = restart_delay_s()
     while not signals.event.wait(0.2):
         reap_orphans(list(children.values()))
         for uuid, child in list(children.items()):
             code = child.poll()
-            if code is None or once:
+            if code is None or once or uuid in broken:
+                continue
+            if code == EX_BROKEN:
+                # The worker said why on stderr (one line) and handed its job back;
+                # restarting it would only fail the same way.
+                after_death(by_uuid[uuid], child.pid, code)
+                broken.add(uuid)
                 continue
             print(f"farm worker for {by_uuid[uuid].name} {describe_exit(code)}; restarting", file=sys.stderr)
             after_death(by_uuid[uuid], child.pid, code)
             if not signals.event.wait(restart_delay):
                 children[uuid] = spawn(by_uuid[uuid], loglevel, locks[uuid])
+        if broken and len(broken) == len(children):
+            loop.stopped.set()
+            end_leftovers()
+            return 1
         if once and all(c.poll() is not None for c in children.values()):
             break
     loop.stopped.set()

@@ -33,6 +33,7 @@ from workers.backends import classify_failure, load_backend
 from workers.backends.base import BuildResult, DeviceContext, JobContext, Runner, TimingResult
 from workers.build_phase import give_back, hand_over, prebuilt
 from workers.claim import ClaimUnreachable, Claimed, clear_device
+from workers.faults import WorkerBroken, fault_of
 from workers.inputs import load_data
 from workers.job_end import Ends, ResultUnreachable, insert_artifacts, put_outputs, remember_artifacts
 from workers.measurement_row import set_memory
@@ -55,7 +56,11 @@ def run_claimed(claimed: Claimed, worker: str, device: DeviceContext, device_id:
     goes away mid-job hands it back untouched (ClaimUnreachable)."""
     job_id = claimed.job.id
     ends = Ends(job_id, worker, claimed.attempt, device_id)
-    workdir = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-"))
+    places = [settings().home / "cache", Path(tempfile.gettempdir())]
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-"))
+    except OSError as exc:
+        raise _broken(ends, fault_of(exc, places) or f"cannot make a work directory: {exc}") from exc
     try:
         return _run_phase(claimed, worker, device, workdir, ends, phase)
     except (ResultUnreachable, ClaimUnreachable):
@@ -68,6 +73,9 @@ def run_claimed(claimed: Claimed, worker: str, device: DeviceContext, device_id:
             # job's fault. Hand it back untouched; the message is redelivered.
             ends.hand_back(f"{type(exc).__name__}")
             raise ClaimUnreachable(f"job {job_id} handed back: the database went away mid-job") from exc
+        fault = fault_of(exc, places)
+        if fault:  # this worker's disk or store, not the job: any job would fail here
+            raise _broken(ends, fault) from exc
         if isinstance(exc, UserError):
             return ends.finish("failed", str(exc))
         refused = classify_failure(claimed.job.backend, exc, claimed.job.precision)
@@ -78,6 +86,11 @@ def run_claimed(claimed: Claimed, worker: str, device: DeviceContext, device_id:
         return ends.finish("failed", traceback.format_exc(limit=20))
     finally:
         _cleanup.submit(shutil.rmtree, workdir, ignore_errors=True)
+
+
+def _broken(ends: Ends, fault: str) -> WorkerBroken:
+    ends.hand_back(f"its worker's environment is broken: {mask(fault)}")
+    return WorkerBroken(mask(fault))
 
 
 def _run_phase(claimed: Claimed, worker: str, device: DeviceContext, workdir: Path, ends: Ends,

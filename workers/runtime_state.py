@@ -12,6 +12,7 @@ class WorkerState:
     worker: str
     device_id: int
     device: DeviceContext
+    broken: str | None = None  # why this worker stopped taking jobs (workers.faults)
 
 
 _state: WorkerState | None = None

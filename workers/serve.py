@@ -5,15 +5,19 @@ this process, on this device)."""
 from __future__ import annotations
 
 import logging
+import sys
+from pathlib import Path
 
-from farm.config import heartbeat_s
-from farm.errors import UserError
+from farm.config import check_worker_settings, heartbeat_s
+from farm.errors import EnvironmentFault, UserError
+from farm.redact import mask
 from farm.backends import backend_config
 from farm.queue import check_time_limits
 from farm.routing import build_queue, queue_for
 from workers import runtime_state
 from workers.backends.base import DeviceContext
 from workers.discovery import discover
+from workers.faults import EX_BROKEN, disk_full
 from workers.registry import Heartbeat, release, take, worker_name
 
 
@@ -27,8 +31,34 @@ def _quiet_onnxruntime() -> None:
         pass
 
 
+def _environment_check(uuid: str) -> None:
+    """A disk with no room, or a store that refuses this host: say so in
+    one line and exit EX_BROKEN (not restarted) before taking any job."""
+    import tempfile
+
+    from farm.config import settings
+    from farm.store import open_store
+
+    cache = settings().home / "cache"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        why = disk_full([cache, Path(tempfile.gettempdir())])
+    except OSError as exc:
+        why = f"cannot create its cache {cache}: {exc.strerror or exc}"
+    if why is None:
+        try:
+            open_store(patient=True).exists("0" * 64)  # refused credentials, a missing bucket
+        except EnvironmentFault as exc:
+            why = str(exc)
+    if why:
+        print(f"Error: worker for device {uuid} cannot take jobs: {mask(why)}", file=sys.stderr, flush=True)
+        raise SystemExit(EX_BROKEN)
+
+
 def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ()) -> None:
+    check_worker_settings()
     check_time_limits()
+    _environment_check(uuid)
     device = next((d for d in discover() if d.uuid == uuid), None)
     if device is None:
         raise UserError(f"device {uuid} is not on this host")
@@ -61,3 +91,5 @@ def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ())
             release(device.uuid, name)
         except Exception:
             logging.getLogger(__name__).warning("could not release device %s", device.uuid, exc_info=True)
+        if runtime_state.current().broken:  # said why in one line (workers.tasks); not to be restarted
+            raise SystemExit(EX_BROKEN)

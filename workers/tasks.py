@@ -6,7 +6,8 @@ only looks the job up and hands it to the executor.
 While the database is down the task never acknowledges a message it could
 not act on: the claim is retried (FARM_DB_RETRY_S), then the message is
 rejected back to the broker, so workers do not drain the queue into
-failures. A job whose end could not be written stops the worker (its job is
+failures. A worker whose own environment is broken (workers.faults) hands
+its job back the same way and stops. A job whose end could not be written stops the worker (its job is
 still ``running`` under this worker's name, which only the reconciler may
 hand to another worker once this one is gone).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 
 from celery.exceptions import Reject
 
@@ -31,9 +33,13 @@ def run_job(job_id: str, queue: str | None = None, phase: str | None = None) -> 
     from workers import phases
     from workers.claim import ClaimUnreachable, clear_device
     from workers.executor import execute
+    from workers.faults import WorkerBroken
     from workers.job_end import ResultUnreachable
 
     state = runtime_state.current()
+    if state.broken:  # a message that reached a worker on its way out goes straight back
+        _send_again(job_id)
+        return "handed back"
     clock = phases.start(job_id, state.worker)
     status = "error"
     try:
@@ -45,6 +51,15 @@ def run_job(job_id: str, queue: str | None = None, phase: str | None = None) -> 
         status = "rejected"
         log.warning("%s; the message goes back to the broker", exc)
         raise Reject(str(exc), requeue=True) from None
+    except WorkerBroken as exc:
+        status = "handed back"
+        state.broken = str(exc)
+        # Past Celery's redirection of stderr into its log: one plain line.
+        print(f"Error: worker {state.worker} stops taking jobs (job {job_id} handed back): {exc}",
+              file=sys.__stderr__, flush=True)
+        _send_again(job_id)
+        os.kill(os.getpid(), signal.SIGTERM)  # a warm shutdown; workers.serve exits with EX_BROKEN
+        return status
     except ResultUnreachable as exc:
         status = "abandoned"
         log.error("%s; stopping this worker so that the reconciler hands job %s to another", exc, job_id)
@@ -59,6 +74,23 @@ def run_job(job_id: str, queue: str | None = None, phase: str | None = None) -> 
     finally:
         clock.lap("end")
         clock.write(status)
+
+
+def _send_again(job_id: str) -> None:
+    """The job is ``queued`` again in the table: send its message now (the
+    reconciler would, once FARM_STALE_S has passed)."""
+    from farm.db import Job, session_scope
+    from farm.queue import send_jobs
+    from farm.routing import route
+
+    try:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            where = route(job) if job is not None and job.status in ("queued", "built") else None
+        if where is not None:
+            send_jobs([(job_id, where)], app)
+    except Exception:
+        log.warning("could not send job %s again; the reconciler will", job_id, exc_info=True)
 
 
 # Registers engine_farm.run_finals (interleaved finals of a search) on this app.

@@ -5,7 +5,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from farm.errors import ArtifactMissingError, UserError
+from farm.errors import ArtifactMissingError, EnvironmentFault
 from farm.store.base import ArtifactStore, check_key, hash_file
 
 
@@ -31,7 +31,7 @@ class LocalStore(ArtifactStore):
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         except OSError as exc:
-            raise UserError(f"cannot write to the artifact store at {self.root}: {exc.strerror or exc}") from None
+            raise EnvironmentFault(f"cannot write to the artifact store at {self.root}: {exc.strerror or exc}") from None
         os.close(fd)
         try:
             shutil.copyfile(path, tmp)

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from farm.errors import ArtifactMissingError, StoreIntegrityError, UserError
+from farm.config import store_wait_s
+from farm.errors import ArtifactMissingError, EnvironmentFault, StoreIntegrityError, UserError
 from farm.optional import require
 from farm.redact import mask
 from farm.store.base import ArtifactStore, check_key, hash_file
@@ -36,10 +37,6 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _MISSING = ("404", "NoSuchKey", "NotFound")
 _REFUSED = ("AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "403")
 _SERVER_TROUBLE = ("500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown")
-
-
-def store_wait_s() -> float:
-    return float(os.environ.get("FARM_STORE_WAIT_S", "900"))
 
 
 def _client(endpoint: str | None):
@@ -98,13 +95,13 @@ def _user_errors(method):
                     log.warning("artifact store %s is back after %.0f s", self.where, time.monotonic() - waited_since)
                 return result
             except (NoCredentialsError, PartialCredentialsError):
-                raise UserError(f"FARM_STORE_URL is {self.url} but no AWS credentials were found "
+                raise EnvironmentFault(f"FARM_STORE_URL is {self.url} but no AWS credentials were found "
                                 f"(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or an AWS profile)") from None
             except ClientError as exc:
                 if _code(exc) == "NoSuchBucket":
                     raise self.missing_bucket() from None
                 if _code(exc) in _REFUSED:
-                    raise UserError(f"the S3 server {self.where} refused the credentials ({_code(exc)}); "
+                    raise EnvironmentFault(f"the S3 server {self.where} refused the credentials ({_code(exc)}); "
                                     f"check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") from None
                 if not _unreachable(exc):
                     raise
@@ -154,7 +151,7 @@ class S3Store(ArtifactStore):
         return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
     def missing_bucket(self) -> UserError:
-        return UserError(f"the bucket {self.bucket!r} of FARM_STORE_URL does not exist on {self.where}; "
+        return EnvironmentFault(f"the bucket {self.bucket!r} of FARM_STORE_URL does not exist on {self.where}; "
                          f"create it with 'farm store create-bucket'")
 
     def _wait(self, exc, since: float | None) -> float:
@@ -162,7 +159,7 @@ class S3Store(ArtifactStore):
         since = now if since is None else since
         if now - since >= self.wait_s:
             waited = f" after waiting {now - since:.0f} s (FARM_STORE_WAIT_S)" if self.wait_s else ""
-            raise UserError(mask(f"cannot reach the S3 endpoint {self.where} for FARM_STORE_URL{waited}: "
+            raise EnvironmentFault(mask(f"cannot reach the S3 endpoint {self.where} for FARM_STORE_URL{waited}: "
                                  f"{type(exc).__name__}")) from None
         log.warning("waiting for the artifact store %s: %s; retrying for up to %.0f s more (FARM_STORE_WAIT_S)",
                     self.where, type(exc).__name__, self.wait_s - (now - since))

