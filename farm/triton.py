@@ -173,7 +173,7 @@ def write_repository(root: Path, name: str, winners: list[ClassWinner], inputs: 
     """Write the model directory; ``fetch(sha256, path)`` puts an artifact's bytes at path. Returns the manifest."""
     if len({w.backend for w in winners}) > 1:
         raise UserError("the winners use different backends (" + ", ".join(sorted({w.backend for w in winners}))
-                        + "); one Triton model serves one backend: choose one with --backend")
+                        + "); one Triton model serves one backend: narrow the winners with --device (e.g. --device gpu)")
     batched = all(bool(ins.get("dims")) and not (isinstance(ins["dims"][0], int) and ins["dims"][0] > 0)
                   for ins in inputs)
     first = sorted(winners, key=lambda w: w.device_class)[0]
