@@ -120,3 +120,16 @@ def test_efficiency_ranks_only_measured_energy():
     frame["inferences_per_joule"] = [250.0, None]
     ranked = rank(frame, Constraints(objective="efficiency"))
     assert list(ranked["job_id"]) == ["gpu"]
+
+
+def test_report_section_draws_every_server_run_and_the_bound():
+    from farm.reports.html import table
+    from farm.reports.serving_section import serving_section
+
+    frame = _frame({"a": _serving(server=_server((100, "VALID", 20), (400, "INVALID", 90))),
+                    "b": _serving(server=_server((300, "VALID", 45)))})
+    html = serving_section(frame, table)
+    assert 'data-series="p99 bound 50 ms"' in html
+    assert html.count('data-gate="fail"') == 1 and 'data-x="400" data-y="90"' in html  # the INVALID run, hollow
+    assert "LoadGen: INVALID" in html and "the accuracy gate" not in html
+    assert serving_section(_frame({"c": None}), table) == ""
