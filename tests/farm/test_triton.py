@@ -88,3 +88,10 @@ def test_refusals(tmp_path):
     assert not (tmp_path / "m").exists()  # nothing written when a config cannot be made
     with pytest.raises(UserError, match="does not parse"):
         parse('name: "x"\nmax_batch_size: "eight"\n')
+
+
+def test_the_torch_python_backend_model_is_valid_python():
+    from farm.cli.export_cmd import _TORCH_MODEL_PY
+
+    compile(_TORCH_MODEL_PY, "model.py", "exec")
+    assert "class TritonPythonModel" in _TORCH_MODEL_PY and "load_cache_artifacts" in _TORCH_MODEL_PY
