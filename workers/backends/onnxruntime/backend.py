@@ -154,5 +154,10 @@ class OnnxRuntimeRunner(Runner):
         return [self.infer] * count
 
     def measure(self, feeds: dict[str, np.ndarray], config: MeasureConfig) -> TimingResult:
+        from workers.timing import contention
+
+        before = contention.snapshot()
         samples = time_host(lambda: self.session.run(self.output_names, feeds), config)
-        return TimingResult(samples_ms=samples, settings={"clock": "host perf_counter", "sync": "blocking"})
+        load = contention.assess(before, contention.snapshot())
+        return TimingResult(samples_ms=samples, settings={"clock": "host perf_counter", "sync": "blocking"},
+                            telemetry={"host_load": load}, flags=[contention.FLAG] if load["contended"] else [])
