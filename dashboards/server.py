@@ -21,19 +21,14 @@ import ipaddress
 import re
 import shutil
 import socket
-import tempfile
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-from sqlalchemy import select
-
 from dashboards import pages
-from farm.db import Artifact, Job, session_scope
+from farm import fetch
 from farm.errors import ArtifactMissingError, NotFoundError, StoreIntegrityError, UserError
 from farm.redact import masked_traceback
-from farm.store import open_store
 
 _SHA = re.compile(r"^/artifact/([0-9a-f]{64})$")
 _SWEEP = re.compile(r"^/sweep/([0-9A-Za-z_-]{1,32})$")
@@ -69,26 +64,6 @@ def _host_only(header: str) -> str:
     if value.startswith("["):
         return value.split("]", 1)[0] + "]"
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-
-
-def _download_name(key: str) -> str:
-    """What the browser saves: the job's artifact named as the winner sentence names it (.onnx, .engine, ...)."""
-    from farm.reports.summary import file_name
-
-    with session_scope() as session:
-        job = session.execute(select(Job.backend, Job.precision, Job.batch_size)
-                              .where(Job.artifact_sha256 == key).limit(1)).first()
-        row = session.get(Artifact, key) if job is None else None
-        media_type = row.media_type if row is not None else ""
-    if job is not None:
-        return re.sub(r"[^A-Za-z0-9._-]", "_", file_name(*job))  # a header value: nothing that could end it
-    return f"{key[:16]}{'.json' if media_type == 'application/json' else '.bin'}"
-
-
-def _known_artifact(key: str) -> bool:
-    with session_scope() as session:
-        return bool(session.get(Artifact, key) or session.scalar(
-            select(Job.id).where(Job.artifact_sha256 == key).limit(1)))
 
 
 def _digest(secret: str | bytes) -> bytes:
@@ -194,14 +169,11 @@ class Handler(BaseHTTPRequestHandler):
         self._html(pages.page(f"{status}", f"<p>{escape(message)}</p>"), status)
 
     def _artifact(self, key: str) -> None:
-        if not _known_artifact(key):
-            return self._error(404, f"no artifact {key}")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = open_store().get_file(key, Path(tmp) / "artifact")  # verifies the hash
+        with fetch.verified_file(key) as path:  # farm fetch's module: recorded artifacts only, hash verified
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(path.stat().st_size))
-            self.send_header("Content-Disposition", f'attachment; filename="{_download_name(key)}"')
+            self.send_header("Content-Disposition", f'attachment; filename="{fetch.download_name(key)}"')
             self.send_header("X-Content-SHA256", key)
             self.end_headers()
             with open(path, "rb") as handle:

@@ -8,18 +8,16 @@ from sqlalchemy import select
 from farm.cli.dialect import format_option, one_device, view_option
 from farm.cli.numbers import FiniteFloat
 from farm.cli.output import BEST_TABLE_COLUMNS, TABLE_COLUMNS, emit, emit_export, table, table_stream, to_json
-from farm.output_files import check_output, written_by
-from farm.compat import incompatibility, parse_target, runs_on_cc, sm
+from farm.output_files import check_output
 from farm.db import Device, session_scope
-from farm.devices import cpu_class, device_classes_matching, hostname
-from farm.errors import ArtifactMissingError, NotFoundError, StoreIntegrityError, UserError
+from farm.devices import cpu_class, hostname
+from farm.errors import NotFoundError, UserError
+from farm.fetch import Request, device_dict, fetch
 from farm.reports import BEST_FIELDS, BEST_OBJECTIVES, REPORT_FIELDS, Constraints, find_best, load_frame
-from farm.reports.artifacts import engine as _engine, newest_engines
 from farm.reports.best import LATENCY_PER, LATENCY_STATS
 from farm.reports.compare import COMPARE_FIELDS, CROSS_FIELDS, comparison, cross_device, parse_prices
 from farm.reports.html import report_html
 from farm.reports.rows import frame_rows
-from farm.store import open_store
 from farm.terminal import say
 
 
@@ -124,7 +122,11 @@ def _best(model, sweep_id, device, **constraints):
         raise UserError("give a MODEL or --sweep ID (one of them)")
     if constraints.get("p99_ms") is not None and constraints.get("objective") != "server-qps":
         raise UserError("--p99-ms applies to --objective server-qps only")
-    return find_best(sweep_id=sweep_id, model=model, constraints=Constraints(device=device, **constraints))
+    return find_best(sweep_id=sweep_id, model=model, constraints=_constraints(device, constraints))
+
+
+def _constraints(device, constraints: dict) -> Constraints:
+    return Constraints(device=device, **constraints)
 
 
 @click.command("best")
@@ -183,12 +185,16 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, top, **constrain
     click.echo(to_json(rows) if fmt == "json" else table(rows, BEST_TABLE_COLUMNS))
 
 
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
 def _host_devices() -> list[dict]:
     """This host's devices as its workers registered them (GPUs first), else
     as discovered here with the libraries installed here."""
     with session_scope() as session:
         rows = session.scalars(select(Device).where(Device.host == hostname())).all()
-        devices = [_device_dict(d) for d in rows]
+        devices = [device_dict(d) for d in rows]
     if not devices:
         devices = discover_here()
     return sorted(devices, key=lambda d: (d["kind"] != "gpu", d["device_class"]))
@@ -212,35 +218,13 @@ def discover_here() -> list[dict]:
     return [{**d, "versions": {**(d.get("versions") or {}), "libraries": libraries}} for d in found]
 
 
-def _device_dict(row: Device) -> dict:
-    return {"device_class": row.device_class, "kind": row.kind, "name": row.name, "host": row.host,
-            "compute_capability": row.compute_capability, "versions": row.versions or {}}
-
-
-def _class_device(device_class: str) -> dict:
-    with session_scope() as session:
-        row = session.scalar(select(Device).where(Device.device_class == device_class)
-                             .order_by(Device.last_heartbeat.desc()).limit(1))
-        if row is None:
-            return {"device_class": device_class, "kind": device_class.split(".", 1)[0], "name": device_class}
-        return _device_dict(row)
-
-
-def _target_device(target: str) -> dict:
-    try:
-        cc = parse_target(target)
-    except ValueError:
-        raise UserError(f"--target {target!r} is not a compute capability (e.g. sm_89 or 8.9)") from None
-    return {"kind": "gpu", "name": f"target {sm(cc)}", "device_class": f"a GPU of {sm(cc)}",
-            "compute_capability": cc, "versions": {}}
-
-
 @click.command("fetch")
 @_constraint_options("Device class or GPU/CPU name, as for best; it must name one class (default: this "
                      "host's GPU with results, else its CPU).")
 @click.option("--job", "job_id", help="The artifact of this job (any built job: done, built or unsupported).")
 @click.option("--target", help="A compute capability (sm_89, 8.9): with MODEL/--sweep the newest engine built "
-                               "for it; the engine is checked against it instead of this host.")
+                               "for it that meets the constraints; the engine is checked against it instead of "
+                               "this host.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the artifact.")
 @format_option()
@@ -249,7 +233,11 @@ def fetch_cmd(model, sweep_id, device, job_id, target, output, fmt, **constraint
 
     MODEL / --sweep: the winner of 'farm best' for the device; --job ID:
     that job's artifact; --target sm_89 (with MODEL or --sweep): the newest
-    engine built for that GPU. The engine is checked against --target, or
+    engine built for that GPU. Every path honours the same constraints
+    (farm/fetch.py): an engine never measured (built, or unsupported with an
+    artifact) is unchecked, fetched only with --allow-unchecked and never
+    under a bound; several workloads ask for --profile. The engine is
+    checked against --target, or
     --device's registered device, or else this host: its registered (or
     discovered) GPU with results, else its CPU, with the TensorRT /
     TensorRT-RTX version its worker runs. An engine that would not load
@@ -257,20 +245,9 @@ def fetch_cmd(model, sweep_id, device, job_id, target, output, fmt, **constraint
     """
     check_output(output)
     device = one_device(device)
-    if device and target:
-        raise UserError("give --device or --target, not both")
-    if job_id:
-        picked = _engine(job_id)
-        against = (_target_device(target) if target else _named_device(device) if device
-                   else _host_devices()[0])
-    elif target:
-        picked, against = _newest_for_target(model, sweep_id, target, constraints.get("profile"))
-    else:
-        picked, against = _pick_best(model, sweep_id, device, constraints)
-    reason = incompatibility(picked["build_info"], against, _hint(picked, against, device or target))
-    if reason:
-        raise UserError(f"refusing to fetch job {picked['job_id']}: {reason}")
-    _fetch_verified(picked, output)
+    request = Request(model=model, sweep_id=sweep_id, job_id=job_id, target=target, device=device,
+                      constraints=_constraints(device, constraints), output=str(output))
+    picked = fetch(request, output, _host_devices).engine
     if fmt == "json":
         fields = ("job_id", "status", "device_class", "backend", "precision", "batch_size", "profile",
                   "artifact_sha256")
@@ -279,78 +256,6 @@ def fetch_cmd(model, sweep_id, device, job_id, target, output, fmt, **constraint
     say(f"wrote {output} (sha256 {picked['artifact_sha256']}): job {picked['job_id']} ({picked['status']}) "
         f"{picked['backend']} {picked['precision']} batch {picked['batch_size']} profile {picked['profile']} "
         f"for {picked['device_class']}")
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
-
-
-def _fetch_verified(winner, output: Path) -> None:
-    key = winner["artifact_sha256"]
-    store = open_store()
-    try:  # a regular file only, atomically, with the umask's permissions (farm.output_files)
-        written_by(output, lambda tmp: store.get_file(key, tmp))
-    except (StoreIntegrityError, ArtifactMissingError) as exc:
-        raise UserError(f"{exc}; nothing was written. Re-run job {winner['job_id']} (farm run/sweep submit "
-                        f"--force) to rebuild it") from None
-    except OSError as exc:
-        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
-
-
-def _hint(picked: dict, against: dict, named: str | None) -> str:
-    hint = f"rebuild with `farm sweep submit SPEC --device {against.get('device_class')}`"
-    if named:
-        return hint
-    runs_on = picked["build_info"].get("runs_on") or {}
-    targets = " or ".join(f"--target {sm(c)}" for c in (runs_on.get("compute_capabilities") or [])[:2])
-    return f"{hint}; to fetch it for the GPU it was built for, add {targets or '--device ' + picked['device_class']}"
-
-
-def _named_device(device: str) -> dict:
-    with session_scope() as session:
-        pairs = session.execute(select(Device.device_class, Device.name)).all()
-    classes = sorted(device_classes_matching([tuple(p) for p in pairs], device))
-    if len(classes) > 1:
-        raise UserError(f"--device {device!r} matches several device classes ({', '.join(classes)}); give one")
-    if classes:
-        return _class_device(classes[0])
-    if device.lower().startswith(("gpu.", "cpu.")):
-        return _class_device(device.lower())
-    raise UserError(f"--device {device!r} matches no registered device; name a device class such as gpu.nvidia-l4")
-
-
-def _pick_best(model, sweep_id, device, constraints) -> tuple[dict, dict]:
-    """The winner for the named device class, or for this host's devices in turn."""
-    candidates = [(device, None)] if device else [(d["device_class"], d) for d in _host_devices()]
-    for selector, host_device in candidates:
-        best = _best(model, sweep_id, selector, **constraints)
-        best = best[best["role"] == "winner"] if not best.empty else best
-        if best.empty:
-            continue
-        if best["device_class"].nunique() > 1:
-            raise UserError(f"--device {device!r} matches several device classes "
-                            f"({', '.join(sorted(best['device_class'].unique()))}); give one of them")
-        if best["workload"].nunique() > 1:
-            names = ", ".join(sorted(best["profile"].astype(str).unique()))
-            raise UserError(f"the results hold several workloads (profiles {names}); choose one with --profile")
-        winner = best.iloc[0]
-        return _engine(winner["job_id"]), host_device or _class_device(winner["device_class"])
-    where = device or " or ".join(dict.fromkeys(d for d, _ in candidates)) or "this host"
-    raise NotFoundError(f"no finished result for {where} meets the constraints")
-
-
-def _newest_for_target(model, sweep_id, target, profile) -> tuple[dict, dict]:
-    if bool(model) == bool(sweep_id):
-        raise UserError("give a MODEL or --sweep ID (one of them) with --target")
-    against = _target_device(target)
-    for candidate in newest_engines(model, sweep_id, profile):
-        runs_on = candidate["build_info"].get("runs_on") or {}
-        if runs_on.get("compute_capabilities") and runs_on_cc(runs_on, against["compute_capability"]):
-            return candidate, against
-    raise NotFoundError(f"no engine built for {sm(against['compute_capability'])}"
-                        + (f" with profile {profile!r}" if profile else "") + "; build one with "
-                        "`farm sweep submit SPEC --device gpu.<name>` (for tensorrt-rtx, "
-                        "build.tensorrt-rtx.compute_capabilities names the targets)")
 
 
 def _left_out_counts(left_out: list[dict]) -> str:

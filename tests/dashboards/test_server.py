@@ -151,3 +151,21 @@ def test_compare_page(dashboard, known):
     page = body.decode()
     assert status == 200 and 'data-plot="sweep-ratio"' in page
     assert re.search(r'data-job="j-fp16-b1-sweep-b" data-x="1.5" data-verdict="slower"', page)
+
+
+def test_the_download_goes_through_the_fetch_module(dashboard, known, monkeypatch):
+    """One fetch module (farm/fetch.py) for the CLI and the dashboard: the
+    download asks it, so both refuse an unrecorded or damaged artifact alike."""
+    import farm.fetch
+
+    asked = []
+    real = farm.fetch.verified_file
+
+    def spy(key):
+        asked.append(key)
+        return real(key)
+
+    monkeypatch.setattr(farm.fetch, "verified_file", spy)
+    key = known["j-fp32-b1"]
+    status, body, _ = _get(f"{dashboard}/artifact/{key}")
+    assert status == 200 and body == b"engine of j-fp32-b1" and asked == [key]

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sqlite3
+import shlex
 import subprocess
 import sys
 import time
@@ -26,6 +27,14 @@ def farm(args, env, cwd, code=0) -> subprocess.CompletedProcess:
                             text=True, timeout=120)
     assert result.returncode == code, result.stderr
     return result
+
+
+def run_hint(stderr: str, after: str, env, cwd) -> subprocess.CompletedProcess:
+    """Run the command a refusal suggests (it starts with 'farm ' and ends the line or a ';')."""
+    command = stderr.split(after, 1)[1].split(";")[0].strip()
+    argv = shlex.split(command)
+    assert argv[0] == "farm", command
+    return farm(argv[1:], env, cwd)
 
 
 def built(home) -> dict | None:
@@ -68,23 +77,38 @@ def test_cpu_worker_builds_for_a_gpu_class_and_hands_over(rtx, det_model, tmp_pa
     assert open_store().exists(build["artifact_sha256"])
     engine = open_store().get_bytes(build["artifact_sha256"])
 
-    # By job id: this host is a CPU (its device row, written by the worker above, says so): refused.
+    # By job id: this host is a CPU (its device row, written by the worker above, says so): refused, with
+    # the command that fetches it for what it was built for (and that command runs).
     out = tmp_path / "rtx.engine"
     refused = farm(["fetch", "--job", row["job_id"], "-o", str(out)], cli_env, tmp_path, code=1)
     assert refused.stderr.startswith(f"Error: refusing to fetch job {row['job_id']}: the engine was built with "
                                      "tensorrt-rtx 1.7.") and "is not a GPU" in refused.stderr
     assert "--target sm_80" in refused.stderr and not out.exists()
+    run_hint(refused.stderr, "to fetch it for the GPU it was built for: ", cli_env, tmp_path)
+    assert out.read_bytes() == engine
+    out.unlink()
+    # Never measured: its accuracy is unchecked, so every path refuses it without --allow-unchecked.
     for named in (["--target", "sm_89"], ["--device", TARGET]):
-        wrote = farm(["fetch", "--job", row["job_id"], *named, "-o", str(out)], cli_env, tmp_path)
+        refused = farm(["fetch", "--job", row["job_id"], *named, "-o", str(out)], cli_env, tmp_path, code=1)
+        assert "was never measured (status built): its accuracy is unchecked" in refused.stderr, refused.stderr
+        assert not out.exists()
+        wrote = run_hint(refused.stderr, "to fetch it anyway: ", cli_env, tmp_path)
         assert wrote.stdout.startswith(f"wrote {out} (sha256 {build['artifact_sha256']}): job {row['job_id']} (built)")
         assert out.read_bytes() == engine
         out.unlink()
+    # A bound on a figure never measured is not met, --allow-unchecked or not.
+    refused = farm(["fetch", str(det_model), "--target", "sm_89", "--max-rel-error", "0.01", "--allow-unchecked",
+                    "-o", str(out)], cli_env, tmp_path, code=1)
+    assert "was never measured (status built), so --max-rel-error cannot be met" in refused.stderr, refused.stderr
     # A target the engine was not built for: refused, saying what it was built for.
-    refused = farm(["fetch", "--job", row["job_id"], "--target", "7.5", "-o", str(out)], cli_env, tmp_path, code=1)
+    refused = farm(["fetch", "--job", row["job_id"], "--target", "7.5", "--allow-unchecked", "-o", str(out)],
+                   cli_env, tmp_path, code=1)
     assert "for sm_80, sm_86, sm_89, sm_120, sm_121; target sm_75 has tensorrt-rtx (not installed) on sm_75" \
         in refused.stderr
-    # By target: the newest engine of the model built for it.
-    farm(["fetch", str(det_model), "--target", "sm_120", "-o", str(out)], cli_env, tmp_path)
+    # By target: the newest engine of the model built for it that meets the constraints.
+    refused = farm(["fetch", str(det_model), "--target", "sm_120", "-o", str(out)], cli_env, tmp_path, code=1)
+    assert refused.stderr.startswith("Error: no engine built for sm_120 meets the constraints: the newest, job ")
+    run_hint(refused.stderr, "to fetch it anyway: ", cli_env, tmp_path)
     assert out.read_bytes() == engine
     missing = farm(["fetch", str(det_model), "--target", "sm_75", "-o", str(out)], cli_env, tmp_path, code=1)
     assert missing.stderr.startswith("Error: no engine built for sm_75")
