@@ -61,9 +61,15 @@ def finals_constraints(settings: dict) -> Constraints:
     return Constraints.from_json({**stored, "objective": settings.get("objective", "latency")})
 
 
+def needs_finals(session, job_ids: list[str], tuned: bool) -> bool:
+    """More than one finalist, or one to be timed against its tuned build."""
+    return len(job_ids) > 1 or (tuned and any(tuned_config(session.get(Job, j)) for j in job_ids))
+
+
 def start_finals(session, search: Search, rows, candidates, observations, config) -> None:
     """Pick each group's finalists (screening test); queue finals for
-    groups with more than one, settle the search when none are needed."""
+    groups with more than one (or whose one finalist has a tuned build to
+    time it against), settle the search when none are needed."""
     from farm.search.engine import finalists
     from farm.search.space import groups
 
@@ -74,7 +80,7 @@ def start_finals(session, search: Search, rows, candidates, observations, config
         entry = {"finalists": [job_of[f.idx] for f in final],
                  "dropped": {job_of[i]: reason for i, reason in out.items()},
                  "device_class": members[0].plan["device_class"] if members[0].plan else group.split("|")[0]}
-        if config.finals.enabled and len(final) > 1:
+        if config.finals.enabled and needs_finals(session, entry["finalists"], config.finals.tuned):
             entry["finals_id"] = create_finals(session, entry["device_class"], entry["finalists"],
                                                settings_from(config, config.objective), search.sweep_id)
         result[group] = entry
@@ -269,8 +275,7 @@ def remeasure(sweep_id: str | None, model: str | None, constraints: Constraints,
     tops = top_candidates(sweep_id, model, constraints, config.top)
     with session_scope() as session:
         for device_class, jobs in tops.items():
-            # One candidate needs finals only to be timed against its tuned build.
-            if len(jobs) > 1 or (tuned and any(tuned_config(session.get(Job, j)) for j in jobs)):
+            if needs_finals(session, jobs, tuned):
                 ids.append(create_finals(session, device_class, jobs,
                                          {"rounds": config.rounds, "warmup_ms": config.warmup_ms,
                                           "duration_ms": config.duration_ms, "objective": constraints.objective,

@@ -120,3 +120,32 @@ def test_no_tuned_times_the_fast_builds_only(screened):
     result = subprocess.run([sys.executable, "-m", "farm", "best", "models/det.onnx", "--no-tuned"], env=env,
                             cwd=cwd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and result.stderr.strip() == "Error: --no-tuned goes with --remeasure"
+
+
+def test_a_searchs_finals_rebuild_its_finalists_tuned(screened):
+    cwd, env, home, _ = screened
+    spec = {**SPEC, "name": "tuned-search", "batch_sizes": [1, 2],
+            "search": {"strategy": "brute", "objective": "latency",
+                       "finals": {"top": 2, "rounds": 2, "warmup_ms": 5, "duration_ms": 30}}}
+    (cwd / "search.yaml").write_text(yaml.safe_dump(spec))
+    submitted = subprocess.run([sys.executable, "-m", "farm", "sweep", "submit", "search.yaml", "--force"], env=env,
+                               cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = submitted.stdout.strip().splitlines()[-1]
+    # Driven (a search whose first step reuses finished jobs has no job end for a worker to step it on).
+    driven = subprocess.run([sys.executable, "-m", "farm", "sweep", "drive", sweep_id], env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=400)
+    assert driven.returncode == 0, driven.stderr
+    assert query(home, "select state from searches where sweep_id=?", sweep_id)[0][0] == "finished"
+    (settings, result), = query(home, "select settings, result from finals where sweep_id=?", sweep_id)
+    # Each finalist (the screening test may leave one) is timed against its tuned sibling.
+    finalists = json.loads(query(home, "select result from searches where sweep_id=?", sweep_id)[0][0])
+    [entry] = finalists.values()
+    pairs = json.loads(settings)["tuned_of"]
+    assert sorted(pairs.values()) == sorted(entry["finalists"]) and len(json.loads(result)["tuned"]) == len(pairs)
+    assert entry["decided_by"] == "interleaved finals" and entry["winner"] in set(pairs) | set(pairs.values())
+    assert {s for (s,) in query(home, "select status from jobs where sweep_id=?", sweep_id)} == {"done"}
+    status = subprocess.run([sys.executable, "-m", "farm", "sweep", "status", sweep_id], env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=60)
+    lines = [line.strip() for line in status.stdout.splitlines() if line.strip().startswith("tuned build ")]
+    assert len(lines) == len(pairs) and all("interleaved rounds" in line for line in lines), status.stdout
