@@ -17,6 +17,9 @@
 #   bash benchmarks/gpu_sweep.sh acceptance   # issue 25: specs without build:/measure: on 3 real models + an encoder,
 #                                             # farm best per model, the finals' tuned rebuild (gpu_acceptance.py;
 #                                             # MODELS_DIR as for panel; ACCEPT_ARGS: more of its flags)
+#   bash benchmarks/gpu_sweep.sh reduced      # issue 22: PP-OCR det/rec, torch fp32/fp16/bf16 b4, 32 rendered rows,
+#                                             # task metrics (map IoU, CTC sequence agreement) with intervals
+#                                             # (gpu_reduced_precision.py; MODELS_DIR as for panel)
 #   bash benchmarks/gpu_sweep.sh serving      # issue 26: LoadGen scenarios, torch, YOLOv8n 320 + PP-OCR cls
 #                                             # (serving_gpu.py; P99_MS bound, default 10; MODELS_DIR as for panel)
 set -u
@@ -113,5 +116,11 @@ serving)
   tail -c 4000000 "$FARM_HOME/workers.log" > "$RESULTS/workers_serving.log" 2>/dev/null
   tail -40 "$RESULTS/serving.log"
   ;;
-*) echo "Error: unknown mode $MODE (tests, harness, checks, single, single-start, single-wait, panel, scaling, acceptance, serving)"; exit 1 ;;
+reduced)
+  machine "$RESULTS/machine.txt"
+  timeout 200 python3 benchmarks/gpu_reduced_precision.py --out "$RESULTS" ${MODELS_DIR:+--models-dir "$MODELS_DIR"} \
+    --deadline-s "${DEADLINE_S:-170}" > "$RESULTS/reduced.log" 2>&1
+  tail -40 "$RESULTS/reduced.log"
+  ;;
+*) echo "Error: unknown mode $MODE (tests, harness, checks, single, single-start, single-wait, panel, scaling, acceptance, serving, reduced)"; exit 1 ;;
 esac
