@@ -126,11 +126,15 @@ def default_timeouts() -> dict[str, float]:
             "measure_s": _number("FARM_MEASURE_TIMEOUT_S", 3600.0)}
 
 
+def retry_window_s() -> float:
+    """FARM_DB_RETRY_S: how long a worker retries a transaction while the database is down."""
+    return _number("FARM_DB_RETRY_S", 300.0)
+
+
 def check_worker_settings() -> None:
     """Read every worker setting once, at start: a bad value is one line
     before any worker process runs, not a restart loop, a reconcile thread
     that silently died, or a launcher that crashed leaving its worker."""
-    from farm.db.retry import retry_window_s
     from farm.errors import UserError
 
     heartbeat, stale = heartbeat_s(), stale_s()

@@ -17,6 +17,8 @@ from typing import Callable, TypeVar
 
 from sqlalchemy import exc as sa_exc
 
+from farm.config import retry_window_s  # a setting, read with the others (farm/config.py)
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _SQLITE_TRANSIENT = ("locked", "busy", "disk i/o")
@@ -25,13 +27,6 @@ _MAX_DELAY_S = 2.0
 
 class DatabaseUnavailable(Exception):
     """The database stayed unreachable for the whole retry window."""
-
-
-def retry_window_s() -> float:
-    """FARM_DB_RETRY_S: how long a worker retries a transaction while the database is down."""
-    from farm.config import _number
-
-    return _number("FARM_DB_RETRY_S", 300.0)
 
 
 def is_transient(error: BaseException) -> bool:
