@@ -83,8 +83,8 @@ def _errors(got: np.ndarray, want: np.ndarray) -> dict:
                 "reason": f"shape {list(got.shape)} != source {list(want.shape)}"}
     if got.dtype.kind in "biu" or want.dtype.kind in "biu":
         equal = bool(np.array_equal(got, want))
-        diff = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max()) if got.size else 0.0
-        return {"pass": equal, "max_abs_error": diff, "rel_l2_error": 0.0 if equal else 1.0,
+        largest = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max()) if got.size else 0.0
+        return {"pass": equal, "max_abs_error": largest, "rel_l2_error": 0.0 if equal else 1.0,
                 "cosine": 1.0 if equal else 0.0}
     a, b = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
     diff = a - b

@@ -45,7 +45,7 @@ def user_inputs(program) -> list[dict]:
     inputs = []
     for name in names:
         val = metas.get(name)
-        if not hasattr(val, "shape"):
+        if val is None or not hasattr(val, "shape"):
             continue  # a non-tensor input (a constant the program was exported with)
         dims = [d if isinstance(d, int) else str(d) for d in val.shape]  # SymInt: dynamic
         dynamic = {str(d): list(ranges.get(str(d), (None, None))) for d in dims if isinstance(d, str)}
@@ -114,10 +114,11 @@ def describe_failure(exc: BaseException, version: str) -> str:
 
 def _chain(exc: BaseException):
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def _summary(exc: BaseException) -> str:

@@ -54,6 +54,8 @@ def open_model(path: str | Path, data: Path | None = None, shapes: dict | None =
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model file not found: {path}")
+    if path.name == "saved_model.pb" and path.is_file():
+        path = path.parent  # the SavedModel is the directory (variables/ and assets/ beside the graph)
     fmt = source_format(path)
     if fmt == "onnx":
         return read_model(path)
@@ -138,9 +140,14 @@ def _converted(path: Path, fmt: str, data: Path | None, shapes: dict | None) -> 
     onnx_path, record_path = folder / "model.onnx", folder / "record.json"
     record = _cached_record(onnx_path, record_path)
     if record is None:
-        record = _run_converter(path, fmt, folder, data, shapes)
-        record["onnx_sha256"] = hash_file(onnx_path)
-        record_path.write_text(json.dumps(record, indent=1))
+        folder.mkdir(parents=True, exist_ok=True)
+        # In a folder of its own: shells converting the same new model at once never mix their files.
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".converting-") as work:
+            record = _run_converter(path, fmt, Path(work), data, shapes)
+            record["onnx_sha256"] = hash_file(Path(work) / "model.onnx")
+            (Path(work) / "record.json").write_text(json.dumps(record, indent=1))
+            os.replace(Path(work) / "model.onnx", onnx_path)  # the model first: a record always names its model
+            os.replace(Path(work) / "record.json", record_path)
     source = {**record, "name": path.name, "path": str(path.resolve()), "sha256": source_sha256,
               "archive": str(archive), "directory": path.is_dir()}
     _check_parity(path, source)
@@ -158,9 +165,7 @@ def _cached_record(onnx_path: Path, record_path: Path) -> dict | None:
 
 
 def _run_converter(path: Path, fmt: str, folder: Path, data: Path | None, shapes: dict | None) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
     record_path = folder / "record.json.partial"
-    record_path.unlink(missing_ok=True)
     command = [sys.executable, "-m", "converters", "--format", fmt, "--source", str(path.resolve()),
                "--out", str(folder / "model.onnx"), "--record", str(record_path)]
     if data is not None:
@@ -202,7 +207,7 @@ def _check_parity(path: Path, source: dict) -> None:
     parity = source.get("parity") or {}
     if parity.get("pass"):
         return
-    worst = max((parity.get("outputs") or {}).items(), default=(None, {}),
+    worst: tuple[str | None, dict] = max((parity.get("outputs") or {}).items(), default=(None, {}),
                 key=lambda item: item[1].get("rel_l2_error") or float("inf"))
     where = f" on output '{worst[0]}' (rel L2 {worst[1].get('rel_l2_error')}, cosine {worst[1].get('cosine')})" \
         if worst[0] else f": {parity.get('reason', 'no parity figures')}"

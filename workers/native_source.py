@@ -39,13 +39,13 @@ def model_source(model_sha256: str) -> dict | None:
 def reads_natively(backend: str, source: dict | None) -> bool:
     from farm.backends import backend_config
 
-    return bool(source) and source.get("format") in getattr(backend_config(backend), "native_formats", ())
+    return source is not None and source.get("format") in getattr(backend_config(backend), "native_formats", ())
 
 
 def backend_model_path(backend: str, model, store, cache: Path) -> Path:
     """``model`` is the job's workers.model_cache.SourceModel (the ONNX)."""
     source = model_source(model.sha256)
-    if not reads_natively(backend, source):
+    if source is None or not reads_natively(backend, source):
         return model.path
     key = source["artifact_sha256"]
     path = cache / "sources" / f"{key}{_SUFFIX.get(source['format'], '')}"

@@ -50,6 +50,35 @@ class Built:
 
 
 @pytest.fixture(scope="session")
+def shared_conversions(tmp_path_factory) -> Path:
+    """One FARM_HOME/converted for the session: each source is converted once
+    for all the tests (a conversion is a subprocess importing torch or
+    TensorFlow), as a host converts it once for all its sweeps."""
+    return tmp_path_factory.mktemp("converted")
+
+
+def home_with(shared: Path, home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "converted").symlink_to(shared, target_is_directory=True)
+    return home
+
+
+@pytest.fixture
+def conversion_home(tmp_path, monkeypatch, shared_conversions):
+    """farm_home (tests/conftest.py) whose conversions are the session's."""
+    from farm.db.session import dispose_engines
+
+    home = home_with(shared_conversions, tmp_path / "farm-home")
+    monkeypatch.setenv("FARM_HOME", str(home))
+    for name in ("FARM_DB_URL", "FARM_BROKER_URL", "FARM_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    dispose_engines()
+    yield home
+    dispose_engines()
+
+
+@pytest.fixture(scope="session")
 def build_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("sources")
     built: dict[str, Built] = {}

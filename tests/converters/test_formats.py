@@ -25,7 +25,7 @@ def _onnx_feeds(session, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("kind", ["torch-cnn", "torch-encoder", "keras-cnn", "keras-encoder", "tf-saved-model",
                                   "tf-frozen"])
-def test_converted_model_computes_what_its_source_computes(kind, build_model, farm_home):
+def test_converted_model_computes_what_its_source_computes(kind, build_model, conversion_home):
     built = build_model(kind)
     model = open_model(built.path)
     source = model.source
@@ -47,7 +47,7 @@ def test_converted_model_computes_what_its_source_computes(kind, build_model, fa
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
 
 
-def test_a_model_is_converted_once(build_model, farm_home):
+def test_a_model_is_converted_once(build_model, conversion_home):
     built = build_model("torch-cnn")
     first = open_model(built.path)
     record = first.path.parent / "record.json"

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.converters.conftest import REPO, env_for
+from tests.converters.conftest import env_for, home_with
 
 pytestmark = pytest.mark.slow  # conversions and real workers: tens of seconds each
 
@@ -28,9 +28,9 @@ def farm(args, home, cwd, check=True) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("kind", ["torch-encoder", "keras-cnn", "tf-saved-model"])
-def test_sweep_of_a_converted_model(kind, build_model, tmp_path):
+def test_sweep_of_a_converted_model(kind, build_model, tmp_path, shared_conversions):
     built = build_model(kind)
-    home = tmp_path / "home"
+    home = home_with(shared_conversions, tmp_path / "home")
     run = farm(["run", "--model", str(built.path), "--backend", "onnxruntime", "--batch", "1", "--batch", "3",
                 "--format", "json", *FAST], home, tmp_path)
     assert f"converted {built.path.name} ({built.format}) to ONNX" in run.stderr
@@ -44,6 +44,8 @@ def test_sweep_of_a_converted_model(kind, build_model, tmp_path):
     assert json.loads(best.stdout)
     again = farm(["run", "--model", str(built.path), "--backend", "onnxruntime", "--batch", "3", *FAST], home, tmp_path)
     assert "1 reused" in again.stderr
+    fetched = farm(["fetch", str(built.path), "-o", str(tmp_path / "best.onnx"), "--format", "json"], home, tmp_path)
+    assert json.loads(fetched.stdout) and (tmp_path / "best.onnx").is_file()
 
     # The source is stored content-addressed beside its ONNX; the record says how it was converted.
     with sqlite3.connect(home / "farm.db") as db:
@@ -92,7 +94,7 @@ def test_a_missing_exporter_is_one_line_naming_the_extra(build_model, tmp_path):
                     "pip install 'engine-farm[torch]'")
 
 
-def test_the_torch_backend_reads_the_program_itself(build_model, farm_home):
+def test_the_torch_backend_reads_the_program_itself(build_model, conversion_home):
     """A worker gives the torch backend the user's .pt2 (fetched from the
     store by the key recorded at submit), every other backend the ONNX."""
     from farm.spec import parse_spec
@@ -113,7 +115,7 @@ def test_the_torch_backend_reads_the_program_itself(build_model, farm_home):
     with session_scope() as session:
         model = session.scalar(select(Model))
         sha, artifact, source = model.sha256, model.artifact_sha256, model.source
-    store, cache = open_store(), farm_home / "cache"
+    store, cache = open_store(), conversion_home / "cache"
     onnx_model = source_model(sha, artifact, store, cache)
     native = backend_model_path("torch", onnx_model, store, cache)
     assert native.suffix == ".pt2" and hash_file(native) == hash_file(built.path) == source["sha256"]
