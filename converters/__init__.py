@@ -16,23 +16,25 @@ from importlib import metadata
 
 
 class Converter:
-    def __init__(self, name: str, versioned: tuple[str, ...], extra: str, module: str, function: str):
+    def __init__(self, name: str, versioned: tuple[str, ...], extra: str, module: str, function: str,
+                 parity: str):
         self.name = name  # the exporter, as users call it
         self.versioned = versioned  # distributions whose versions make the converter ("a|b": either)
         self.extra = extra  # the engine-farm extra that installs it
         self.module, self.function = module, function
+        self.parity = parity  # the module's function checking a converted model against the source
 
 
 CONVERTERS = {
     "torch.export": Converter("torch.onnx.export(dynamo=True)", ("torch", "onnxscript", "onnx"), "torch",
-                              "converters.torch_export", "convert"),
+                              "converters.torch_export", "convert", "parity"),
     "keras": Converter("keras Model.export(format='onnx')",
                        ("keras", "tf2onnx", "tensorflow|tensorflow-cpu", "onnx"), "keras",
-                       "converters.keras_model", "convert"),
+                       "converters.keras_model", "convert", "parity"),
     "tf-saved-model": Converter("tf2onnx", ("tf2onnx", "tensorflow|tensorflow-cpu", "onnx"), "tensorflow",
-                                "converters.tensorflow_model", "convert_saved_model"),
+                                "converters.tensorflow_model", "convert_saved_model", "saved_model_parity"),
     "tf-frozen-graph": Converter("tf2onnx", ("tf2onnx", "tensorflow|tensorflow-cpu", "onnx"), "tensorflow",
-                                 "converters.tensorflow_model", "convert_frozen_graph"),
+                                 "converters.tensorflow_model", "convert_frozen_graph", "frozen_graph_parity"),
 }
 FORMATS = tuple(CONVERTERS)
 

@@ -31,7 +31,8 @@ def _keras():
     return keras
 
 
-def convert(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+def _expected(source: Path, data: Path | None, shapes: dict | None):
+    """(model, declared inputs, feeds, where they come from, Keras's own outputs for them)."""
     keras = _keras()
     try:
         model = keras.saving.load_model(str(source))  # safe_mode: no arbitrary code from the file
@@ -50,11 +51,23 @@ def convert(source: Path, out: Path, data: Path | None, shapes: dict | None) -> 
     args = [feeds[n] for n in names]
     expected = model(args if len(args) > 1 else args[0], training=False)  # also marks the model called
     leaves = [parity_check_np(t) for t in keras.tree.flatten(expected)]
+    return model, declared, feeds, inputs_from, leaves
+
+
+def parity(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+    _, _, feeds, inputs_from, leaves = _expected(source, data, shapes)
+    return parity_check.compare(out, _onnx_feeds(out, feeds), leaves, inputs_from)
+
+
+def convert(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+    keras = _keras()
+    model, declared, feeds, inputs_from, leaves = _expected(source, data, shapes)
     import tf2onnx
 
-    with unsupported_ops_raise(f"{CONVERTER} (Keras {keras.__version__}, tf2onnx {tf2onnx.__version__})", f"Keras model {source.name}"):
+    label = f"{CONVERTER} (Keras {keras.__version__}, tf2onnx {tf2onnx.__version__})"
+    with unsupported_ops_raise(label, f"Keras model {source.name}"):
         model.export(str(out), format="onnx", verbose=False)
-    parity_check.check_ops(out, f"{CONVERTER} (Keras {keras.__version__}, tf2onnx {tf2onnx.__version__})")
+    parity_check.check_ops(out, label)
     return {"inputs": declared, "keras_backend": "tensorflow",
             "parity": parity_check.compare(out, _onnx_feeds(out, feeds), leaves, inputs_from)}
 

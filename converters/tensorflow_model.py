@@ -86,11 +86,8 @@ def unsupported_ops_raise(converter: str, what: str):
                                f"tf2onnx has no ONNX translation for it")
 
 
-def convert_saved_model(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+def _saved_model(source: Path):
     tf = _tf()
-    import tf2onnx
-    from tf2onnx import tf_loader
-
     try:
         loaded = tf.saved_model.load(str(source))
     except Exception as exc:
@@ -98,6 +95,29 @@ def convert_saved_model(source: Path, out: Path, data: Path | None, shapes: dict
                                f"{_first_line(exc)}") from None
     signature = _serving_signature(loaded, source)
     specs = signature.structured_input_signature[1]
+    declared = [{"name": name, "dtype": spec.dtype.name, "dims": _dims(spec.shape)} for name, spec in specs.items()]
+    return loaded, signature, declared
+
+
+def saved_model_parity(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+    """The serving signature's outputs and ONNX Runtime's on the same inputs."""
+    import tensorflow as tf
+
+    _loaded, signature, declared = _saved_model(source)
+    feeds, inputs_from = _feeds(declared, data, shapes)
+    result = signature(**{k: tf.constant(v) for k, v in feeds.items()})
+    by_name = {k: v.numpy() for k, v in result.items()}
+    names = parity_check.output_names(out)
+    expected = [by_name[n] for n in names] if set(by_name) >= set(names) else list(by_name.values())
+    return parity_check.compare(out, _onnx_feeds(out, feeds), expected, inputs_from)
+
+
+def convert_saved_model(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+    tf = _tf()
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    _loaded, _signature, declared = _saved_model(source)
     with unsupported_ops_raise(f"{CONVERTER} {tf2onnx.__version__}", f"SavedModel {source.name}"):
         graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
             str(source), None, None, return_initialized_tables=True, return_tensors_to_rename=True)
@@ -106,15 +126,8 @@ def convert_saved_model(source: Path, out: Path, data: Path | None, shapes: dict
                                             tensors_to_rename=renames, initialized_tables=tables,
                                             output_path=str(out))
     parity_check.check_ops(out, f"{CONVERTER} {tf2onnx.__version__}")
-    declared = [{"name": name, "dtype": spec.dtype.name, "dims": _dims(spec.shape)} for name, spec in specs.items()]
-    feeds, inputs_from = _feeds(declared, data, shapes)
-    result = signature(**{k: tf.constant(v) for k, v in feeds.items()})
-    by_name = {k: v.numpy() for k, v in result.items()}
-    expected = [by_name[n] for n in parity_check.output_names(out)] if set(by_name) >= set(
-        parity_check.output_names(out)) else list(by_name.values())
-    onnx_feeds = _onnx_feeds(out, feeds)
     return {"inputs": declared, "signature": "serving_default",
-            "parity": parity_check.compare(out, onnx_feeds, expected, inputs_from)}
+            "parity": saved_model_parity(source, out, data, shapes)}
 
 
 def _serving_signature(loaded, source: Path):
@@ -125,11 +138,9 @@ def _serving_signature(loaded, source: Path):
     return signatures.get("serving_default") or next(iter(signatures.values()))
 
 
-def convert_frozen_graph(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+def _frozen(source: Path):
+    """(GraphDef, input names, output names, declared inputs)."""
     tf = _tf()
-    import tf2onnx
-    from tf2onnx import tf_loader
-
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(source.read_bytes())
@@ -138,12 +149,6 @@ def convert_frozen_graph(source: Path, out: Path, data: Path | None, shapes: dic
     inputs, outputs = _graph_ends(graph_def)
     if not inputs or not outputs:
         raise ConversionFailed(f"frozen graph {source.name} has no Placeholder inputs or no outputs")
-    with unsupported_ops_raise(f"{CONVERTER} {tf2onnx.__version__}", f"frozen graph {source.name}"):
-        frozen, inputs, outputs = tf_loader.from_graphdef(str(source), inputs, outputs)
-        with tf.device("/cpu:0"):
-            tf2onnx.convert._convert_common(frozen, name=source.name, input_names=inputs, output_names=outputs,
-                                            output_path=str(out))
-    parity_check.check_ops(out, f"{CONVERTER} {tf2onnx.__version__}")
     nodes = {n.name: n for n in graph_def.node}
     declared = []
     for name in inputs:
@@ -151,14 +156,35 @@ def convert_frozen_graph(source: Path, out: Path, data: Path | None, shapes: dic
         shape = tf.TensorShape(node.attr["shape"].shape) if "shape" in node.attr else tf.TensorShape(None)
         declared.append({"name": name, "dtype": tf.dtypes.as_dtype(node.attr["dtype"].type).name,
                          "dims": _dims(shape)})
+    return graph_def, inputs, outputs, declared
+
+
+def frozen_graph_parity(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+    import tensorflow as tf
+
+    graph_def, _inputs, outputs, declared = _frozen(source)
     feeds, inputs_from = _feeds(declared, data, shapes)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
     with tf.compat.v1.Session(graph=graph) as session:
         expected = session.run(outputs, feed_dict=feeds)
-    return {"inputs": declared, "outputs": outputs,
-            "parity": parity_check.compare(out, _onnx_feeds(out, feeds), list(expected), inputs_from)}
+    return parity_check.compare(out, _onnx_feeds(out, feeds), list(expected), inputs_from)
+
+
+def convert_frozen_graph(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+    tf = _tf()
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    _graph_def, inputs, outputs, declared = _frozen(source)
+    with unsupported_ops_raise(f"{CONVERTER} {tf2onnx.__version__}", f"frozen graph {source.name}"):
+        frozen, inputs, outputs = tf_loader.from_graphdef(str(source), inputs, outputs)
+        with tf.device("/cpu:0"):
+            tf2onnx.convert._convert_common(frozen, name=source.name, input_names=inputs, output_names=outputs,
+                                            output_path=str(out))
+    parity_check.check_ops(out, f"{CONVERTER} {tf2onnx.__version__}")
+    return {"inputs": declared, "outputs": outputs, "parity": frozen_graph_parity(source, out, data, shapes)}
 
 
 def _graph_ends(graph_def) -> tuple[list[str], list[str]]:

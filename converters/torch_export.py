@@ -62,7 +62,8 @@ def _example_args(program) -> tuple[tuple, dict] | None:
     return tuple(args), dict(kwargs or {})
 
 
-def convert(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+def _loaded(source: Path, shapes: dict | None):
+    """(program, its inputs, example args and kwargs)."""
     torch = _torch()
     program = load_program(source)
     inputs = user_inputs(program)
@@ -71,6 +72,17 @@ def convert(source: Path, out: Path, data: Path | None, shapes: dict | None) -> 
         feeds = parity_check.synthetic_feeds(
             [{**i, "shape": parity_check.concrete_shape(i["dims"], shapes, i["name"])} for i in inputs])
         example = (tuple(torch.from_numpy(feeds[i["name"]]) for i in inputs), {})
+    return program, inputs, example
+
+
+def parity(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+    program, inputs, example = _loaded(source, shapes)
+    return _parity(program, out, inputs, example, data)
+
+
+def convert(source: Path, out: Path, data: Path | None, shapes: dict | None) -> dict:
+    torch = _torch()
+    program, inputs, example = _loaded(source, shapes)
     try:
         torch.onnx.export(program, example[0], str(out), kwargs=example[1] or None, dynamo=True,
                           external_data=False, verbose=False)

@@ -203,6 +203,9 @@ def upsert_model(session, model: ModelInfo) -> Model:
     else:
         # Verified, not just present: a missing object (a new store) is uploaded again, a corrupt one replaced.
         put_model(store, model)
+        if source and row.source and source.get("parity") != row.source.get("parity") \
+                and (source.get("parity") or {}).get("inputs") == "data":
+            row.source = {**row.source, "parity": source["parity"]}  # checked on the user's data now
     return row
 
 

@@ -148,10 +148,28 @@ def _converted(path: Path, fmt: str, data: Path | None, shapes: dict | None) -> 
             (Path(work) / "record.json").write_text(json.dumps(record, indent=1))
             os.replace(Path(work) / "model.onnx", onnx_path)  # the model first: a record always names its model
             os.replace(Path(work) / "record.json", record_path)
+    if data is not None and record.get("parity", {}).get("inputs") != "data":
+        record = {**record, "parity": _data_parity(path, fmt, folder, Path(data), shapes)}
     source = {**record, "name": path.name, "path": str(path.resolve()), "sha256": source_sha256,
               "archive": str(archive), "directory": path.is_dir()}
     _check_parity(path, source)
     return replace(read_model(onnx_path), sha256=sha256, source=source)
+
+
+def _data_parity(path: Path, fmt: str, folder: Path, data: Path, shapes: dict | None) -> dict:
+    """The parity of the kept conversion on the spec's data, once per data
+    file (``parity-<data sha256>.json`` beside the record): a model first
+    converted without data was checked on example or synthetic inputs."""
+    kept = folder / f"parity-{hash_file(data)}.json"
+    try:
+        return json.loads(kept.read_text())
+    except (OSError, ValueError):
+        pass
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".parity-") as work:
+        result = _run_converter(path, fmt, Path(work), data, shapes, onnx=folder / "model.onnx")["parity"]
+        (Path(work) / "parity.json").write_text(json.dumps(result, indent=1))
+        os.replace(Path(work) / "parity.json", kept)
+    return result
 
 
 def _cached_record(onnx_path: Path, record_path: Path) -> dict | None:
@@ -164,10 +182,14 @@ def _cached_record(onnx_path: Path, record_path: Path) -> dict | None:
     return record
 
 
-def _run_converter(path: Path, fmt: str, folder: Path, data: Path | None, shapes: dict | None) -> dict:
+def _run_converter(path: Path, fmt: str, folder: Path, data: Path | None, shapes: dict | None,
+                   onnx: Path | None = None) -> dict:
+    """Convert into ``folder``; with ``onnx``, only check that conversion's parity."""
     record_path = folder / "record.json.partial"
     command = [sys.executable, "-m", "converters", "--format", fmt, "--source", str(path.resolve()),
-               "--out", str(folder / "model.onnx"), "--record", str(record_path)]
+               "--out", str(onnx or folder / "model.onnx"), "--record", str(record_path)]
+    if onnx is not None:
+        command.append("--parity-only")
     if data is not None:
         command += ["--data", str(Path(data).resolve())]
     if shapes:

@@ -56,3 +56,20 @@ def test_a_model_is_converted_once(build_model, conversion_home):
     assert again.sha256 == first.sha256 and again.path == first.path
     assert record.stat().st_mtime_ns == written  # the converter did not run again
     assert json.loads(record.read_text())["onnx_sha256"]
+
+
+def test_parity_is_checked_on_the_specs_data(build_model, conversion_home):
+    """A model converted without data was checked on its example inputs; a
+    spec with data gets the same conversion checked on that data, once."""
+    built = build_model("torch-cnn")
+    first = open_model(built.path)
+    assert first.source["parity"]["inputs"] == "example inputs saved in the program"
+    with_data = open_model(built.path, data=built.folder / "inputs.npz")
+    assert with_data.sha256 == first.sha256 and with_data.path == first.path  # the same conversion
+    parity = with_data.source["parity"]
+    assert parity["inputs"] == "data" and not parity["synthetic"] and parity["pass"]
+    assert parity["shapes"] == {"images": [2, 3, 32, 32]}  # the data's first rows (the example's batch)
+    [kept] = first.path.parent.glob("parity-*.json")
+    written = kept.stat().st_mtime_ns
+    assert open_model(built.path, data=built.folder / "inputs.npz").source["parity"] == parity
+    assert kept.stat().st_mtime_ns == written  # checked once per data file
