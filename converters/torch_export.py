@@ -84,12 +84,31 @@ def convert(source: Path, out: Path, data: Path | None, shapes: dict | None) -> 
     torch = _torch()
     program, inputs, example = _loaded(source, shapes)
     try:
-        torch.onnx.export(program, example[0], str(out), kwargs=example[1] or None, dynamo=True,
-                          external_data=False, verbose=False)
+        _export(torch, program, example, out)
     except Exception as exc:
         raise ConversionFailed(describe_failure(exc, torch.__version__)) from None
     parity_check.check_ops(out, f"{CONVERTER} (torch {torch.__version__})")
     return {"inputs": inputs, "parity": _parity(program, out, inputs, example, data)}
+
+
+def _export(torch, program, example, out: Path) -> None:
+    """One ONNX file; past protobuf's 2 GB the weights go to external data
+    files beside it (``model.onnx.data``), which the farm stores with it."""
+    def export(external: bool):
+        torch.onnx.export(program, example[0], str(out), kwargs=example[1] or None, dynamo=True,
+                          external_data=external, verbose=False)
+
+    try:
+        export(False)
+    except Exception as exc:
+        if not _too_large(exc):
+            raise
+        export(True)
+
+
+def _too_large(exc: BaseException) -> bool:
+    text = " ".join(str(e) for e in _chain(exc)).lower()
+    return "2gb" in text or "2 gb" in text or "protobuf" in text and ("size" in text or "large" in text)
 
 
 def _parity(program, onnx_path: Path, inputs: list[dict], example, data: Path | None) -> dict:

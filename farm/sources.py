@@ -146,8 +146,10 @@ def _converted(path: Path, fmt: str, data: Path | None, shapes: dict | None) -> 
             record = _run_converter(path, fmt, Path(work), data, shapes)
             record["onnx_sha256"] = hash_file(Path(work) / "model.onnx")
             (Path(work) / "record.json").write_text(json.dumps(record, indent=1))
-            os.replace(Path(work) / "model.onnx", onnx_path)  # the model first: a record always names its model
-            os.replace(Path(work) / "record.json", record_path)
+            for made in sorted(Path(work).iterdir()):  # the model (and any external data files) first
+                if made.name != "record.json":
+                    os.replace(made, folder / made.name)
+            os.replace(Path(work) / "record.json", record_path)  # a record always names a model in place
     if data is not None and record.get("parity", {}).get("inputs") != "data":
         record = {**record, "parity": _data_parity(path, fmt, folder, Path(data), shapes)}
     source = {**record, "name": path.name, "path": str(path.resolve()), "sha256": source_sha256,

@@ -43,8 +43,32 @@ def _program_module(path: Path, device: str):
         program, moved = move_to_device_pass(program, device), True
     except ImportError:  # torch < 2.6
         pass
-    return program.module(), {"source_format": "torch.export (.pt2)", "native_program": True,
-                              "moved_to_device": moved}
+    return _as_module(program.module()), {"source_format": "torch.export (.pt2)", "native_program": True,
+                                        "moved_to_device": moved}
+
+
+def _as_module(program_module):
+    import torch
+
+    class Program(torch.nn.Module):
+        """The program's module, as the backend handles every model
+        (``.eval()``, ``.to()``, ``requires_grad_``). torch.export's module
+        refuses ``train()``/``eval()``: its graph was captured in the mode it
+        was exported in (inference programs are exported in eval mode), so
+        switching the mode here changes nothing and is a no-op."""
+
+        def __init__(self, program):
+            super().__init__()
+            self.program = program
+
+        def forward(self, *args, **kwargs):
+            return self.program(*args, **kwargs)
+
+        def train(self, mode: bool = True):
+            self.training = mode
+            return self
+
+    return Program(program_module)
 
 
 def inline_identity_initializers(proto):
