@@ -13,7 +13,7 @@ subprocess, its parity check on the program's example inputs).
 
 Per (model, route, precision, batch): TorchBackend.build (wall time), load,
 accuracy against eager PyTorch fp32 (the original nn.Module, TF32 off) through
-the farm's gate (farm.accuracy.evaluate), the CUDA-event harness (p50, p99)
+the farm's gate (farm.accuracy_eval.evaluate), the CUDA-event harness (p50, p99)
 and the kernel-time floor (torch.profiler, as benchmarks/torch_panel.py).
 The two routes of one configuration run back to back, native first then
 ONNX, and the pair is repeated in the other order for the second precision,
@@ -127,7 +127,7 @@ def export(key: str, folder: Path):
     return module, path
 
 
-def eager_reference(module, feeds: dict) -> dict:
+def eager_reference(module, feeds: dict) -> list:
     """The original module in fp32 on the GPU, TF32 off: what 'accuracy vs eager PyTorch' compares with."""
     import torch
 
@@ -144,7 +144,7 @@ def run_route(route: str, key: str, model_info, path: Path, precision: str, batc
     import numpy as np
     import torch
 
-    from farm.accuracy import evaluate
+    from farm.accuracy_eval import evaluate
     from farm.spec import MeasureConfig
     from torch_panel import _clocks, kernel_floor_ms
     from workers.backends.base import DeviceContext, JobContext
@@ -233,7 +233,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="source-formats-"))
     os.environ.setdefault("FARM_HOME", str(work / "farm-home"))
-    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "started": _now(),
+    result: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "started": _now(),
               "build": BUILD, "measure": MEASURE, "conversions": {}, "rows": []}
     if not args.cpu_check:
         from torch_panel import machine
