@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 import pandas as pd
 
 from farm.reports import find_best, load_frame
+from farm.reports.best import rank
 from farm.reports.compare import parse_prices
 from farm.reports.html import BEST_COLUMNS, STYLE, table, view_sections
 from farm.reports.views import VIEWS, canonical_view
@@ -107,7 +108,7 @@ def sweep_page(sweep_id: str, view: str = "jobs", prices: list[str] | None = Non
 
         raise UserError(f"unknown view {view!r}; one of {', '.join(VIEWS)}")
     frame = load_frame(sweep_id=sweep_id)
-    best = find_best(sweep_id=sweep_id)
+    best = rank(frame)  # find_best(sweep_id=...) on the frame already loaded (loading is most of the time)
     status = next((s for s in list_sweeps() if s["sweep_id"] == sweep_id), None)
     progress = (f'<p class="sweep-progress">{escape(status["state"])}: <progress value="{status["finished"]}" '
                 f'max="{status["total"] or 1}"></progress> <span class="progress">{status["finished"]}/'

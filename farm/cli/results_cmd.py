@@ -14,7 +14,7 @@ from farm.devices import cpu_class, hostname
 from farm.errors import NotFoundError, UserError
 from farm.fetch import Request, device_dict, fetch
 from farm.reports import BEST_FIELDS, BEST_OBJECTIVES, REPORT_FIELDS, Constraints, find_best, load_frame
-from farm.reports.best import LATENCY_PER, LATENCY_STATS
+from farm.reports.best import LATENCY_PER, LATENCY_STATS, rank
 from farm.reports.compare import COMPARE_FIELDS, CROSS_FIELDS, comparison, cross_device, parse_prices
 from farm.reports.html import report_html
 from farm.reports.rows import frame_rows
@@ -46,7 +46,7 @@ def report_cmd(sweep_id, fmt, view, prices, output):
         raise UserError("--price applies to --view cross-device only")
     if fmt == "html":
         cross_device(frame, price_map)  # unknown device classes in --price fail before anything is written
-        best = find_best(sweep_id=sweep_id)
+        best = rank(frame)  # find_best(sweep_id=...) on the frame already loaded (loading is most of the time)
         emit(report_html(sweep_id, frame, best, view, price_map), output)
         return
     if view == "speedup":
