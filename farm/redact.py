@@ -74,14 +74,18 @@ def install_log_masking() -> None:
     def masking_factory(*args, **kwargs):
         record = factory(*args, **kwargs)
         try:
-            record.msg, record.args = mask(record.getMessage()), None
+            # Masked, and terminal controls escaped: a log line quoting a model's node name or a sweep name
+            # goes to a terminal too (farm.terminal).
+            record.msg, record.args = printable(mask(record.getMessage()), keep_newlines=True), None
         except Exception:  # a bad format string: leave it to logging's own error report
             return record
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = masked_traceback(record.exc_info[1]).rstrip("\n")
+            record.exc_text = printable(masked_traceback(record.exc_info[1]).rstrip("\n"), keep_newlines=True)
         if record.stack_info:
             record.stack_info = mask(record.stack_info)
         return record
+
+    from farm.terminal import printable
 
     masking_factory.masks_credentials = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(masking_factory)

@@ -90,3 +90,27 @@ def test_an_error_line_escapes_what_it_quotes(known):
     assert code == 1
     _no_raw_controls(stderr)
     assert stderr.startswith("Error: model file not found: nope\\x1b]52") and stderr.count("\n") == 1
+
+
+def test_log_lines_escape_controls():
+    """A worker's log quotes errors and names: it is read on a terminal too."""
+    import io
+    import logging
+
+    from farm.redact import install_log_masking
+
+    install_log_masking()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("farm.test.hostile")
+    logger.addHandler(handler)
+    try:
+        logger.warning("job %s failed: %s", "j1", f"node {OSC52}x")
+        try:
+            raise RuntimeError(f"boom {OSC52}")
+        except RuntimeError:
+            logger.exception("with a traceback")
+    finally:
+        logger.removeHandler(handler)
+    _no_raw_controls(stream.getvalue())
+    assert "job j1 failed: node \\x1b]52;c;" in stream.getvalue()
