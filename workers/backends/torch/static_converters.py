@@ -303,6 +303,35 @@ class FoldedBatchNorm(nn.Module):
         return x * self.scale.reshape(view) + self.shift.reshape(view)
 
 
+class StaticReduce(nn.Module):
+    """ReduceMean/Max/Min from opset 18 on, where axes became an input
+    (what torch.onnx's dynamo exporter writes; onnx2torch 1.5 has none)."""
+
+    def __init__(self, kind: str, axes: list[int] | None, keepdims: bool, noop_with_empty_axes: bool):
+        super().__init__()
+        self.kind, self.axes, self.keepdims, self.noop = kind, axes, keepdims, noop_with_empty_axes
+
+    def forward(self, x):
+        if self.axes is None and self.noop:
+            return x
+        dims = tuple(range(x.dim())) if self.axes is None else tuple(a % x.dim() for a in self.axes)
+        if not dims:
+            return x
+        reduce = {"mean": torch.mean, "max": torch.amax, "min": torch.amin}[self.kind]
+        return reduce(x, dim=dims, keepdim=self.keepdims)
+
+
+class StaticGelu(nn.Module):
+    """Gelu (opset 20), exact or tanh-approximated."""
+
+    def __init__(self, approximate: str):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, approximate=self.approximate)
+
+
 # --- converters: (node, graph) -> OperationConverterResult ------------------------------------
 
 def _reshape(node, graph):
@@ -439,6 +468,21 @@ def _cast(node, graph):
     return _result(node, CastToModelFloat())
 
 
+def _reduce(kind: str):
+    def convert(node, graph):
+        axes = _ints(_const(node, graph, 1))
+        attrs = node.attributes
+        return _result(node, StaticReduce(kind, axes or None, bool(attrs.get("keepdims", 1)),
+                                          bool(attrs.get("noop_with_empty_axes", 0))))
+    return convert
+
+
+def _gelu(node, graph):
+    approximate = node.attributes.get("approximate", "none")
+    approximate = approximate.decode() if isinstance(approximate, bytes) else str(approximate)
+    return _result(node, StaticGelu(approximate))
+
+
 def _with_fallback(converter, fallback):
     """``converter``, or onnx2torch's own where the input is data, not a
     constant (Gather of an embedding table by token ids), or where
@@ -463,6 +507,9 @@ CONVERTERS = {
     "Pad": (_pad, 11), "ConstantOfShape": (_constant_of_shape, 9), "Range": (_range, 11),
     "GlobalMaxPool": (_global_max_pool, 1), "LSTM": (_lstm, 7),  # these two: not in onnx2torch 1.5
     "Gather": (_gather, 1), "Cast": (_cast, 6), "BatchNormalization": (_batch_norm, 9),
+    # Opset 18+ forms torch.onnx's dynamo exporter writes (a .pt2 converted by the farm), not in onnx2torch 1.5
+    "ReduceMean": (_reduce("mean"), 18), "ReduceMax": (_reduce("max"), 18), "ReduceMin": (_reduce("min"), 18),
+    "Gelu": (_gelu, 20),
 }
 # Ops that fall back to onnx2torch's converter (data indices, Cast to other types, BN statistics
 # that are inputs or training mode).
