@@ -259,4 +259,7 @@ def _ranges(model: ModelInfo, profiles) -> str:
             parts.append(f"'{profile.name}' allows batch {batched[0].min[0]}..{batched[0].max[0]}")
         elif _batch_axis_model(model):
             parts.append(f"the model's batch is fixed to {default_batch(model)}")
-    return "; ".join(parts) or "no batch range"
+    # Said once each (a fixed batch was repeated once per profile), a long list cut with a count.
+    parts = list(dict.fromkeys(parts))
+    shown = "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more profiles" if len(parts) > 5 else "")
+    return shown or "no batch range"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 GOOD = "p:images=1x3x32x32/2x3x32x32/4x3x32x32"
 X = "p:x=1x4/2x4/4x4"  # the tiny models' one input
+B1 = "1x3x32x32/1x3x32x32/1x3x32x32"  # a fixed-batch model's one shape
 PROFILE = "profiles: [{name: p, inputs: {images: {min: [1, 3, 32, 32], opt: [2, 3, 32, 32], max: [4, 3, 32, 32]}}}]\n"
 SUBMIT = ["sweep", "submit"]
 BOMB = ('a: &a ["x","x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n'
@@ -137,6 +138,11 @@ SPEC_CASES = {
     "model without outputs": ([*SUBMIT, "--model", "models/no_outputs.onnx", "--profile", X],
                               "Error: models/no_outputs.onnx declares no graph outputs"),
     # -- batch sizes
+    "batch of a fixed-batch model, three profiles": ([*SUBMIT, "--model", "models/batch1.onnx", "--batch", "4",
+                                                      "--profile", "a:images=%s" % B1, "--profile", "b:images=%s" % B1,
+                                                      "--profile", "c:images=%s" % B1],
+                                                     field("batch_sizes") + "batch size 4 fits no profile (the model's "
+                                                     "batch is fixed to 1)"),
     "batch 2.0": ([*SUBMIT, "@spec:batch_sizes: [2.0]\n" + PROFILE], field("batch_sizes[0]") + "2.0 is not of type"),
     "iterations 3.0": ([*SUBMIT, "@spec:measure: {iterations: 3.0}\n" + PROFILE],
                        field("measure.iterations") + "3.0 is not of type 'integer'"),

@@ -95,6 +95,7 @@ def _make_issue24_files(models: Path, data: Path, samples) -> None:
           [value("y")], domains=["com.example"])
     _tiny(models / "dangling.onnx", [helper.make_node("Add", ["x", "ghost"], ["y"])], [value("x")], [value("y")])
     _tiny(models / "no_outputs.onnx", [relu], [value("x")], [])
+    make_cnn(models / "batch1.onnx", fixed_batch=1)
     for name, fill in (("nan", np.nan), ("inf", np.inf)):
         bad = samples.copy()
         bad[1, 2, 3, 4] = fill
