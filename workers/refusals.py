@@ -20,8 +20,23 @@ _PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+([\w.+-]+)")
 _OP_TYPE = re.compile(r"\(op_type:(\w+)(?:, node name: ([^)]*))?\)")
 
 
+def _internal(path: str) -> bool:
+    """A path of the worker's own making (its job work directory, its cache
+    under FARM_HOME, the temp directory, an installed library's or its
+    build tree's source file), not one the user gave (a plugin library)."""
+    import tempfile
+
+    from farm.config import settings
+
+    roots = [tempfile.gettempdir(), str(settings().home)]
+    return (any(path.startswith(root.rstrip("/") + "/") for root in roots if root)
+            or any(part in path for part in ("/site-packages/", "/dist-packages/", "/_src/", "/job-")))
+
+
 def strip_paths(text: str) -> str:
-    return _PATH.sub(lambda m: m.group(1), text)
+    """Worker-made paths as their last component (what names the file); a
+    path the user gave stays whole."""
+    return _PATH.sub(lambda m: m.group(1) if _internal(m.group(0)) else m.group(0), text)
 
 
 def cut(items: list[str], what: str = "more", keep: int = KEEP_ITEMS) -> str:

@@ -47,6 +47,9 @@ def test_one_line_strips_paths_and_says_a_repeat_once():
     assert cut([f"node #{i}: not supported" for i in range(44)], "more nodes") == (
         "node #0: not supported; node #1: not supported; node #2: not supported; and 41 more nodes")
     assert len(one_line("x" * 5000)) == 600
+    # A path the user gave (a plugin library) stays whole.
+    assert one_line("plugin library '/opt/plugins/libx.so' does not exist") == (
+        "plugin library '/opt/plugins/libx.so' does not exist")
 
 
 def test_onnxruntime_classifies_a_missing_kernel_as_unsupported(tmp_path):
