@@ -250,7 +250,8 @@ def describe(source: dict) -> str:
     rel = parity.get("rel_l2_error")
     figures = (f"max abs error {parity.get('max_abs_error'):.3g}, rel L2 {rel:.3g}" if rel is not None
                else "no parity figures")
-    inputs = parity.get("inputs", "?") + (" (synthetic: not the model's real inputs)" if parity.get("synthetic")
-                                          else "")
+    inputs = ("synthetic inputs (not the model's real ones: a spec's data is checked when given)"
+              if parity.get("synthetic") else {"data": "the spec's data"}.get(parity.get("inputs"),
+                                                                             parity.get("inputs", "?")))
     return (f"converted {source['name']} ({source['format']}) to ONNX opset {source.get('opset')} with "
             f"{source['converter']} ({versions_text(source)}); parity with the source: {figures} on {inputs}")
