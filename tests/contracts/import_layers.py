@@ -12,7 +12,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGES = ("farm", "workers", "dashboards")
+PACKAGES = ("farm", "workers", "dashboards", "converters")
 
 # (importer prefix, imported prefix, why): an importer module under the first
 # prefix must not import a module under the second. Prefixes are dotted names
@@ -33,6 +33,11 @@ FORBIDDEN = (
     ("farm.search.hook", "farm.search.engine", "the hook is one lookup; only the driver, when a step is due"),
     ("workers", "farm.cli", "workers never import the CLI"),
     ("dashboards", "farm.cli", "the dashboard uses the library, not the CLI"),
+    # Model conversion imports torch, Keras or TensorFlow: only in its subprocess (python -m converters).
+    *(("farm", f"converters.{name}", "farm/ reads only converters' light table; conversion runs in a subprocess")
+      for name in ("torch_export", "keras_model", "tensorflow_model", "parity", "__main__")),
+    ("converters", "farm", "converters stand alone (a subprocess with the frameworks, no farm state)"),
+    ("converters", "workers", "converters stand alone (a subprocess with the frameworks, no farm state)"),
 )
 # Core: everything in farm/ but the CLI (and ``python -m farm``, which starts it).
 CORE_EXEMPT = ("farm.cli", "farm.__main__")
