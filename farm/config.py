@@ -131,6 +131,13 @@ def retry_window_s() -> float:
     return _number("FARM_DB_RETRY_S", 300.0)
 
 
+def network_timeout_s() -> float:
+    """FARM_NETWORK_TIMEOUT_S: the longest wait for one connection or one
+    answer from the broker, the database or the store (an endpoint that
+    accepts and never answers must not hang a command or a worker)."""
+    return _number("FARM_NETWORK_TIMEOUT_S", 10.0)
+
+
 def check_worker_settings() -> None:
     """Read every worker setting once, at start: a bad value is one line
     before any worker process runs, not a restart loop, a reconcile thread
@@ -139,7 +146,7 @@ def check_worker_settings() -> None:
 
     heartbeat, stale = heartbeat_s(), stale_s()
     for read in (reconcile_s, max_attempts, visibility_timeout_s, default_timeouts, restart_delay_s,
-                 shutdown_grace_s, store_wait_s, retry_window_s):
+                 shutdown_grace_s, store_wait_s, retry_window_s, network_timeout_s):
         read()
     if heartbeat >= stale:
         raise UserError(f"FARM_HEARTBEAT_S ({heartbeat:g}) must be below FARM_STALE_S ({stale:g}): a live worker "

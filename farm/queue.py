@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from celery import Celery
 
 from farm import embedded_broker
-from farm.config import default_timeouts, ensure_home, settings, visibility_timeout_s
+from farm.config import default_timeouts, ensure_home, network_timeout_s, settings, visibility_timeout_s
 from farm.errors import UserError
 from farm.redact import mask
 from farm.routing import Route
@@ -49,7 +49,12 @@ def is_redis(url: str) -> bool:
 def broker_options(url: str) -> dict:
     if not is_redis(url):
         return {}
-    return {"visibility_timeout": visibility_timeout_s()}
+    # Bounded waits: a broker that accepts and never answers (rediss:// at a
+    # plain Redis) hung submit for over 10 minutes. The worker's BRPOP waits
+    # 1 s per poll, well inside these.
+    timeout = network_timeout_s()
+    return {"visibility_timeout": visibility_timeout_s(), "socket_timeout": timeout,
+            "socket_connect_timeout": timeout, "socket_keepalive": True}
 
 
 def ssl_options(url: str) -> dict | None:
@@ -130,6 +135,7 @@ def make_app(broker_url: str | None = None) -> Celery:
         broker_user=os.environ.get("FARM_BROKER_USER") or None,
         broker_password=os.environ.get("FARM_BROKER_PASSWORD") or None,
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=network_timeout_s(),
         # No task events by default (three Redis publishes per job, ~0.3 ms of a short job's overhead):
         # Flower (farm flower) turns them on in the workers while it watches (its --enable_events, on by default).
         worker_send_task_events=False,

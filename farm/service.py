@@ -120,6 +120,9 @@ def sweep_status(sweep_id: str) -> dict:
                   "waiting_for_device_classes": sorted({cls for cls, _ in waiting}),
                   "waiting_for": [{"device_class": cls, "backend": backend} for cls, backend in waiting],
                   "waiting_for_store": _store_problem() if finished < total else None,
+                  # Never handed to the broker (a submit stopped between its commit and its messages):
+                  # a launcher's reconcile pass sends them after FARM_STALE_S, 'farm sweep resume' at once.
+                  "not_sent": counts["pending"],
                   "created_at": sweep.created_at.isoformat(timespec="seconds")}
     from farm.search.summary import search_summary
 
@@ -146,7 +149,9 @@ def _sweep_state(counts: Counter, total: int, cancelled: bool, awaiting: int = 0
         return "finished"
     if finished + awaiting == total:
         return "awaiting devices"
-    return "running" if counts["running"] or finished else "queued"
+    if counts["running"] or finished:
+        return "running"
+    return "queued" if counts["queued"] or counts["built"] else "pending"
 
 
 def _waiting(jobs, live: set[tuple[str, str]]) -> set[tuple[str, str]]:

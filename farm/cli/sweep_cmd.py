@@ -84,6 +84,10 @@ def status_cmd(sweep_id, watch, fmt):
             for wait in status["waiting_for"]:
                 say(f"waiting: no live worker serves {wait['device_class']} with backend "
                     f"{wait['backend']}; start one with 'farm worker start' on a host that has both")
+            if status.get("not_sent"):
+                say(f"waiting: {status['not_sent']} jobs were never sent to the broker (their submit stopped "
+                    f"before it sent them); a worker launcher sends them within FARM_STALE_S, or run "
+                    f"'farm sweep resume {status['sweep_id']}'")
             if status.get("waiting_for_store"):
                 say(f"waiting: the artifact store is unavailable ({status['waiting_for_store']}); "
                     f"workers wait for it and go on when it is back")

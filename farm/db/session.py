@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from farm.config import settings
+from farm.config import network_timeout_s, settings
 from farm.db import json_codec
 from farm.errors import UserError
 from farm.optional import from_import_error
@@ -44,7 +44,18 @@ def _make_engine(url: str, pre_ping: bool = True) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **codec)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=pre_ping, **codec)
+    return create_engine(url, pool_pre_ping=pre_ping, connect_args=_server_timeouts(url), **codec)
+
+
+def _server_timeouts(url: str) -> dict:
+    """Bounded waits on a database server (FARM_NETWORK_TIMEOUT_S): a
+    connection attempt, and a connection whose peer went silent (TCP
+    keepalives, and unacknowledged writes via tcp_user_timeout)."""
+    if not url.startswith("postgresql"):
+        return {}
+    timeout = network_timeout_s()
+    return {"connect_timeout": max(1, round(timeout)), "keepalives": 1, "keepalives_idle": 30,
+            "keepalives_interval": 10, "keepalives_count": 3, "tcp_user_timeout": int(timeout * 6000)}
 
 
 def alembic_config(url: str):

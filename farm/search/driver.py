@@ -17,9 +17,9 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from farm.db import FINAL_STATES, Job, Measurement, Search, SearchCandidate, Sweep, session_scope, utcnow
+from farm.db import FINAL_STATES, Finals, Job, Measurement, Search, SearchCandidate, Sweep, session_scope, utcnow
 from farm.errors import NotFoundError
 from farm.expand import JobPlan
 from farm.planner import (ClassEnvironments, Submission, create_sweep, enqueue_pending, get_sweep, new_job,
@@ -194,16 +194,49 @@ def advance(sweep_id: str, enqueue: bool = True) -> dict:
     number of coordinators and workers at once and again after a crash: a
     caller whose step lost the compare-and-set to another's takes it again
     on fresh state (that other step may not have seen the result this
-    caller is reporting)."""
-    for _ in range(STEP_TRIES):
-        if _take_step(sweep_id):
+    caller is reporting).
+
+    A step that leaves nothing to wait for (its proposals all reused
+    finished jobs) is followed by the next one at once: no job would end to
+    take it, and the search sat idle until 'farm sweep drive' (issue 24)."""
+    seen = None
+    for _ in range(MAX_IDLE_STEPS):
+        for _ in range(STEP_TRIES):
+            if _take_step(sweep_id):
+                break
+        idle = _idle(sweep_id)
+        if idle is None or idle == seen:  # busy, finished, or a step that decided nothing new
             break
+        seen = idle
     if enqueue:
         enqueue_pending(sweep_id)
         from farm.search.finals import send_queued
 
         send_queued(sweep_id)
     return search_summary(sweep_id)
+
+
+MAX_IDLE_STEPS = 1000  # a bound, not a limit a real search reaches: each step decides at least one candidate
+
+
+def _idle(sweep_id: str) -> tuple | None:
+    """When the search goes on but nothing of it is in flight (no job waits
+    or runs, no finals are queued or running): how far it has got (its
+    state, candidates decided, finals made); else None."""
+    with session_scope() as session:
+        search = session.get(Search, sweep_id)
+        if search is None or search.state == "finished":
+            return None
+        busy_job = session.scalar(select(Job.id).where(Job.sweep_id == sweep_id,
+                                                       Job.status.not_in(FINAL_STATES)).limit(1))
+        busy_finals = session.scalar(select(Finals.id).where(Finals.sweep_id == sweep_id,
+                                                             Finals.status.in_(("queued", "running"))).limit(1))
+        if busy_job is not None or busy_finals is not None:
+            return None
+        decided = session.scalar(select(func.count()).select_from(SearchCandidate).where(
+            SearchCandidate.sweep_id == sweep_id, SearchCandidate.state != "open"))
+        finals = session.scalar(select(func.count()).select_from(Finals).where(Finals.sweep_id == sweep_id))
+        return search.state, decided, finals
 
 
 def _take_step(sweep_id: str) -> bool:

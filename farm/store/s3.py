@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from farm.config import store_wait_s
+from farm.config import network_timeout_s, store_wait_s
 from farm.errors import ArtifactMissingError, EnvironmentFault, StoreIntegrityError, UserError
 from farm.optional import require
 from farm.redact import mask
@@ -43,8 +43,11 @@ def _client(endpoint: str | None):
     boto3 = require("boto3", "FARM_STORE_URL=s3://...")
     from botocore.config import Config
 
+    # Bounded waits (FARM_NETWORK_TIMEOUT_S): a server that accepts and never
+    # answers ends each try after 3 x the timeout of silence (a read is one chunk).
+    timeout = network_timeout_s()
     config = Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"},
-                    connect_timeout=5, read_timeout=60)
+                    connect_timeout=timeout, read_timeout=3 * timeout)
     return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 

@@ -174,3 +174,20 @@ def test_a_submitted_search_runs_to_its_end_with_workers_alone(farm_home):
     assert len(done) == 2  # the top batch first, then one step down
     result = __import__("json").loads(query(home, "select result from searches where sweep_id=?", sweep_id)[0][0])
     assert [entry["winner"] in done for entry in result.values()] == [True]
+
+
+def test_a_search_whose_first_step_reuses_only_old_jobs_goes_on(farm_home):
+    """Issue 24 finding 8: its first step proposed only configurations with
+    finished identical jobs, so no job ran, no completion took the next
+    step, and the search sat idle (7.5 min) until 'farm sweep drive'."""
+    cwd, env, home, _ = farm_home
+    spec = yaml.safe_load((cwd / "alone.yaml").read_text())  # the search above: every job it builds exists now
+    (cwd / "again.yaml").write_text(yaml.safe_dump({**spec, "name": "search-again"}))
+    submitted = subprocess.run([sys.executable, "-m", "farm", "sweep", "submit", "again.yaml"], env=env, cwd=cwd,
+                               capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = submitted.stdout.strip()
+    reused = query(home, "select count(*) from jobs where sweep_id=? and result_job_id is not null", sweep_id)
+    assert reused[0][0] >= 1
+    wait_for(lambda: query(home, "select state from searches where sweep_id=?", sweep_id)[0][0] == "finished", 90,
+             what="the search to go on past its reused first step")

@@ -3,6 +3,7 @@ from sqlalchemy import create_engine
 
 from farm.db.first_start import migration_lock
 from farm.db.models import Base
+from farm.db.session import _server_timeouts
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,7 +19,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     # SQLite: wait for other processes' writes as the farm's own engines do (30 s, not 5).
-    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else _server_timeouts(url))
     with engine.connect() as connection, migration_lock(connection):
         # Under the lock Alembic reads the revision afresh: a process that
         # waited for another's migration finds the schema at head.
