@@ -91,7 +91,13 @@ class Constraints:
 
     @property
     def flags_refused(self) -> tuple[str, ...]:
-        return () if self.allow_host_bound else HOST_FLAGS
+        if self.allow_host_bound:
+            return ()
+        if self.objective in SERVING_OBJECTIVES and self.objective != "efficiency":
+            # A served figure is the host's and the device's together by design (queueing, copies, Python):
+            # host_bound speaks of the fixed-batch device timing only. A contended host spoils both.
+            return (HOST_CONTENDED,)
+        return HOST_FLAGS
 
     @property
     def unit(self) -> str:

@@ -133,3 +133,13 @@ def test_report_section_draws_every_server_run_and_the_bound():
     assert html.count('data-gate="fail"') == 1 and 'data-x="400" data-y="90"' in html  # the INVALID run, hollow
     assert "LoadGen: INVALID" in html and "the accuracy gate" not in html
     assert serving_section(_frame({"c": None}), table) == ""
+
+
+def test_host_bound_speaks_of_fixed_batch_timing_not_of_served_figures():
+    frame = _frame({"a": _serving(server=_server((300, "VALID", 20))), "b": _serving(server=_server((200, "VALID", 20))),
+                    "c": _serving(server=_server((900, "VALID", 20)))})
+    frame["flags"] = [["host_bound"], [], ["host_contended"]]
+    ranked = rank(frame, Constraints(objective="server-qps"))
+    assert ranked.iloc[0]["job_id"] == "a"  # host_bound: its fixed-batch figure is the host's; served QPS stands
+    assert "c" not in set(ranked["job_id"])  # a contended host spoils every figure
+    assert list(rank(frame, Constraints(objective="latency"))["job_id"]) == ["b"]
