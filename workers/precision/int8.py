@@ -191,10 +191,11 @@ def _quantize(model_path: Path, out_path: Path, feeds, per_channel: bool, how: R
         # models defeat it, and quantization still works without it.
         source = model_path
         fallbacks["preprocess_skipped"] = f"quantization pre-processing failed ({_first_line(exc)}); quantized as is"
+    cache = _entropy_ranges(source, feeds, how, out_path) if method == "entropy" else None
     quantize_static(
         str(source),
         str(out_path),
-        _FeedsReader(feeds),
+        None if cache else _FeedsReader(feeds),
         quant_format=QuantFormat.QDQ if how.quant_format == "qdq" else QuantFormat.QOperator,
         activation_type=getattr(QuantType, _TYPES[how.activation_type]),
         weight_type=getattr(QuantType, _TYPES[how.weight_type]),
@@ -202,9 +203,42 @@ def _quantize(model_path: Path, out_path: Path, feeds, per_channel: bool, how: R
         calibrate_method=getattr(CalibrationMethod, _METHODS[method]),
         op_types_to_quantize=list(how.ops) if how.ops else None,
         extra_options=options,
+        **({"calibration_cache_path": str(cache)} if cache else {}),
     )
     prepared.unlink(missing_ok=True)
     converted.unlink(missing_ok=True)
+    if cache:
+        cache.unlink(missing_ok=True)
+
+
+# TensorRT's EntropyCalibrator2 rule (KL over 128 quantized bins) on a 512-bin histogram: TensorRT uses
+# 2048 bins, but ONNX Runtime's search is pure Python (2048 bins took >10 min on PP-OCR det's 329
+# tensors); 512 gives 193 candidate thresholds per tensor.
+ENTROPY_BINS, ENTROPY_QUANTIZED_BINS = 512, 128
+
+
+def _entropy_ranges(source: Path, feeds, how: Recipe, out_path: Path) -> Path:
+    """Entropy (KL) calibration ranges with TensorRT's histogram: ONNX
+    Runtime's quantize_static passes its entropy calibrator no bin count, and
+    at its default of 128 bins and 128 quantized bins the search has a single
+    candidate, the full range, so "entropy" gave exactly min-max's scales
+    (measured: identical on PP-OCR cls, det and rec). The ranges are computed
+    here with ENTROPY_BINS bins and handed to quantize_static as its calibration cache."""
+    import tempfile
+
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
+
+    cache = out_path.with_suffix(".entropy.json")
+    with tempfile.TemporaryDirectory(prefix="farm.entropy.") as tmp:
+        calibrator = create_calibrator(Path(source), list(how.ops) if how.ops else None,
+                                       augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                       calibrate_method=CalibrationMethod.Entropy,
+                                       extra_options={"num_bins": ENTROPY_BINS,
+                                                      "num_quantized_bins": ENTROPY_QUANTIZED_BINS,
+                                                      "symmetric": bool(how.options.get("ActivationSymmetric"))})
+        calibrator.collect_data(_FeedsReader(feeds))
+        save_tensors_data(calibrator.compute_data(), cache)
+    return cache
 
 
 MIN_QDQ_OPSET = 13  # per-channel DequantizeLinear (its ``axis``) needs opset 13

@@ -93,3 +93,24 @@ def test_a_qdq_model_runs_as_given_and_int8_on_it_is_refused(cls_model, tmp_path
     assert row["status"] == "done" and row["precision"] == "model"
     # The reference (ONNX Runtime on the model as given) and the job compute the same graph.
     assert row["accuracy_status"] == "pass" and row["accuracy_inputs"].startswith("data rows")
+
+
+def scales(path: Path) -> list[float]:
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: i for i in graph.initializer}
+    return [float(numpy_helper.to_array(inits[n.input[1]])) for n in graph.node
+            if n.op_type == "QuantizeLinear" and n.input[1] in inits and numpy_helper.to_array(inits[n.input[1]]).size == 1]
+
+
+@pytest.mark.slow
+def test_entropy_calibration_is_not_minmax_in_disguise(cls_model, tmp_path):
+    """ONNX Runtime's quantize_static alone gives its entropy calibrator 128 bins for 128 quantized
+    bins: one candidate threshold, the full range, i.e. min-max's scales exactly. The farm computes
+    the ranges on 512 bins: some activation ranges must come out narrower."""
+    minmax = scales(quantize_int8(cls_model, tmp_path / "minmax.onnx", feeds(), method="minmax"))
+    entropy = scales(quantize_int8(cls_model, tmp_path / "entropy.onnx", feeds(), method="entropy"))
+    assert len(minmax) == len(entropy)
+    assert any(e < m * 0.99 for e, m in zip(entropy, minmax))
+    assert all(e <= m * 1.0001 for e, m in zip(entropy, minmax))  # a threshold never exceeds the range
