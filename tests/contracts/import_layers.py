@@ -25,7 +25,7 @@ FORBIDDEN = (
     ("farm.reports", "farm.search.engine", "reports never import the search orchestrator"),
     ("farm.search", "farm.service", "search sits below the service (service imports search)"),
     ("farm.planner", "farm.service", "the planner sits below the service and the search"),
-    ("farm.planner", "farm.search.driver", "the planner sits below the service and the search"),
+    ("farm.planner", "farm.search", "the planner sits below the service and the search"),
     ("workers", "farm.search.driver", "workers reach a search only through its hook (farm/search/hook.py)"),
     ("workers", "farm.search.engine", "workers reach a search only through its hook (farm/search/hook.py)"),
     ("workers", "farm.search.finals", "workers reach a search only through its hook (farm/search/hook.py)"),
