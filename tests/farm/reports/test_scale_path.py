@@ -48,11 +48,17 @@ def _summary(best):
     return [(r["device_class"], r["role"], r["job_id"], r["tied_with"]) for r in best.to_dict("records")]
 
 
+@pytest.mark.parametrize("join", ["jobs first", "measurements first"])
 @pytest.mark.parametrize("constraints", [
     Constraints(), Constraints(objective="throughput"), Constraints(max_latency_ms=3.0),
     Constraints(max_memory_mb=500, latency_stat="p50", max_latency_ms=5.0), Constraints(device="gpu.b"),
 ])
-def test_windowed_path_equals_full_frame(farm_home, constraints):
+def test_windowed_path_equals_full_frame(farm_home, constraints, join, monkeypatch):
+    """Both join orders (a small model reads jobs first through the sweep
+    index; a model holding most of the database scans measurements first)."""
+    import farm.reports.candidates as candidates
+
+    monkeypatch.setattr(candidates, "JOBS_FIRST_BELOW", 10**9 if join == "jobs first" else 0)
     _seed_random(np.random.default_rng(5))
     full = select_best(load_frame(model="rand.onnx"), constraints)
     assert len(full) >= 1
