@@ -2,8 +2,10 @@
 Runtime's tools, by a recipe per consuming backend (workers/precision/recipes.py).
 
 Q/DQ format (QuantizeLinear/DequantizeLinear pairs) is what both ONNX
-Runtime and TensorRT's explicit quantization consume. Calibration uses
-synthetic inputs drawn like the measurement inputs but with other seeds.
+Runtime and TensorRT's explicit quantization consume. Calibration reads
+the calibration rows of the user's data (disjoint from the evaluation rows,
+farm/input_data.py split_rows), else synthetic inputs with their own seeds
+(and the accuracy of such a model is then ``unchecked``, farm/accuracy.py).
 fp8 scales come from the activations' spread (ONNX Runtime's float8 path
 needs the Distribution calibrator; MinMax gives it no standard deviation).
 """
