@@ -135,3 +135,25 @@ def test_rows_split_disjoint_or_refused():
     with pytest.raises(SpecError, match="allow_overlap"):
         split_rows(10, True, {"samples": 8}, 4)
     assert split_rows(1, True, {"allow_overlap": True}, None)["overlap"] is True
+
+
+def test_unchecked_on_synthetic_inputs_is_never_eligible_and_says_why():
+    import pandas as pd
+
+    from farm.reports.best import SYNTHETIC_REASON, excluded
+    from farm.reports.eligibility import Constraints
+
+    row = {"status": "done", "latency_p50_ms": 1.0, "latency_p99_ms": 1.1, "throughput": 900.0,
+           "accuracy_status": "unchecked", "accuracy_inputs": "synthetic (4)", "flags": []}
+    assert "synthetic inputs" in Constraints().violation(row)
+    assert Constraints(allow_unchecked=True).violation(row) is None
+    base = {"job_id": "int8", "device_class": "cpu.x", "device": "cpu", "workload": "p:1", "backend": "onnxruntime",
+            "precision": "int8", "batch_size": 1, "latency_p50_ci_low_ms": 0.9, "latency_p50_ci_high_ms": 1.1,
+            "throughput_ci_low": 850.0, "throughput_ci_high": 950.0, "memory_mb": None, "artifact_size": 1,
+            "build_s": 1.0, "rel_l2_error": 0.01, "sweep_created_at": 0, "seq": 0, "job_key": "a"}
+    fp32 = {**base, **row, "job_id": "fp32", "precision": "fp32", "latency_p50_ms": 2.0, "latency_p99_ms": 2.2,
+            "latency_p50_ci_low_ms": 1.9, "latency_p50_ci_high_ms": 2.1, "accuracy_status": "reference",
+            "accuracy_inputs": "synthetic (4)", "seq": 1, "job_key": "b"}
+    frame = pd.DataFrame([{**base, **row}, fp32])
+    [left_out] = excluded(frame, Constraints())
+    assert left_out["job_id"] == "int8" and left_out["would_be"] == "winner" and left_out["reason"] == SYNTHETIC_REASON
