@@ -61,7 +61,7 @@ def test_backends_json_lists_what_the_table_says():
     rows = json.loads(_invoke("backends", "--format", "json").stdout)
     assert [r["name"] for r in rows] == backend_names()
     ort = next(r for r in rows if r["name"] == "onnxruntime")
-    assert ort["precisions"] == ["fp32", "int8"] and ort["device_kinds"] == ["cpu"] and ort["missing"] == []
+    assert ort["precisions"] == ["fp32", "int8", "model"] and ort["device_kinds"] == ["cpu"] and ort["missing"] == []
     assert ort["error"] is None and ort["version"]
 
 
