@@ -49,10 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except UserError as exc:
         print(f"Error: {mask(exc)}", file=sys.stderr)
-        if args.command == "serve":  # a worker that cannot start as it is: its launcher must not restart it
-            from workers.faults import EX_BROKEN
-
-            return EX_BROKEN
         return 1
 
 

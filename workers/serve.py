@@ -56,8 +56,12 @@ def _environment_check(uuid: str) -> None:
 
 
 def serve(uuid: str, loglevel: str = "INFO", extra_queues: tuple[str, ...] = ()) -> None:
-    check_worker_settings()
-    check_time_limits()
+    try:
+        check_worker_settings()
+        check_time_limits()
+    except UserError as exc:  # as it is, this worker can never start: its launcher must not restart it
+        print(f"Error: {mask(exc)}", file=sys.stderr, flush=True)
+        raise SystemExit(EX_BROKEN) from None
     _environment_check(uuid)
     device = next((d for d in discover() if d.uuid == uuid), None)
     if device is None:

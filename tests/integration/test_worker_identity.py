@@ -34,7 +34,7 @@ def test_own_farm_home_is_own_worker(redis_server, pg_url, tiny_model, farm_fact
     assert {j.status for j in farmdb.jobs(sweep)} == {"done"}
 
 
-def test_second_launcher_on_one_farm_home_is_refused_within_2s(redis_server, pg_url, farm_factory, tmp_path):
+def test_second_launcher_on_one_farm_home_is_refused_at_once(redis_server, pg_url, farm_factory, tmp_path):
     farm = farm_factory(_env(redis_server, pg_url, tmp_path))
     farm.start_worker("a", extra=NO_INSTANCE)
     wait_for(lambda: len(farmdb.live_devices()) == 1, 90, what="a live worker")
@@ -50,4 +50,6 @@ def test_second_launcher_on_one_farm_home_is_refused_within_2s(redis_server, pg_
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("Error: device cpu-") and "already served by a live worker on this host" in line
-    assert refused_after < 2.5, (refused_after, startup)
+    # Within seconds, not after FARM_STALE_S (45 s): the margin holds on a loaded machine, where the two
+    # start-ups measured apart differ by seconds (issue 24: 2.9 s against 2.5 at load 8).
+    assert refused_after < 20, (refused_after, startup)
