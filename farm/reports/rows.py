@@ -124,10 +124,23 @@ def _model_of_file(session, path: Path) -> Model | None:
     from farm.sources import source_digest, source_format
 
     if source_format(path) == "onnx":
-        return session.scalar(select(Model).where(Model.sha256 == sha256_file(path)))
+        return session.scalar(select(Model).where(Model.sha256 == _onnx_identity(path)))
     digest = source_digest(path)
     return session.scalar(select(Model).where((Model.source_sha256 == digest) | (Model.sha256 == digest))
                           .order_by(Model.created_at.desc(), Model.id.desc()).limit(1))
+
+
+def _onnx_identity(path: Path) -> str:
+    """The sha256 submit gave this ONNX file: its own hash, or for a graph
+    with external data files the manifest's hash of graph + data
+    (farm/model_bundle.py), as read_model computes it."""
+    from farm.errors import ModelError
+    from farm.model_info import read_model
+
+    try:
+        return read_model(path).sha256
+    except ModelError:  # not a model submit would take: no sweep can be of it
+        return sha256_file(path)
 
 
 def check_sweep(session, sweep_id: str) -> None:

@@ -33,3 +33,20 @@ def test_names_and_hex_prefixes_match(models, query, expected):
 def test_wildcards_and_fragments_match_nothing(models, query):
     with session_scope() as session, pytest.raises(NotFoundError, match="no results for model"):
         resolve_model(session, query)
+
+
+def test_an_external_data_model_is_found_by_its_graph_file(farm_home, tmp_path, tiny_cnn):
+    """A graph whose weights live in a side file is one model, hashed as graph + data at submit:
+    `farm best models/det.onnx` finds it by the same identity, not by the graph file's own hash."""
+    from tests.farm.test_model_bundle import external_model
+    from farm.model_info import read_model
+
+    graph = external_model(tmp_path / "ext", tiny_cnn)
+    identity = read_model(graph).sha256
+    with session_scope() as session:
+        session.add(Model(sha256=identity, name="det.onnx", path=str(graph), size_bytes=1, inputs=[]))
+    with session_scope() as session:
+        assert resolve_model(session, str(graph)).sha256 == identity
+    # The plain file (no side data) is not that model.
+    with session_scope() as session, pytest.raises(NotFoundError, match="no results for model"):
+        resolve_model(session, str(tiny_cnn))
