@@ -50,7 +50,7 @@ class JobContext:
     model_path: Path
     model: ModelInfo
     measure: MeasureConfig
-    calibration: dict[str, int]
+    calibration: dict[str, Any]  # samples, seed, method, allow_overlap (spec ``calibration``)
     device: DeviceContext
     workdir: Path
     store: Any  # farm.store.ArtifactStore, for caches shared across jobs

@@ -58,19 +58,20 @@ def _data_digest(ctx: JobContext) -> str | None:
 
 
 def describe(ctx: JobContext, precision: str, options: dict) -> dict:
-    parts = {"model_sha256": ctx.model.sha256, "precision": precision, "options": options,
-             "transform_version": TRANSFORM_VERSION}
+    parts: dict = {"model_sha256": ctx.model.sha256, "precision": precision, "options": options,
+                   "transform_version": TRANSFORM_VERSION}
     if precision in QDQ_PRECISIONS:
-        parts["calibration"] = {"samples": int(ctx.calibration.get("samples", 8)),
-                                "seed": int(ctx.calibration.get("seed", 0)),
-                                "shapes": {k: list(v) for k, v in calibration_shapes(ctx).items()},
-                                "data_sha256": _data_digest(ctx)}
+        calibration: dict = {"samples": int(ctx.calibration.get("samples", 8)),
+                             "seed": int(ctx.calibration.get("seed", 0)),
+                             "shapes": {k: list(v) for k, v in calibration_shapes(ctx).items()},
+                             "data_sha256": _data_digest(ctx)}
         rows = (getattr(ctx, "rows", None) or {}).get("calibration")
         if rows is not None:
-            parts["calibration"]["rows"] = list(rows)
+            calibration["rows"] = list(rows)
         if precision == "int8":
-            parts["calibration"]["method"] = ctx.calibration.get("method", "minmax")
+            calibration["method"] = str(ctx.calibration.get("method", "minmax"))
             parts["recipe"] = "tensorrt"
+        parts["calibration"] = calibration
     return parts
 
 
@@ -122,7 +123,7 @@ def _transform(ctx: JobContext, precision: str, options: dict, out: Path) -> Pat
         if precision == "int8":
             # TensorRT's explicit Q/DQ recipe (workers/precision/recipes.py)
             return quantize_int8(ctx.model_path, out, feeds, per_channel=per_channel, tensorrt=True,
-                                 method=ctx.calibration.get("method", "minmax"))
+                                 method=str(ctx.calibration.get("method", "minmax")))
         return quantize_fp8(ctx.model_path, out, feeds, per_channel=per_channel)
     except NothingQuantized as exc:
         raise BackendUnsupported(str(exc)) from None
