@@ -218,13 +218,6 @@ def _classes(session, sweeps: list[str], device: str | None) -> list[str]:
     return [d for d in classes if d in chosen]
 
 
-def _groups(session, sweeps: list[str], classes: list[str]) -> list[tuple[str, str]]:
-    """(device class, workload) pairs among the sweeps' jobs."""
-    sql = (f"SELECT DISTINCT j.device_class, {WORKLOAD} FROM jobs j WHERE j.sweep_id IN :sweeps "
-           "AND j.device_class IN :classes")
-    return [tuple(row) for row in _execute(session, sql, {"sweeps": sweeps, "classes": classes})]
-
-
 def model_candidates(model: str, c: Constraints) -> pd.DataFrame:
     """Report rows (with intervals) of every configuration that can lead or tie."""
     with session_scope() as session:
@@ -239,8 +232,9 @@ def model_candidates(model: str, c: Constraints) -> pd.DataFrame:
                                 filters=filters + f" AND {_unindexed('j.device_class', source)} IN :classes")
         params.update(sweeps=sweeps, classes=classes)
         probed = _probe(session, c, base, params)
-        # A group the probe did not see is scanned whole (no bound).
-        bounds = {group: probed.get(group) for group in _groups(session, sweeps, classes)}
+        # The probe and the scan share every filter: a group the probe did not see has no eligible
+        # row, so only the probed groups are scanned (no pass over every job for the group list).
+        bounds = dict(probed)
         scan = _drop_stale(session, _scan(session, c, base, params, bounds), sweeps)
         for widen in (4.0, 64.0, None):
             redo = _unbounded_groups(scan, bounds, c)
