@@ -80,12 +80,26 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
-def model_name(name: str) -> str:
-    return _safe(name).strip("._") or "model"
+MODEL_SUFFIXES = (".onnx", ".pt2", ".pt", ".keras", ".h5", ".pb", ".savedmodel", ".plan", ".engine")
+
+
+def model_name(name: str, qualifier: str | None = None) -> str:
+    """A Triton model (directory) name: the model file's stem (``cls.onnx`` -> ``cls``), with only
+    letters, digits, ``_`` and ``-`` (no dots: a name must not look like a file or a path); ``qualifier``
+    (a profile) appended after ``-``."""
+    stem = name.rsplit("/", 1)[-1]
+    for suffix in MODEL_SUFFIXES:
+        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[:-len(suffix)]
+            break
+    if qualifier:
+        stem = f"{stem}-{qualifier}"
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-") or "model"
 
 
 def tensors(inputs: list[dict], outputs: list[dict], ranges: dict, batched: bool) -> tuple[list, list]:
-    """Triton dims: each input's profile range after the batch axis (-1 where min != max); outputs -1."""
+    """Triton dims: each input's profile range after the batch axis (-1 where min != max); each output's
+    declared dims after the batch axis (-1 where unknown; ``[-1]`` where the model declares no shape)."""
     ins = []
     for info in inputs:
         rng = ranges.get(info["name"])
@@ -94,9 +108,17 @@ def tensors(inputs: list[dict], outputs: list[dict], ranges: dict, batched: bool
         else:
             dims = [d if isinstance(d, int) and d > 0 else -1 for d in (info.get("dims") or [])]
         ins.append(Tensor(info["name"], info["dtype"], dims[1:] if batched and dims else dims))
-    outs = [Tensor(o["name"], o["dtype"], ([-1] * max(o["rank"] - (1 if batched else 0), 0)) if o["rank"] else [-1])
-            for o in outputs]
+    outs = [Tensor(o["name"], o["dtype"], _output_dims(o, batched)) for o in outputs]
     return ins, outs
+
+
+def _output_dims(output: dict, batched: bool) -> list[int]:
+    declared = output.get("dims")
+    if declared is None:  # only a rank known
+        declared = [-1] * int(output.get("rank") or 0)
+    dims = [d if isinstance(d, int) and d > 0 else -1 for d in declared]
+    dims = dims[1:] if batched and dims else dims
+    return dims or [-1]
 
 
 def _tensor_text(kind: str, t: Tensor) -> str:

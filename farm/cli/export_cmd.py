@@ -95,7 +95,7 @@ def export_cmd(model, sweep_id, device, triton_dir, name, fmt, **constraints):
     for workload, rows in groups:
         profile = str(rows.iloc[0]["profile"])
         base = name or str(rows.iloc[0]["model"])
-        target = model_name(f"{base}-{profile}" if len(groups) > 1 else base)
+        target = model_name(base, profile if len(groups) > 1 else None)
         if (triton_dir / target).exists() and any((triton_dir / target).iterdir()):
             raise UserError(f"{triton_dir / target} exists and is not empty; remove it or choose another --triton")
         manifests.append(_export_one(store, triton_dir, target, rows.to_dict("records"), constraints))
@@ -166,7 +166,7 @@ def _get(store, key: str, path: Path) -> None:
 
 
 def _outputs(path: Path) -> list[dict]:
-    """Output names, element types and ranks from the ONNX graph."""
+    """Output names, element types and declared dims (-1 where unknown) from the ONNX graph."""
     import onnx
 
     from farm.model_info import ONNX_DTYPES
@@ -175,6 +175,8 @@ def _outputs(path: Path) -> list[dict]:
     out = []
     for value in graph.output:
         tensor = value.type.tensor_type
-        rank = len(tensor.shape.dim) if tensor.HasField("shape") else 0
-        out.append({"name": value.name, "dtype": ONNX_DTYPES.get(tensor.elem_type, "float32"), "rank": rank})
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
+                for d in tensor.shape.dim] if tensor.HasField("shape") else []
+        out.append({"name": value.name, "dtype": ONNX_DTYPES.get(tensor.elem_type, "float32"), "rank": len(dims),
+                    "dims": dims})
     return out

@@ -95,3 +95,35 @@ def test_the_torch_python_backend_model_is_valid_python():
 
     compile(_TORCH_MODEL_PY, "model.py", "exec")
     assert "class TritonPythonModel" in _TORCH_MODEL_PY and "load_cache_artifacts" in _TORCH_MODEL_PY
+
+
+def test_model_directory_is_named_after_the_model_files_stem():
+    from farm.triton import model_name
+
+    assert model_name("cls.onnx") == "cls" and model_name("cnn.pt2") == "cnn"
+    assert model_name("my model.v2.onnx") == "my_model_v2"  # no dots or spaces in a Triton model name
+    assert model_name("yolo.onnx", "p 640") == "yolo-p_640"
+    assert model_name(".onnx") == "onnx" and model_name("...") == "model"
+
+
+def test_outputs_keep_their_declared_dims(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from farm.cli.export_cmd import _outputs
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["probs"]), helper.make_node("Identity", ["x"], ["raw"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 2]),
+         helper.make_tensor_value_info("raw", TensorProto.FLOAT, None)])
+    onnx.save(helper.make_model(graph), tmp_path / "m.onnx")
+    outputs = _outputs(tmp_path / "m.onnx")
+    assert [o["dims"] for o in outputs] == [[-1, 2], []]
+    inputs = [{"name": "x", "dtype": "float32", "dims": ["batch", 2]}]
+    write_repository(tmp_path, "m", [_winner("gpu.a", "8.0", 4, 0, 1)], inputs, outputs, _fetch)
+    config = _config(tmp_path / "m" / "config.pbtxt")
+    assert [list(o.dims) for o in config.output] == [[2], [-1]]  # batch dropped; no declared shape -> [-1]
+    fixed = [{"name": "x", "dtype": "float32", "dims": [1, 2]}]  # no batch axis: dims kept whole
+    write_repository(tmp_path, "f", [_winner("gpu.a", "8.0", 1, 0, 1)], fixed, outputs, _fetch)
+    assert [list(o.dims) for o in _config(tmp_path / "f" / "config.pbtxt").output] == [[-1, 2], [-1]]

@@ -93,7 +93,7 @@ def test_triton_repository_of_two_device_classes(tmp_path):
     winners = {r["device_class"]: report[r["job_id"]] for r in best if r["role"] == "winner"}
     assert len(winners) == 2 and winners[OTHER]["batch_size"] == 2
 
-    out = farm(["export", "--sweep", sweep_id, "--triton", "repo", "--name", "cls"], env, tmp_path)
+    out = farm(["export", "--sweep", sweep_id, "--triton", "repo"], env, tmp_path)  # named after cls.onnx's stem
     assert out.stdout.strip().endswith("wrote 1 Triton model(s) under repo")
     model = tmp_path / "repo" / "cls"
     for device_class, row in winners.items():
@@ -102,6 +102,7 @@ def test_triton_repository_of_two_device_classes(tmp_path):
         assert config.max_batch_size == row["batch_size"]
         assert [list(i.dims) for i in config.input] == [[3, 48, 192]]  # the profile's shape after the batch
         assert config.input[0].name == "x"
+        assert [list(o.dims) for o in config.output] == [[2]]  # declared [-1, 2], batch dropped
         assert list(config.dynamic_batching.preferred_batch_size) == [row["batch_size"]]
         assert config.dynamic_batching.max_queue_delay_microseconds == row["queue_delay_us"] == 300
         assert config.instance_group[0].count == row["instances"] == 2
