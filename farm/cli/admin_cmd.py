@@ -117,6 +117,7 @@ def spec_group() -> None:
 
 
 @spec_group.command("schema")
-def spec_schema():
+@format_option(help="The schema is a JSON document: table and json both print it (indented).")
+def spec_schema(fmt):
     """Print the JSON Schema of sweep spec files."""
     click.echo(json.dumps(SPEC_SCHEMA, indent=2))

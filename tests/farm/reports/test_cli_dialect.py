@@ -16,7 +16,7 @@ from farm.errors import UserError
 from seeding import SWEEP
 
 # Commands that print nothing of their own: they become another program or serve pages.
-NOT_PRINTING = {"worker start", "dashboard", "flower", "spec schema"}
+NOT_PRINTING = {"worker start", "dashboard", "flower"}
 
 
 def _leaves(group: click.Group, prefix: str = ""):
@@ -45,6 +45,14 @@ def test_every_printing_command_takes_format_table_and_json():
         assert {"table", "json"} <= set(fmt.type.choices) and "text" not in fmt.type.choices, path
         checked.append(path)
     assert {"backends", "store check", "sweep drive", "sweep submit", "fetch", "report", "best"} <= set(checked)
+
+
+def test_spec_schema_takes_format_json():
+    from farm.spec_schema import SPEC_SCHEMA
+
+    for fmt in ("json", "table"):
+        result = _invoke("spec", "schema", "--format", fmt)
+        assert json.loads(result.stdout) == SPEC_SCHEMA and result.stderr == ""
 
 
 def test_the_old_format_name_gives_the_same_output_and_one_line(known):
