@@ -231,7 +231,7 @@ def machine() -> str:
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{os.cpu_count()} vCPU {cpu} ({platform.machine()}), {ram:.0f} GiB RAM, Python "
             f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, pandas {metadata.version('pandas')}, "
-            f"numpy {metadata.version('numpy')}; load average at the start {os.getloadavg()[0]:.1f}")
+            f"numpy {metadata.version('numpy')}")
 
 
 def write_results(path: Path, command: str, facts: dict, seeded_s: float | None, result: dict) -> None:
