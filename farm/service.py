@@ -206,12 +206,16 @@ def cancel_sweep(sweep_id: str) -> dict:
 
 
 def running_jobs(sweep_id: str) -> list[dict]:
-    """A sweep's running jobs with the worker running each (oldest first)."""
+    """A sweep's running jobs with the worker running each (oldest first); ``settings``
+    names their streams, serving knobs and build knobs (farm.reports.plots.settings_label)."""
+    from farm.reports.plots import settings_label
+
     with session_scope() as session:
         jobs = session.scalars(select(Job).where(Job.sweep_id == sweep_id, Job.status == "running")
                                .order_by(Job.started_at, Job.seq)).all()
         return [{"job_id": j.id, "backend": j.backend, "precision": j.precision, "batch_size": j.batch_size,
-                 "profile": j.profile, "device_class": j.device_class, "worker": j.worker,
+                 "profile": j.profile, "settings": settings_label(j.config), "device_class": j.device_class,
+                 "worker": j.worker,
                  "started_at": j.started_at.isoformat(timespec="seconds") if j.started_at else None}
                 for j in jobs]
 

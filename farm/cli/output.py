@@ -25,14 +25,15 @@ from farm.terminal import say
 
 TABLE_COLUMNS = (
     ("job", "job_id"), ("status", "status"), ("backend", "backend"), ("prec", "precision"),
-    ("batch", "batch_size"), ("profile", "profile"), ("device", "device_class"),
+    ("batch", "batch_size"), ("profile", "profile"), ("settings", "settings"), ("device", "device_class"),
     ("p50 ms", "latency_p50_ms"), ("p99 ms", "latency_p99_ms"), ("thru/s", "throughput"),
     ("inf/J", "inferences_per_joule"), ("build s", "build_s"), ("rel L2", "rel_l2_error"), ("acc", "accuracy"), ("note", "note"),
 )
 
 BEST_TABLE_COLUMNS = (
     ("device", "device_class"), ("role", "role"), ("job", "job_id"), ("backend", "backend"), ("prec", "precision"),
-    ("batch", "batch_size"), ("profile", "profile"), ("workload", "workload"), ("p50 ms", "latency_p50_ms"),
+    ("batch", "batch_size"), ("profile", "profile"), ("settings", "settings"), ("workload", "workload"),
+    ("p50 ms", "latency_p50_ms"),
     ("p50 CI low", "latency_p50_ci_low_ms"), ("p50 CI high", "latency_p50_ci_high_ms"), ("p99 ms", "latency_p99_ms"),
     ("thru/s", "throughput"), ("inf/J", "inferences_per_joule"), ("mem MB", "memory_mb"),
     ("objective", "objective_value"), ("unit", "objective_unit"), ("acc", "accuracy"), ("note", "note"),
@@ -40,7 +41,7 @@ BEST_TABLE_COLUMNS = (
 # Cells whose text gets a colour on a terminal.
 STYLES = {"FAIL": "bold red", "failed": "red", "slower": "bold red", "faster": "green", "pass": "green",
           "unsupported": "yellow", "cancelled": "yellow"}
-LEFT = {"job_id", "status", "backend", "precision", "profile", "device_class", "note", "role", "verdict",
+LEFT = {"job_id", "status", "backend", "precision", "profile", "settings", "device_class", "note", "role", "verdict",
         "device", "worker", "name", "model", "state", "sweep_id", "jobs", "created_at", "kind", "host", "uuid",
         "current_job", "backends", "device_class_a", "device_class_b"}
 
@@ -99,6 +100,9 @@ def accuracy(row: dict) -> str | None:
 
 def table(rows: list[dict], columns=TABLE_COLUMNS, stream=None) -> str:
     rows = [{**row, "note": note(row), "accuracy": accuracy(row)} for row in rows]
+    # The settings column (streams, serving knobs, varying build knobs) only where some row has settings.
+    if not any(row.get("settings") for row in rows):
+        columns = [c for c in columns if c[1] != "settings"]
     return render_table([h for h, _ in columns], [k for _, k in columns], rows, stream)
 
 

@@ -18,7 +18,8 @@ from farm.terminal import printable
 
 def describe_job(job: dict) -> str:
     worker = job.get("worker") or "?"
-    return printable(f"{job['backend']} {job['precision']} b{job['batch_size']} {job['profile']} on {worker}")
+    settings = f" {job['settings']}" if job.get("settings") else ""
+    return printable(f"{job['backend']} {job['precision']} b{job['batch_size']} {job['profile']}{settings} on {worker}")
 
 
 def _clock(seconds: float | None) -> str:

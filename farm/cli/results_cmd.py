@@ -65,13 +65,13 @@ def report_cmd(sweep_id, fmt, view, prices, output):
 
 def _table_columns(view: str):
     if view == "speedup":
-        return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:10] + (("thru gain x", "throughput_gain"),
+        return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:11] + (("thru gain x", "throughput_gain"),
                                                           ("p50 speed-up x", "speedup"),
                                                           ("baseline", "baseline_job_id"),
                                                           ("e2e p50", "e2e_latency_p50_ms"))
-                + TABLE_COLUMNS[10:])
+                + TABLE_COLUMNS[11:])
     if view == "cross-device":
-        return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:10] + (("acc", "accuracy_pass"), ("price/h", "price_per_hour"),
+        return (TABLE_COLUMNS[:1] + TABLE_COLUMNS[2:11] + (("acc", "accuracy_pass"), ("price/h", "price_per_hour"),
                                                           ("cost/1M inf", "cost_per_million")))
     return TABLE_COLUMNS
 

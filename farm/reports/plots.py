@@ -28,7 +28,51 @@ def group_name(r) -> str:
 
 
 def config_name(r) -> str:
-    return f"{r.backend} {r.precision} b{int(r.batch_size)} {r.profile}"
+    """How rows are named (tables' settings column, summary, progress): backend, precision,
+    batch, profile, then the ``settings`` that tell apart rows equal in those."""
+    get = r.get if hasattr(r, "get") else lambda key, default=None: getattr(r, key, default)
+    settings = get("settings", None)
+    settings = f" {settings}" if isinstance(settings, str) and settings else ""
+    return f"{get('backend')} {get('precision')} b{int(get('batch_size'))} {get('profile')}{settings}"
+
+
+def job_streams(config: dict | None) -> int | None:
+    """A job's measurement streams (1 where its config leaves them at the default)."""
+    if not isinstance(config, dict):
+        return None
+    return int((config.get("measure") or {}).get("streams", 1))
+
+
+def settings_label(config: dict | None, knobs=None) -> str:
+    """The axes of a job config beyond backend/precision/batch/profile: ``s<streams>`` (when not 1),
+    ``d<queue delay>us x<instances>`` (served jobs), then build knobs ``name=value`` (``knobs``: the
+    names to show, e.g. those that vary within a sweep; None: every knob the job sets)."""
+    if not isinstance(config, dict):
+        return ""
+    parts = []
+    streams = job_streams(config)
+    if streams != 1:
+        parts.append(f"s{streams}")
+    serving = config.get("serving") or {}
+    if serving:
+        parts.append(f"d{serving.get('queue_delay_us', 0)}us x{serving.get('instances', 1)}")
+    build = config.get("build") or {}
+    if isinstance(build, dict):
+        parts.extend(f"{k}={build[k]}" for k in sorted(build) if knobs is None or k in knobs)
+    return " ".join(parts)
+
+
+def varying_knobs(configs) -> set[str]:
+    """Build knob names whose values differ between the job configs (a sweep's or search's knob axes)."""
+    seen: dict[str, set] = {}
+    builds = [(c.get("build") or {}) if isinstance(c, dict) else {} for c in configs]
+    for build in builds:
+        for key in (build if isinstance(build, dict) else {}):
+            seen.setdefault(key, set())
+    for build in builds:
+        for key in seen:
+            seen[key].add(repr(build.get(key)) if isinstance(build, dict) else None)
+    return {k for k, values in seen.items() if len(values) > 1}
 
 
 def styles(frame: pd.DataFrame) -> dict[tuple, svg.Style]:

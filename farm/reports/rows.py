@@ -34,13 +34,15 @@ REPORT_FIELDS = (
     *SERVING_FIELDS,
     # appended in issue 22: what the accuracy figures were computed on ("data rows 24-47 (24)", "synthetic (4)")
     "accuracy_inputs",
+    # appended in fix26: measurement streams, and the axes that tell a row apart beyond backend/precision/batch/profile
+    "streams", "settings",
 )
 CI_FIELDS = ("latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "throughput_ci_low", "throughput_ci_high")
 # Columns kept internally next to the report fields (ordering, dedupe, ids).
 HIDDEN = ("measurement_id", "job_key", "sweep_created_at", "seq", "serving")
 # Counts and sizes: integers in every output format, even in a column with
 # missing values (pandas holds those as float64).
-INTEGER_FIELDS = frozenset({"batch_size", "samples", "artifact_size", "queue_delay_us", "instances"})
+INTEGER_FIELDS = frozenset({"batch_size", "samples", "artifact_size", "queue_delay_us", "instances", "streams"})
 
 
 def measurement_columns(m) -> list:
@@ -84,7 +86,8 @@ def _rows_query(with_samples: bool):
                     Measurement.attempt == last_attempt, Job.status.in_(("done", "unsupported")))
     columns = job_columns(Job) + measurement_columns(Measurement) + [
         Model.name.label("model"), Device.name.label("device"), Sweep.created_at.label("sweep_created_at"),
-        Job.build.label("job_build"), Artifact.size_bytes.label("stored_artifact_size")]
+        Job.build.label("job_build"), Artifact.size_bytes.label("stored_artifact_size"),
+        Job.config.label("job_config")]
     if with_samples:
         columns.append(Measurement.samples_ms.label("samples_ms"))
     return (select(*columns).join(Sweep, Job.sweep_id == Sweep.id).join(Model, Sweep.model_id == Model.id)
@@ -199,7 +202,25 @@ def finish_frame(frame: pd.DataFrame) -> pd.DataFrame:
     frame["accuracy_status"] = status.where(status.notna(), "unchecked").astype(object)
     frame = add_intervals(frame, samples)
     frame = add_serving_columns(frame)
+    frame = _with_settings(frame)
     return frame[list(REPORT_FIELDS) + [c for c in HIDDEN if c in frame]]
+
+
+def _with_settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """``streams`` and ``settings`` from each job's config (frames built without
+    configs keep what they have, else none)."""
+    from farm.reports.plots import job_streams, settings_label, varying_knobs
+
+    if "job_config" not in frame:
+        for column in ("streams", "settings"):
+            if column not in frame:
+                frame[column] = None
+        return frame
+    configs = list(frame.pop("job_config"))
+    knobs = varying_knobs(configs)
+    frame["streams"] = pd.Series([job_streams(c) for c in configs], index=frame.index, dtype=object)
+    frame["settings"] = pd.Series([settings_label(c, knobs) for c in configs], index=frame.index, dtype=object)
+    return frame
 
 
 def _plain(value):
