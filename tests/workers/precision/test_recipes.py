@@ -114,3 +114,57 @@ def test_entropy_calibration_is_not_minmax_in_disguise(cls_model, tmp_path):
     assert len(minmax) == len(entropy)
     assert any(e < m * 0.99 for e, m in zip(entropy, minmax))
     assert all(e <= m * 1.0001 for e, m in zip(entropy, minmax))  # a threshold never exceeds the range
+
+
+def ort_quantize_static(cls_model: Path, out: Path) -> Path:
+    """ONNX Runtime's own quantizer, as a user runs it: QDQ, at the model's opset (11)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.rows = iter(feeds())
+
+        def get_next(self):
+            return next(self.rows, None)
+
+    quantize_static(str(cls_model), str(out), Reader(), quant_format=QuantFormat.QDQ)
+    assert onnx.load(str(out)).opset_import[0].version < 13  # the case: per-axis DQ is not in this opset
+    return out
+
+
+def test_onnxruntime_quantize_static_model_survives_the_optimised_artifact(cls_model, tmp_path):
+    import onnxruntime as ort
+
+    from workers.backends.onnxruntime.backend import _drop_ignored_qdq_axis
+
+    qdq = ort_quantize_static(cls_model, tmp_path / "cls_qdq11.onnx")
+    optimized = tmp_path / "model.optimized.onnx"
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(optimized)
+    given = ort.InferenceSession(str(qdq), options, providers=["CPUExecutionProvider"])
+    _drop_ignored_qdq_axis(optimized)
+    onnx.checker.check_model(onnx.load(str(optimized)))  # was: Unrecognized attribute: axis for DequantizeLinear
+    load = ort.SessionOptions()
+    load.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    artifact = ort.InferenceSession(str(optimized), load, providers=["CPUExecutionProvider"])
+    x = feeds(2)[1]
+    np.testing.assert_allclose(artifact.run(None, x)[0], given.run(None, x)[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_onnxruntime_quantize_static_model_runs_under_model_precision(cls_model, tmp_path):
+    ort_quantize_static(cls_model, tmp_path / "cls_qdq11.onnx")
+    np.savez(tmp_path / "lines.npz", x=text_images(8, 48, 192, seed=6))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
+    env["FARM_HOME"] = str(tmp_path / "home")
+    (tmp_path / "model.yaml").write_text(
+        "model: cls_qdq11.onnx\nbackends: [onnxruntime]\nbatch_sizes: [2]\ndata: lines.npz\nprecisions: [model]\n"
+        "profiles:\n  - name: p\n    inputs:\n      x: {min: [2, 3, 48, 192], opt: [2, 3, 48, 192], "
+        "max: [2, 3, 48, 192]}\nmeasure: {warmup_ms: 5, duration_ms: 30, iterations: 3, max_remeasure: 0}\n")
+    ran = farm(["run", "model.yaml", "--format", "json"], tmp_path, env)
+    assert ran.returncode == 0, ran.stderr
+    import json
+
+    [row] = json.loads(ran.stdout)
+    assert row["status"] == "done", row
+    assert row["precision"] == "model" and row["accuracy_status"] == "pass"

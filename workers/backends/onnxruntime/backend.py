@@ -79,6 +79,7 @@ class OnnxRuntimeBackend(Backend):
         # Creating the session runs the optimiser and writes the optimised graph.
         ort.InferenceSession(str(source), self._session_options(optimized), providers=["CPUExecutionProvider"])
         _inline_external_data(optimized, Path(source))
+        _drop_ignored_qdq_axis(optimized)
         return BuildResult(artifact=optimized, build_s=time.perf_counter() - start, info=info,
                            media_type="application/onnx")
 
@@ -137,6 +138,55 @@ def _inline_external_data(optimized: Path, source: Path) -> None:
     except ValueError as exc:  # protobuf's 2 GB limit for one file
         raise BackendUnsupported(f"the optimised model with its weights does not fit one ONNX file ({exc})"
                                  .splitlines()[0]) from None
+
+
+_QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def _drop_ignored_qdq_axis(optimized: Path) -> None:
+    """ONNX Runtime's optimiser, propagating Q/DQ pairs over a Reshape, writes
+    ``axis`` on per-tensor (scalar scale) Q/DQ nodes. Below opset 13 those
+    ops have no ``axis`` and the saved model no longer loads ("Unrecognized
+    attribute: axis"), although the model it came from ran. For a scalar
+    scale the attribute means nothing (ONNX: axis is ignored for per-tensor
+    quantization), so it is removed; a per-axis scale at opset < 13 is left
+    as it is and refused at load, as it should be."""
+    import onnx
+
+    proto = onnx.load(str(optimized))
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None or opset >= 13:
+        return
+    if _strip_scalar_axis(proto.graph, {}):
+        onnx.save(proto, str(optimized))
+
+
+def _strip_scalar_axis(graph, outer_ranks: dict[str, int]) -> bool:
+    """Removes ``axis`` from this graph's (and its subgraphs') Q/DQ nodes whose
+    scale is a known scalar (an initializer or a Constant of rank 0)."""
+    import onnx
+
+    ranks = dict(outer_ranks)
+    ranks.update({init.name: len(init.dims) for init in graph.initializer})
+    for node in graph.node:
+        if node.op_type == "Constant":
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None:
+                ranks[node.output[0]] = len(value.dims)
+    changed = False
+    for node in graph.node:
+        if node.op_type in _QDQ_OPS and node.domain in ("", "ai.onnx") and len(node.input) > 1 \
+                and ranks.get(node.input[1]) == 0:
+            kept = [a for a in node.attribute if a.name != "axis"]
+            if len(kept) != len(node.attribute):
+                del node.attribute[:]
+                node.attribute.extend(kept)
+                changed = True
+        for attr in node.attribute:
+            subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+            for sub in subgraphs:
+                changed = _strip_scalar_axis(sub, ranks) or changed
+    return changed
 
 
 class OnnxRuntimeRunner(Runner):
