@@ -23,13 +23,17 @@ COMPARE_FIELDS = (
     "latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "latency_p99_ms", "throughput", "e2e_latency_p50_ms",
     "e2e_latency_p99_ms", "build_s", "artifact_size", "memory_mb", "rel_l2_error", "cosine", "accuracy_pass",
     "flags", "baseline_job_id", "speedup", "throughput_gain", "workload", "accuracy_status",
+    # fix26: what tells rows of one backend/precision/batch/profile apart (rows.py)
+    "settings",
 )
 CROSS_FIELDS = ("backend", "precision", "batch_size", "profile", "device_class", "job_id", "latency_p50_ms",
                 "latency_p99_ms", "throughput", "accuracy_pass", "price_per_hour", "cost_per_million",
                 # issue 26: at the sustained Server load (scenarios), and energy
                 "server_qps", "server_p99_ms", "cost_per_million_served", "inferences_per_joule",
                 # issue 24: the verdict as every other view shows it (pass, fail, unchecked, reference)
-                "accuracy_status")
+                "accuracy_status",
+                # fix26: what tells rows of one backend/precision/batch/profile apart (rows.py)
+                "settings")
 
 
 def parse_prices(values) -> dict[str, float]:
@@ -72,6 +76,8 @@ def comparison(frame: pd.DataFrame) -> pd.DataFrame:
     base_thr = done["baseline_job_id"].map(by_id["throughput"])
     done["speedup"] = (base_p50 / done["latency_p50_ms"]).astype(float)
     done["throughput_gain"] = (done["throughput"] / base_thr).astype(float)
+    if "settings" not in done:
+        done["settings"] = None
     done = done.sort_values(["device_class", "latency_p50_ms"], kind="stable")
     return done[list(COMPARE_FIELDS)].reset_index(drop=True)
 
@@ -88,8 +94,10 @@ def cross_device(frame: pd.DataFrame, prices: dict[str, float] | None = None) ->
     # At the highest load LoadGen judged VALID under the p99 bound: what serving a million requests costs.
     served = pd.to_numeric(done["server_qps"], errors="coerce") if "server_qps" in done else float("nan")
     done["cost_per_million_served"] = done["price_per_hour"] / (3600.0 * served) * 1e6
-    for column in ("server_qps", "server_p99_ms", "inferences_per_joule"):
+    for column in ("server_qps", "server_p99_ms", "inferences_per_joule", "settings"):
         if column not in done:
             done[column] = None
-    done = done.sort_values(["backend", "precision", "batch_size", "profile", "latency_p50_ms"], kind="stable")
+    done["_settings"] = done["settings"].fillna("").astype(str)
+    done = done.sort_values(["backend", "precision", "batch_size", "profile", "_settings", "latency_p50_ms"],
+                            kind="stable")
     return done[list(CROSS_FIELDS)].reset_index(drop=True)

@@ -84,3 +84,12 @@ def test_progress_lines_name_the_settings(farm_home):
     lines = [describe_job(j) for j in running_jobs(SWEEP)]
     assert lines == ["onnxruntime fp32 b1 p48 d0us x1 on w1", "onnxruntime fp32 b1 p48 d1000us x1 on w1",
                      "onnxruntime fp32 b1 p48 s2 opt=1 on w1", "onnxruntime fp32 b1 p48 d0us x2 opt=2 on w1"]
+
+
+def test_speedup_and_cross_device_views_carry_the_settings(farm_home):
+    _seed()
+    for view in ("speedup", "cross-device"):
+        rows = json.loads(CliRunner().invoke(cli, ["report", SWEEP, "--view", view, "--format", "json"]).stdout)
+        assert {r["job_id"]: r["settings"] for r in rows}["j-d1000"] == "d1000us x1", view
+        table = CliRunner().invoke(cli, ["report", SWEEP, "--view", view]).stdout
+        assert "d1000us x1" in table, view
