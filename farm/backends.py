@@ -51,6 +51,9 @@ class BackendConfig:
     native_formats: ClassVar[tuple[str, ...]] = ()
     # What the stored artifact is, as a file name ending: the winner sentence and fetch hints name files by it.
     artifact_suffix: ClassVar[str] = ".bin"
+    # Measures several streams at once (measure.streams > 1: one model copy and stream each); the
+    # runner's ``multi_stream`` must say the same (tests/test_capabilities_streams.py checks both).
+    multi_stream: ClassVar[bool] = False
 
     @classmethod
     def capabilities(cls) -> "Capabilities":
@@ -62,7 +65,8 @@ class BackendConfig:
         return Capabilities(backend=cls.name, precisions=tuple(cls.precisions), device_kinds=tuple(cls.device_kinds),
                             build_anywhere=cls.build_anywhere, libraries=libraries, version_parts=cls.version_parts,
                             compute_capabilities=tuple(cls.target_compute_capabilities),
-                            precision_min_cc=tuple(sorted(cls.precision_min_compute_capability.items())))
+                            precision_min_cc=tuple(sorted(cls.precision_min_compute_capability.items())),
+                            multi_stream=cls.multi_stream)
 
     @classmethod
     def refuses_model(cls, model: Any, device_kind: str, build: dict[str, Any]) -> str | None:

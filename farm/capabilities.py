@@ -41,6 +41,7 @@ class Capabilities:
     version_parts: int = 3  # leading version components that must be equal
     compute_capabilities: tuple[str, ...] = ()  # GPU targets ("8.9", "12.x"); () = any
     precision_min_cc: tuple[tuple[str, str], ...] = ()  # (precision, lowest compute capability with its kernels)
+    multi_stream: bool = False  # measures several streams at once (measure.streams > 1)
 
     def builds_elsewhere(self, device_class: str) -> bool:
         """Is a job for ``device_class`` built by any worker, before measurement?"""
@@ -53,6 +54,8 @@ class Capabilities:
         if job.precision not in self.precisions:
             return Support(False, reason=f"{self.backend} cannot build {job.precision}; it supports "
                                          f"{', '.join(self.precisions)}")
+        if (why := self.refuses_streams(job)):
+            return Support(False, reason=why)
         target_kind = job.device_class.split(".", 1)[0]
         if target_kind not in self.device_kinds:
             return Support(False, reason=f"{self.backend} runs on {', '.join(self.device_kinds)}, not on "
@@ -72,6 +75,13 @@ class Capabilities:
             return Support(True, phase=BUILD)
         return Support(False, reason=f"this worker serves {device.device_class}; the job needs a device of "
                                      f"{job.device_class}")
+
+    def refuses_streams(self, job: Any) -> str | None:
+        """Why the job's ``measure.streams`` cannot be measured by this backend (one stream only)."""
+        streams = int(((getattr(job, "config", None) or {}).get("measure") or {}).get("streams") or 1)
+        if streams > 1 and not self.multi_stream:
+            return f"measure.streams is {streams}, but the {self.backend} runner measures one stream only"
+        return None
 
     def refuses_class(self, device_class: str, device: Any = None) -> str | None:
         """Why no device of ``device_class`` (or ``device``) can run this

@@ -167,15 +167,17 @@ def _build_check_measure(ctx: JobContext, config: dict, source: SourceModel,
         outcome["unsupported"] = mask(str(exc))  # shown in reports: a backend may quote a URL
         return outcome
     try:
+        # Submit refuses this (Capabilities.refuses_streams); a job queued before that check is refused
+        # here, before any accuracy check, so an unmeasured row never carries an accuracy figure.
+        if ctx.measure.streams > 1 and not runner.multi_stream:
+            outcome["unsupported"] = (f"measure.streams is {ctx.measure.streams}, but the {config['backend']} runner "
+                                      "measures one stream only")
+            return outcome
         if config["accuracy"].get("enabled", True):
             from workers.accuracy_check import check_accuracy
 
             outcome["accuracy"] = check_accuracy(runner, ctx, config, source)
             phases.lap("accuracy")
-        if ctx.measure.streams > 1 and not runner.multi_stream:
-            outcome["unsupported"] = (f"measure.streams is {ctx.measure.streams}, but the {config['backend']} runner "
-                                      "measures one stream only (multi-stream: tensorrt, tensorrt-rtx, torch)")
-            return outcome
         outcome["timing"], outcome["remeasured"] = measure_stably(runner, feeds, ctx.measure)
         set_memory(outcome["timing"], before_mb)
         phases.lap("measure")

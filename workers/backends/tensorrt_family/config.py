@@ -13,6 +13,7 @@ from farm.knobs import knob
 @dataclass(frozen=True)
 class TensorRTFamilyConfig(BackendConfig):
     artifact_suffix = ".engine"  # a serialized TensorRT / TensorRT-RTX engine (plan)
+    multi_stream = True  # measure.streams > 1: one model copy and stream each (the runner's multi_stream)
     # IBuilderConfig.builder_optimization_level, TensorRT's default 3
     builder_optimization_level: int | None = knob(minimum=0, maximum=5)
     workspace_mb: int | None = knob(minimum=0)  # MemoryPoolType.WORKSPACE limit; default: the device's memory

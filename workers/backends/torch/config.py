@@ -21,6 +21,7 @@ class TorchConfig(BackendConfig):
     environment_libraries = ("triton",)  # Inductor's kernels come from Triton: a new Triton is a new result
     # Not a model: torch.compiler cache artifacts of this compile (zlib), loaded before compiling the model.
     artifact_suffix = ".torch-cache"
+    multi_stream = True  # measure.streams > 1: one model copy and stream each (the runner's multi_stream)
 
     # torch.compile mode (default "default": no autotuning, seconds per model). "max-autotune" is the
     # tuned build the finals make for their candidates (tuned_build). Every mode compiles without
