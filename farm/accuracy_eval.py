@@ -242,12 +242,30 @@ def _verdict(per_output: dict, failures: list[str], limits: dict, precision: str
     }
     inputs = inputs or {"source": "synthetic"}
     record = {**worst, "failures": failures, "tolerances": limits, "per_output": per_output, "inputs": inputs,
-              "inputs_summary": inputs_summary(inputs)}
+              "inputs_summary": inputs_summary(inputs), "metric_summary": None}
     if reference_job:
         return {**record, "passed": None, "status": "reference"}
     if inputs.get("source") == "synthetic" and precision in CALIBRATED and not accuracy_cfg.get("synthetic_ok"):
         return {**record, "passed": None, "status": "unchecked", "reason": SYNTHETIC_REASON}
-    return {**record, "passed": not failures, "status": "fail" if failures else "pass"}
+    return {**record, "passed": not failures, "status": "fail" if failures else "pass",
+            "metric_summary": metric_summary(per_output, failures)}  # only a verdict has a deciding metric
+
+
+def metric_summary(per_output: dict, failures: list[str]) -> str | None:
+    """The task metric that decides the verdict, short, for tables: ``iou 0.748``
+    (its name without parameters, its aggregated value; ``+N`` more metrics).
+    Failing metrics decide a failure; none when only the default gate (rel.
+    L2 / cosine, shown in its own column) failed or no metric was declared."""
+    judged = [m for record in per_output.values() for m in record.get("metrics") or []]
+    failing = [m for m in judged if not m.get("passed")]
+    deciding = failing or ([] if failures else judged)
+    if not deciding:
+        return None
+    first = deciding[0]
+    value = first.get("value")
+    text = f"{str(first['metric']).split(',')[0]} {value:.3g}" if isinstance(value, (int, float)) else \
+        f"{str(first['metric']).split(',')[0]} {value}"
+    return (text + (f" +{len(deciding) - 1}" if len(deciding) > 1 else ""))[:64]
 
 
 def inputs_summary(inputs: dict | None) -> str | None:

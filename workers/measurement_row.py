@@ -68,6 +68,7 @@ def measurement_row(job: Job, attempt: int, device_id, built: BuildResult, timin
         max_abs_error=accuracy.get("max_abs_error"), rel_l2_error=accuracy.get("rel_l2_error"),
         cosine=accuracy.get("cosine"), accuracy_pass=accuracy.get("passed"), accuracy=accuracy,
         accuracy_status=accuracy.get("status", "unchecked"), accuracy_inputs=accuracy.get("inputs_summary"),
+        accuracy_metric=accuracy.get("metric_summary"),
         telemetry={**(timing.telemetry if timing else {}), "remeasured": outcome["remeasured"],
                    "timing_settings": timing.settings if timing else {},
                    "e2e_samples_ms": timing.e2e_samples_ms if timing else [],

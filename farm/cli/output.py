@@ -62,7 +62,8 @@ def _terminal_width(stream) -> int | None:
 
 def _cell(key: str, value, color: bool) -> Text:
     text = fmt(value)
-    style = STYLES.get(text, "") if color else ""
+    # "FAIL (iou 0.748)": the verdict's colour, whatever metric follows it
+    style = STYLES.get(text, STYLES.get(text.split(" (", 1)[0], "")) if color else ""
     if color and key in ("note", "flags") and text:
         style = "yellow"
     return Text(text, style=style)
@@ -95,7 +96,12 @@ def accuracy(row: dict) -> str | None:
         status = "pass" if row["accuracy_pass"] else "fail"
     if status == "unchecked" and str(row.get("accuracy_inputs") or "").startswith("synthetic"):
         return "unchecked (synthetic inputs)"
-    return "FAIL" if status == "fail" else status
+    shown = "FAIL" if status == "fail" else status
+    # A task metric decided the verdict: name it and its value (the rel L2 column did not decide).
+    metric = row.get("accuracy_metric")
+    if status in ("pass", "fail") and isinstance(metric, str) and metric:
+        return f"{shown} ({metric})"
+    return shown
 
 
 def table(rows: list[dict], columns=TABLE_COLUMNS, stream=None) -> str:

@@ -159,6 +159,8 @@ class Measurement(Base):
     serving: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # LoadGen scenarios (farm/scenarios.py)
     # What the figures were computed on: "data rows 24-47 (24)", "synthetic (4)" (accuracy["inputs"] in full)
     accuracy_inputs: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    # The task metric that decided the verdict: "iou 0.748" (accuracy["metric_summary"]; fix22)
+    accuracy_metric: Mapped[str | None] = mapped_column(String(64), nullable=True)
     telemetry: Mapped[dict] = mapped_column(JSON, default=dict)
     flags: Mapped[list] = mapped_column(JSON, default=list)
     environment: Mapped[dict] = mapped_column(JSON, default=dict)

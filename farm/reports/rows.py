@@ -36,6 +36,8 @@ REPORT_FIELDS = (
     "accuracy_inputs",
     # appended in fix26: measurement streams, and the axes that tell a row apart beyond backend/precision/batch/profile
     "streams", "settings",
+    # appended in fix22: the task metric that decided the accuracy verdict ("iou 0.748")
+    "accuracy_metric",
 )
 CI_FIELDS = ("latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "throughput_ci_low", "throughput_ci_high")
 # Columns kept internally next to the report fields (ordering, dedupe, ids).
@@ -56,7 +58,7 @@ def measurement_columns(m) -> list:
         m.max_abs_error.label("max_abs_error"), m.rel_l2_error.label("rel_l2_error"), m.cosine.label("cosine"),
         m.accuracy_pass.label("accuracy_pass"), m.flags.label("flags"), m.id.label("measurement_id"),
         accuracy_status(m).label("accuracy_status"), m.energy.label("energy"), m.serving.label("serving"),
-        m.accuracy_inputs.label("accuracy_inputs"),
+        m.accuracy_inputs.label("accuracy_inputs"), m.accuracy_metric.label("accuracy_metric"),
     ]
 
 

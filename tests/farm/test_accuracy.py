@@ -157,3 +157,29 @@ def test_unchecked_on_synthetic_inputs_is_never_eligible_and_says_why():
     frame = pd.DataFrame([{**base, **row}, fp32])
     [left_out] = excluded(frame, Constraints())
     assert left_out["job_id"] == "int8" and left_out["would_be"] == "winner" and left_out["reason"] == SYNTHETIC_REASON
+
+
+def test_the_deciding_task_metric_is_named_for_tables():
+    from farm.accuracy_eval import evaluate_batches
+    from farm.cli.output import accuracy
+
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(size=(4, 16, 16))
+    noisy = np.clip(ref + rng.normal(scale=0.3, size=ref.shape), 0, 1)
+    inputs = {"source": "data", "rows": [0, 4], "count": 4}
+    iou = {"metrics": [{"output": "m", "metric": "iou", "threshold": 0.5, "min": 0.99}]}
+    failed = evaluate_batches([({"m": noisy}, {"m": ref}, 4)], "int8", iou, inputs=inputs)
+    value = failed["per_output"]["m"]["metrics"][0]["value"]
+    assert failed["status"] == "fail" and value < 0.99
+    assert failed["metric_summary"] == f"iou {value:.3g}"  # name without its parameters, aggregated value
+    row = {"accuracy_status": "fail", "accuracy_metric": failed["metric_summary"], "rel_l2_error": 0.5}
+    assert accuracy(row) == f"FAIL (iou {value:.3g})"
+    passed = evaluate_batches([({"m": ref}, {"m": ref}, 4)], "int8", iou, inputs=inputs)
+    assert passed["status"] == "pass" and passed["metric_summary"] == "iou 1"
+    # Only the default gate judged: nothing to name, the rel L2 column is the figure.
+    default = evaluate_batches([({"m": noisy}, {"m": ref}, 4)], "int8", {}, inputs=inputs)
+    assert default["status"] == "fail" and default["metric_summary"] is None
+    assert accuracy({"accuracy_status": "fail", "accuracy_metric": None}) == "FAIL"
+    assert accuracy({"accuracy_status": "reference", "accuracy_metric": "iou 1"}) == "reference"
+    reference = evaluate_batches([({"m": ref}, {"m": ref}, 4)], "fp32", iou, reference_job=True, inputs=inputs)
+    assert reference["status"] == "reference" and reference["metric_summary"] is None

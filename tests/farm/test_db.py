@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 
 from farm.db import upgrade
 
-HEAD = "0007_i22_accuracy_inputs"
+HEAD = "0008_fix22_accuracy_metric"
 TABLES = {"alembic_version", "artifacts", "devices", "jobs", "measurements", "models", "sweeps", "searches",
           "search_candidates", "finals", "final_rounds"}
 

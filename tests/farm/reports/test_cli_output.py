@@ -141,6 +141,21 @@ def test_tables_wrap_on_a_terminal_and_colour_only_there(monkeypatch):
     assert piped.splitlines()[2] == f"j1    FAIL   {note}"
 
 
+def test_the_acc_cell_names_the_deciding_task_metric(monkeypatch):
+    from farm.cli.output import table
+
+    rows = [{"job_id": "j1", "status": "done", "precision": "int8", "rel_l2_error": 0.527,
+             "accuracy_status": "fail", "accuracy_metric": "iou 0.748"},
+            {"job_id": "j2", "status": "done", "precision": "fp32", "accuracy_status": "reference"}]
+    piped = table(rows, stream=io.StringIO())
+    lines = piped.splitlines()
+    assert lines[0].split()[-4:] == ["rel", "L2", "acc", "note"]  # beside rel L2, in the acc column
+    assert lines[2].split()[-4:] == ["0.527", "FAIL", "(iou", "0.748)"] and lines[3].split()[-1] == "reference"
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert "\x1b[1;31mFAIL (iou 0.748)" in table(rows, stream=_Tty())  # coloured as a failure
+
+
 def _strip(text: str) -> str:
     import re
 
