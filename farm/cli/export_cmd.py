@@ -18,53 +18,9 @@ from farm.store import open_store
 from farm.terminal import say
 from farm.triton import ClassWinner, model_name, write_repository
 
-_TORCH_MODEL_PY = '''"""Triton Python backend model for an Engine Farm torch winner.
-
-Needs engine-farm[torch] in Triton's Python environment: the ONNX model is
-imported as the farm's worker does, its compile cache (the farm's artifact)
-loaded, and the module compiled for the job's shapes and precision.
-"""
-import json
-from pathlib import Path
-
-import numpy as np
-import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def initialize(self, args):
-        import torch
-        from workers.backends.torch.backend import unpack_artifact
-        from workers.backends.torch.model_source import load_module
-
-        here = Path(__file__).parent
-        config = json.loads(args["model_config"])
-        farm = json.loads((here / "farm-job.json").read_text())
-        artifact = config["parameters"]["farm_artifact"]["string_value"]
-        torch.compiler.load_cache_artifacts(unpack_artifact((here / artifact).read_bytes()))
-        shapes = {k: tuple(v["opt"]) for k, v in farm["shapes"].items()}
-        module, _ = load_module(here / "model.onnx", shapes)
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(farm["precision"], torch.float32)
-        self.dtype = dtype
-        self.module = torch.compile(module.eval().to("cuda", dtype), dynamic=False)
-        self.inputs, self.outputs = farm["inputs"], farm["outputs"]
-
-    def execute(self, requests):
-        import torch
-
-        responses = []
-        for request in requests:
-            tensors = []
-            for name in self.inputs:
-                t = torch.from_numpy(pb_utils.get_input_tensor_by_name(request, name).as_numpy()).cuda()
-                tensors.append(t.to(self.dtype) if t.is_floating_point() else t)
-            with torch.no_grad():
-                out = self.module(*tensors)
-            out = out if isinstance(out, (list, tuple)) else [out]
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(n, o.float().cpu().numpy())
-                                                         for n, o in zip(self.outputs, out)]))
-        return responses
-'''
+# The Triton Python backend model of a torch winner: a file of its own (it imports torch, which the
+# coordinator never does; here it is only text written into the repository).
+_TORCH_MODEL_PY = Path(__file__).resolve().parent.parent / "templates" / "triton_torch_model.py.tmpl"
 
 
 @click.command("export")
@@ -143,7 +99,7 @@ def _export_one(store, root: Path, target: str, rows: list[dict], constraints: d
         extra = {}
         if winners[0].backend == "torch":
             first = winners[0]
-            extra = {"model.onnx": source.read_bytes(), "model.py": _TORCH_MODEL_PY.encode(),
+            extra = {"model.onnx": source.read_bytes(), "model.py": _TORCH_MODEL_PY.read_bytes(),
                      "farm-job.json": json.dumps({"shapes": first.profile_ranges, "precision": first.precision,
                                                   "inputs": [i["name"] for i in inputs],
                                                   "outputs": [o["name"] for o in outputs]}).encode()}
