@@ -20,6 +20,7 @@ same way on every path. A refusal ends with a command that runs.
 from __future__ import annotations
 
 import re
+from collections import Counter
 import shlex
 import tempfile
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from farm.devices import device_classes_matching
 from farm.errors import ArtifactMissingError, NotFoundError, StoreIntegrityError, UserError
 from farm.output_files import written_by
 from farm.reports.artifacts import engine as job_engine, newest_engines
+from farm.reports.best import admitting_flags
 from farm.reports.candidates import find_best
 from farm.reports.eligibility import Constraints
 from farm.reports.rows import _rows_query, finish_frame
@@ -113,9 +115,11 @@ def _best_for_device(request: Request, host_devices) -> Picked:
     """The winner for the named device class, or for this host's devices in turn."""
     device = request.device
     candidates = [(device, None)] if device else [(d["device_class"], d) for d in host_devices()]
+    left_out: list[dict] = []
     for selector, host_device in candidates:
         best = find_best(sweep_id=request.sweep_id, model=request.model,
                          constraints=replace(request.constraints, device=selector))
+        left_out += best.attrs.get("excluded", [])
         best = best[best["role"] == "winner"] if not best.empty else best
         if best.empty:
             continue
@@ -126,7 +130,17 @@ def _best_for_device(request: Request, host_devices) -> Picked:
         winner = best.iloc[0]
         return Picked(job_engine(winner["job_id"]), host_device or class_device(winner["device_class"]))
     where = device or " or ".join(dict.fromkeys(d for d, _ in candidates)) or "this host"
-    raise NotFoundError(f"no finished result for {where} meets the constraints")
+    raise NotFoundError(f"no finished result for {where} meets the constraints" + _kept_out(left_out, request))
+
+
+def _kept_out(left_out: list[dict], request: Request) -> str:
+    """Why the candidates were kept out (the reasons ``farm best`` gives) and the command that admits them."""
+    if not left_out:
+        return ""
+    counts = Counter(row["reason"] for row in left_out)
+    reasons = "; ".join(f"{n} not ranked, {reason}" for reason, n in counts.items())
+    return (f" ({reasons}); to fetch one anyway: "
+            f"{request.command(*_where_args(request), *admitting_flags(left_out))}")
 
 
 def _newest_for_target(request: Request) -> Picked:

@@ -14,7 +14,7 @@ from farm.devices import cpu_class, hostname
 from farm.errors import NotFoundError, UserError
 from farm.fetch import Request, device_dict, fetch
 from farm.reports import BEST_FIELDS, BEST_OBJECTIVES, REPORT_FIELDS, Constraints, find_best, load_frame
-from farm.reports.best import LATENCY_PER, LATENCY_STATS, rank
+from farm.reports.best import LATENCY_PER, LATENCY_STATS, left_out_counts, rank
 from farm.reports.compare import COMPARE_FIELDS, CROSS_FIELDS, comparison, cross_device, parse_prices
 from farm.reports.html import report_html
 from farm.reports.rows import frame_rows
@@ -111,7 +111,9 @@ def _with_constraints(func, device_help: str):
         click.option("--allow-unchecked", is_flag=True, help="Let configurations whose accuracy was not "
                                                              "measured (accuracy_status unchecked) win."),
         click.option("--allow-host-bound", is_flag=True, help="Let configurations flagged host_bound (the "
-                                                              "figure is the host's launch rate) win."),
+                                                              "figure is the host's launch rate) or host_contended "
+                                                              "(measured while the host's CPUs were "
+                                                              "oversubscribed) win."),
     ]):
         func = option(func)
     return func
@@ -167,7 +169,8 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, top, **constrain
         say(f"not ranked: {row['job_id']} ({row['device_class']}, {row['backend']} {row['precision']} "
             f"batch {row['batch_size']}, would be {row['would_be']}): {row['reason']}", err=True)
     if best.empty:
-        raise NotFoundError("no finished configuration meets the constraints" + _left_out_counts(left_out))
+        counts = left_out_counts(left_out)
+        raise NotFoundError("no finished configuration meets the constraints" + (f" ({counts})" if counts else ""))
     if (no_tuned or top is not None) and not remeasure:
         raise UserError(f"{'--no-tuned' if no_tuned else '--top'} goes with --remeasure")
     if remeasure:
@@ -256,15 +259,3 @@ def fetch_cmd(model, sweep_id, device, job_id, target, output, fmt, **constraint
     say(f"wrote {output} (sha256 {picked['artifact_sha256']}): job {picked['job_id']} ({picked['status']}) "
         f"{picked['backend']} {picked['precision']} batch {picked['batch_size']} profile {picked['profile']} "
         f"for {picked['device_class']}")
-
-
-def _left_out_counts(left_out: list[dict]) -> str:
-    """`` (1 flagged host_bound were not ranked; 2 unchecked (synthetic inputs) ...)``"""
-    from collections import Counter
-
-    labels = Counter(_label(row["reason"]) for row in left_out)
-    return f" ({'; '.join(f'{n} {label} were not ranked' for label, n in labels.items())})" if labels else ""
-
-
-def _label(reason: str) -> str:
-    return reason.split(":")[0]

@@ -118,6 +118,22 @@ def excluded(frame: pd.DataFrame, c: Constraints) -> list[dict]:
     return out
 
 
+def left_out_counts(left_out: list[dict]) -> str:
+    """``1 flagged host_bound were not ranked; 2 accuracy unchecked were not ranked`` ('' for none):
+    why ``excluded`` rows were kept out, as ``farm best`` and ``farm fetch`` refuse with it."""
+    from collections import Counter
+
+    labels = Counter(row["reason"].split(":")[0] for row in left_out)
+    return "; ".join(f"{n} {label} were not ranked" for label, n in labels.items())
+
+
+def admitting_flags(left_out: list[dict]) -> list[str]:
+    """The CLI flags that would rank the ``excluded`` rows (--allow-host-bound, --allow-unchecked)."""
+    host = set(FLAG_REASONS.values())
+    flags = {"--allow-host-bound" if row["reason"] in host else "--allow-unchecked" for row in left_out}
+    return sorted(flags)
+
+
 def kept_out(frame: pd.DataFrame, c: Constraints) -> pd.Series:
     """Rows only a flag or an unchecked accuracy keeps from ranking (what ``excluded`` looks among)."""
     out = pd.Series(False, index=frame.index)

@@ -109,6 +109,8 @@ def _scan(session, c: Constraints, base: str, params: dict, bounds: dict) -> pd.
     # Reach (1+w)^2 past the bound: a leader up to (1+w) worse than the bound
     # (e.g. the probe's best row was stale) still has its whole window fetched.
     op, factor = ("<=", REACH) if c.objective == "latency" else (">=", 1 / REACH)
+    if not bounds:  # the probe saw no eligible row (e.g. every one flagged): nothing to scan
+        return pd.DataFrame([], columns=["job_id", "job_key", "device_class", "workload", "objective"])
     if len(bounds) > MAX_OR_GROUPS:
         return _scan_joined(session, c, base, params, bounds, op, factor)
     terms, params, objective = [], dict(params), objective_sql(c)
