@@ -33,8 +33,13 @@ def run_cmd(force, fmt, **spec_args):
     validate(spec)
     register_local_devices()
     submission = submit(spec, force=force, host=hostname())
-    say(f"sweep {submission.sweep_id} ({spec.name}): {submission.jobs} jobs, {submission.reused} reused, "
-        f"{submission.unsupported} unsupported, {submission.queued} to run", err=True)
+    if spec.search is not None:  # the submission is the search's first step; the search line counts all steps
+        say(f"sweep {submission.sweep_id} ({spec.name}): search {spec.search.strategy} over {submission.jobs} "
+            f"configurations, first step: {submission.reused} reused, {submission.unsupported} pruned, "
+            f"{submission.queued} to run", err=True)
+    else:
+        say(f"sweep {submission.sweep_id} ({spec.name}): {submission.jobs} jobs, {submission.reused} reused, "
+            f"{submission.unsupported} unsupported, {submission.queued} to run", err=True)
     echo_submission_notes(submission)
     try:
         _run_here(spec, submission)

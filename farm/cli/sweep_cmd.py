@@ -35,7 +35,7 @@ def submit_cmd(force, fmt, **spec_args):
                             "search": spec.search.strategy if spec.search is not None else None}))
         return
     if spec.search is not None:
-        say(f"search {spec.search.strategy} over {submission.jobs} configurations: {submission.queued} "
+        say(f"search {spec.search.strategy} over {submission.jobs} configurations, first step: {submission.queued} "
             f"queued, {submission.reused} reused, {submission.unsupported} pruned; the workers carry it on "
             f"as jobs finish (watch it with 'farm sweep drive {submission.sweep_id}')", err=True)
     else:
@@ -108,7 +108,7 @@ def search_lines(search: dict) -> list[str]:
     if not search:
         return []
     lines = [f"search: {search['strategy']} ({search['objective']}), {search['state']}: {search['saving']} "
-             f"(budget {search['budget']}; {search['reused']} reused, {search['pruned']} pruned, "
+             f"(budget {search['budget']}; over all steps: {search['reused']} reused, {search['pruned']} pruned, "
              f"{search['skipped']} skipped, {search['in_flight']} running)"]
     unit = "ms p50" if search["objective"] == "latency" else "samples/s"
     progress: dict[str, list] = {}
@@ -130,7 +130,9 @@ def search_lines(search: dict) -> list[str]:
                                                                         if finals.get("error") else ""))
         lines += [f"    {gain_line(row)}" for row in finals.get("tuned", [])]
     for group, entry in sorted((search.get("result") or {}).items()):
-        if "winner" in entry:
+        if "winner" in entry and entry["winner"] is None:  # the finals left nothing within the constraints
+            lines.append(f"  no winner on {group.split('|', 1)[0]}: {entry['decided_by']}")
+        elif "winner" in entry:
             tied = f", tied: {', '.join(entry['tied'])}" if entry.get("tied") else ""
             lines.append(f"  winner {group.split('|', 1)[0]}: {entry['winner']} ({entry['decided_by']}){tied}")
     return lines
