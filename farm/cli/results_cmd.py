@@ -179,13 +179,26 @@ def best_cmd(model, sweep_id, device, fmt, remeasure, no_tuned, top, **constrain
 
         config = FinalsConfig() if top is None else FinalsConfig(top=top)
         best = interleaved(sweep_id, model, Constraints(device=device, **constraints), config,
-                           tuned=not no_tuned)
+                           tuned=not no_tuned, on_queued=_say_queued)
         from farm.tuned import gain_line
 
         for row in best.attrs.get("tuned", []):  # on stderr, as the not-ranked lines
             click.echo(gain_line(row), err=True)
     rows = frame_rows(best, BEST_FIELDS)
     click.echo(to_json(rows) if fmt == "json" else table(rows, BEST_TABLE_COLUMNS))
+
+
+def _say_queued(queued: list[tuple[str, str, str, int]], timeout_s: float) -> None:
+    """At once, on stderr: what --remeasure waits for, and whether a worker for it is up now."""
+    from farm.service import live_queues
+
+    with session_scope() as session:
+        live = live_queues(session)
+    for finals_id, device_class, backend, candidates in queued:
+        now = ("" if (device_class, backend) in live
+               else "; none is running now: start one with 'farm worker start' on a host with that device")
+        say(f"finals {finals_id} ({candidates} candidates) queued; waiting up to {timeout_s:g} s for a worker "
+            f"of class {device_class} ({backend}){now}", err=True)
 
 
 def _plain(value):

@@ -261,15 +261,22 @@ def top_candidates(sweep_id: str | None, model: str | None, constraints: Constra
     return out
 
 
+REMEASURE_WAIT_S = 1800.0  # how long `farm best --remeasure` waits for its finals to end
+
+
 def remeasure(sweep_id: str | None, model: str | None, constraints: Constraints, config,
-              timeout_s: float = 1800.0, poll_s: float = 0.5, tuned: bool = True) -> pd.DataFrame:
+              timeout_s: float | None = None, poll_s: float = 0.5, tuned: bool = True,
+              on_queued=None) -> pd.DataFrame:
     """``farm best --remeasure``: each device class's top ``config.top``
     configurations in interleaved finals on one live worker; returns the
-    best frame decided by the rounds (a class with one candidate keeps it)."""
+    best frame decided by the rounds (a class with one candidate keeps it).
+    ``on_queued(queued, timeout_s)``, with (finals id, device class, backend,
+    candidates) per finals, is called once they are queued, before the wait."""
     import time
 
     from farm.queue import check_broker
 
+    timeout_s = REMEASURE_WAIT_S if timeout_s is None else timeout_s
     check_broker()
     ids, single = [], []
     tops = top_candidates(sweep_id, model, constraints, config.top)
@@ -283,6 +290,10 @@ def remeasure(sweep_id: str | None, model: str | None, constraints: Constraints,
                                           "tuned": tuned}))
             else:
                 single.append(device_class)
+        queued = [(f.id, f.device_class, session.get(Job, f.job_ids[0]).backend, len(f.job_ids))
+                  for f in (session.get(Finals, i) for i in ids)]
+    if queued and on_queued is not None:
+        on_queued(queued, timeout_s)
     deadline = time.monotonic() + timeout_s
     while ids:
         send_queued(finals_ids=ids)
