@@ -70,7 +70,7 @@ def submit(spec: SweepSpec, force: bool = False, host: str | None = None, enqueu
     if spec.search is not None:
         from farm.search.driver import submit_search
 
-        return _noted(replace(submit_search(spec, model, host=host, enqueue=enqueue), conversion=model.source),
+        return _noted(replace(submit_search(spec, model, host=host, enqueue=enqueue, force=force), conversion=model.source),
                       spec)
     with session_scope() as session:
         plans = plan_sweep(spec, model, session, host=host)

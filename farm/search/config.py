@@ -81,6 +81,9 @@ class SearchConfig:
     retry_failed_precisions: bool = False
     alpha: float = 0.05
     seed: int = 0
+    # The CLI's --force (never the spec's: its schema has no such field): every
+    # step builds its proposals anew instead of reusing identical finished jobs.
+    force: bool = False
 
     @property
     def eligibility(self):

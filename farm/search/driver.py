@@ -34,16 +34,19 @@ POLL_S = 0.5
 SEED_LIMIT = 2000  # newest earlier jobs of the model read for priors and hints, each step
 
 
-def submit_search(spec, model, host: str | None = None, enqueue: bool = True):
+def submit_search(spec, model, host: str | None = None, enqueue: bool = True, force: bool = False):
     """Store the sweep and its search space; take the first step. The space
     is planned as a sweep is (farm/planner.py: every check and limit of
-    submit); a configuration its backend cannot do is pruned with the reason."""
+    submit); a configuration its backend cannot do is pruned with the reason.
+    ``force`` is kept in the search's config: every later step, whichever
+    coordinator or worker takes it, builds anew too."""
+    config = replace(spec.search, force=True) if force else spec.search
     with session_scope() as session:
         planned = plan_sweep(spec, model, session, host=host)
         candidates = candidates_from_plans(planned.variants)
         budget = spec.search.budget_for(len(candidates), len(groups(candidates)))
         sweep = create_sweep(session, spec, model)  # the search row refers to the sweep
-        session.add(Search(sweep_id=sweep.id, strategy=spec.search.strategy, config=spec.search.to_json(),
+        session.add(Search(sweep_id=sweep.id, strategy=config.strategy, config=config.to_json(),
                            state="searching", step=0, space_size=len(candidates), budget=budget, result={}))
         session.flush()
         for c in candidates:
@@ -287,7 +290,7 @@ def _search_step(session, search, rows, candidates, observations, pending, order
             row.best_so_far = _best_so_far(row.group_key, candidates, observations, config)
     for idx in step.proposals:
         row = by_idx[idx]
-        job, _why = new_job(session, search.sweep_id, idx, _job_plan(row.plan), False, environments)
+        job, _why = new_job(session, search.sweep_id, idx, _job_plan(row.plan), config.force, environments)
         session.add(job)
         row.state, row.job_id, row.step, row.decided_at = "built", job.id, search.step + 1, now
         row.best_so_far = _best_so_far(row.group_key, candidates, observations, config)

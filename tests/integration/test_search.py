@@ -194,3 +194,23 @@ def test_a_search_whose_first_step_reuses_only_old_jobs_goes_on(farm_home):
     assert reused[0][0] >= 1
     wait_for(lambda: query(home, "select state from searches where sweep_id=?", sweep_id)[0][0] == "finished", 90,
              what="the search to go on past its reused first step")
+
+
+def test_force_makes_every_step_of_a_search_build_anew(farm_home):
+    """Issue 24 finding 8: 'farm sweep submit --force' of a search reused
+    finished identical jobs anyway (the search's steps ignored it). The flag
+    is kept with the search, so the steps the workers take honour it too."""
+    cwd, env, home, _ = farm_home
+    spec = yaml.safe_load((cwd / "alone.yaml").read_text())  # every job this search builds exists already
+    (cwd / "forced.yaml").write_text(yaml.safe_dump({**spec, "name": "search-forced"}))
+    submitted = subprocess.run([sys.executable, "-m", "farm", "sweep", "submit", "--force", "forced.yaml"], env=env,
+                               cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = submitted.stdout.strip()
+    wait_for(lambda: query(home, "select state from searches where sweep_id=?", sweep_id)[0][0] == "finished", 120,
+             what="the forced search finished by its workers")
+    jobs = query(home, "select status, result_job_id from jobs where sweep_id=?", sweep_id)
+    assert jobs and all(reused is None for _, reused in jobs)
+    measured = query(home, "select count(distinct m.job_id) from measurements m join jobs j on j.id = m.job_id "
+                           "where j.sweep_id=?", sweep_id)[0][0]
+    assert measured == sum(status == "done" for status, _ in jobs) >= 1
