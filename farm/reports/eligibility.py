@@ -128,8 +128,7 @@ class Constraints:
         accuracy = accuracy_status(row)
         if accuracy not in self.accuracy_allowed:
             if accuracy == "fail":
-                error = row.get("rel_l2_error")
-                return "failed the accuracy gate" + ("" if _missing(error) else f" (rel L2 {error:.3g})")
+                return "failed the accuracy gate" + deciding_figure(row)
             if str(row.get("accuracy_inputs") or "").startswith("synthetic"):
                 return ("accuracy unchecked (synthetic inputs): int8/fp8 checked on synthetic inputs only, no "
                         "verdict on real data (allow_unchecked ranks it)")
@@ -178,6 +177,17 @@ class Constraints:
 _DEFAULTS = {f.name: f.default for f in fields(Constraints)}
 _BOUND_OF = {"throughput": "min_throughput", "memory_mb": "max_memory_mb", "rel_l2_error": "max_rel_error"}
 _OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
+
+
+def deciding_figure(row: Mapping[str, Any]) -> str:
+    """The figure that decided an accuracy verdict: the task metric where one
+    did (its name and value, e.g. ``edit_distance 0.0625``), else rel L2;
+    the one wording of ``farm best``'s reasons and the search's prunings."""
+    metric = row.get("accuracy_metric")
+    if isinstance(metric, str) and metric:
+        return f" ({metric})"
+    error = row.get("rel_l2_error")
+    return "" if _missing(error) else f" (rel L2 {error:.3g})"
 
 
 def accuracy_status(row: Mapping[str, Any]) -> str:

@@ -75,7 +75,7 @@ def _observation(c: SearchCandidate, job: Job, m: Measurement | None) -> Observa
         throughput=m.throughput if m else None, memory_mb=m.memory_mb if m else None,
         accuracy_pass=m.accuracy_pass if m else None, rel_l2_error=m.rel_l2_error if m else None,
         accuracy_status=m.accuracy_status if m else None, flags=list(m.flags or []) if m else [],
-        rel_l2_limit=((m.accuracy or {}).get("tolerances") or {}).get("max_rel_error") if m else None,
+        accuracy_metric=m.accuracy_metric if m else None, rel_l2_limit=((m.accuracy or {}).get("tolerances") or {}).get("max_rel_error") if m else None,
         error=job.error, job_id=job.id, reused=job.result_job_id is not None)
 
 

@@ -34,6 +34,7 @@ class Observation:
     flags: list = field(default_factory=list)  # measurement flags (host_bound, host_contended, ...)
     rel_l2_error: float | None = None
     rel_l2_limit: float | None = None  # the accuracy gate's limit on rel_l2_error (None: the precision's default)
+    accuracy_metric: str | None = None  # the task metric that decided the verdict ("iou 0.748"), if one did
     error: str | None = None
     job_id: str | None = None
     reused: bool = False  # a finished identical job: no build was spent

@@ -32,7 +32,7 @@ would not have met the constraint even allowing for the measurement's noise.
 from __future__ import annotations
 
 from farm.accuracy import DEFAULT_TOLERANCES
-from farm.reports.eligibility import Constraints
+from farm.reports.eligibility import Constraints, deciding_figure
 from farm.search.observe import Observation, constraints_of
 from farm.search.space import ORDERED_AXES, Candidate
 
@@ -58,7 +58,8 @@ def _accuracy_failure(obs: Observation, constraints: Constraints, precision: str
     if obs.accuracy_pass is False:
         limit = obs.rel_l2_limit or DEFAULT_TOLERANCES.get(precision, {}).get("max_rel_error")
         clear = error is None or not limit or error > CLEAR_FAILURE * limit
-        return ("failed the accuracy gate" + (f" (rel L2 {error:.3g})" if error is not None else ""), clear)
+        why = deciding_figure({"accuracy_metric": obs.accuracy_metric, "rel_l2_error": error})
+        return "failed the accuracy gate" + why, clear
     limit = constraints.max_rel_error
     if limit is not None and (error or 0.0) > limit:
         return f"rel L2 error {error:.3g} > max_rel_error {limit:g}", error > CLEAR_FAILURE * limit

@@ -133,6 +133,17 @@ def test_the_rule_says_why_in_one_line():
         "rel_l2_error not measured, so max_rel_error 0.01 is not met"
 
 
+def test_a_task_metric_failure_names_the_metric_not_rel_l2():
+    """A verdict a task metric decided (edit distance of a recogniser's
+    decoded lines) is explained by that metric; rel L2 did not decide it."""
+    rule = Constraints()
+    row = {"status": "done", "latency_p50_ms": 1.0, "latency_p99_ms": 2.0, "throughput": 1000.0,
+           "memory_mb": 10.0, "rel_l2_error": 0.051, "accuracy_status": "fail", "flags": []}
+    assert rule.violation({**row, "accuracy_metric": "edit_distance 0.0625"}) == \
+        "failed the accuracy gate (edit_distance 0.0625)"
+    assert rule.violation(row) == "failed the accuracy gate (rel L2 0.051)"
+
+
 def remeasured(rows: list[dict], rng: random.Random) -> list[dict]:
     """The finals' figures: every finalist's samples drawn again (drift,
     another window), p50/p99/throughput from them; the rest is its record."""

@@ -82,6 +82,15 @@ def test_a_precision_failing_accuracy_is_skipped_at_every_other_batch_of_its_kno
     assert all("int8 failed the accuracy gate" in r for r in reasons.values())
 
 
+def test_a_precision_a_task_metric_failed_is_explained_by_that_metric():
+    """The pruning's reason and farm best's are one wording (deciding_figure)."""
+    cands = space()
+    b1 = find(cands, precision="int8", batch_size=1, threads=1)
+    failed = observed(b1, 5.0, accuracy_pass=False, rel_l2_error=0.8, accuracy_metric="iou 0.41")
+    reasons = prune(cands, {b1.idx: failed}, {})
+    assert reasons and all("failed the accuracy gate (iou 0.41)" in r for r in reasons.values())
+
+
 def test_max_rel_error_counts_as_an_accuracy_failure():
     cands = space()
     b1 = find(cands, precision="int8", batch_size=1, threads=1)
