@@ -41,8 +41,12 @@ def test_sigkill_at_random_points(redis_server, pg_url, tiny_model, farm_factory
     sweep = farm.submit(farm.write_spec(tiny_model, 60, measure={**TINY_MEASURE, "duration_ms": 250}))
     rng, killed = random.Random(), []
     while len(killed) < 11:
-        instance = rng.choice(("a", "b"))
-        target = wait_for(lambda: farmdb.running_on(instance), 60, interval=0.02, what=f"{instance} busy")
+        # A random one of the instances busy now: waiting for one named in advance could outlast the
+        # sweep on a loaded machine (the other drains it while this one restarts).
+        busy = wait_for(lambda: {i: t for i in ("a", "b") if (t := farmdb.running_on(i))}, 90, interval=0.02,
+                        what="a busy worker")
+        instance = rng.choice(sorted(busy))
+        target = busy[instance]
         time.sleep(rng.uniform(0, 0.25))  # anywhere in the build, load, accuracy or timing
         if len(killed) == 5:
             farm.kill_tree(instance)  # launcher and worker at once: nobody is left to hand the job back

@@ -78,12 +78,15 @@ def test_second_signal_is_a_cold_shutdown_and_the_job_runs_elsewhere(redis_serve
                                                                       farm_factory, tmp_path):
     # A slow heartbeat under CI load must not make b's run look orphaned.
     farm = farm_factory({**_env(redis_server, pg_url, tmp_path), "FARM_STALE_S": "8"})
-    first = farm.start_worker("a", command=CLI)
-    wait_for(lambda: len(farmdb.live_devices()) == 1, 90, what="a live worker")
+    # Both workers live before the job exists, and the one that takes it is stopped: starting the
+    # second one only after the job began let an 8 s job end first on a loaded machine.
+    launchers = {name: farm.start_worker(name, command=CLI) for name in ("a", "b")}
+    wait_for(lambda: len(farmdb.live_devices()) == 2, 90, what="two live workers")
     sweep = farm.submit(farm.write_spec(tiny_model, 1, measure={**SLOW_JOB, "duration_ms": 8000}))
-    job, worker = wait_for(lambda: farmdb.running_on("a"), 60, interval=0.05, what="a running job")
-    farm.start_worker("b", command=CLI)
-    wait_for(lambda: len(farmdb.live_devices()) == 2, 90, what="a second live worker")
+    taker, (job, worker) = wait_for(lambda: next(((i, t) for i in ("a", "b") if (t := farmdb.running_on(i))), None),
+                                    60, interval=0.05, what="a running job")
+    other = "b" if taker == "a" else "a"
+    first = launchers[taker]
     os.kill(first.pid, signal.SIGTERM)
     time.sleep(0.5)
     started = time.monotonic()
@@ -91,11 +94,11 @@ def test_second_signal_is_a_cold_shutdown_and_the_job_runs_elsewhere(redis_serve
     assert first.wait(timeout=20) == 1
     assert time.monotonic() - started < 10  # cold: it did not wait for the 8 s measurement
     assert _session(first.pid) == []
-    assert "cold shutdown (a second signal)" in farm.log("a")
-    assert "was stopped by a cold shutdown of its launcher: requeued" in farm.log("a")
+    assert "cold shutdown (a second signal)" in farm.log(taker)
+    assert "was stopped by a cold shutdown of its launcher: requeued" in farm.log(taker)
     wait_for(lambda: farmdb.finished(sweep), 90, interval=0.3, what="the job to run again")
     [done] = farmdb.jobs(sweep)
-    assert done.status == "done" and done.attempts == 2 and "-b-" in done.worker, farmdb.failures(sweep)
+    assert done.status == "done" and done.attempts == 2 and f"-{other}-" in done.worker, farmdb.failures(sweep)
     assert farmdb.measurements_per_job(sweep) == {job: 1}  # ended exactly once
 
 
