@@ -11,7 +11,6 @@ from farm.cli.dialect import format_option
 from farm.cli.output import emit, emit_export, render_table, table_stream
 from farm.errors import UserError
 from farm.output_files import check_output
-from farm.reports.rows import frame_rows
 from farm.reports.sweep_compare import SWEEP_COMPARE_FIELDS, compare_sweeps
 from farm.cli.numbers import FiniteFloat
 from farm.terminal import say
@@ -59,6 +58,8 @@ def compare_cmd(sweep_a, sweep_b, fmt, min_change, fail_pct, output):
 
         emit(sweep_compare_html(comparison, fail_pct), output)
     elif not emit_export(rows, SWEEP_COMPARE_FIELDS, fmt, output):
+        from farm.reports.rows import frame_rows  # pandas: loaded by the command that needs it
+
         text = render_table([h for h, _ in TABLE], [k for _, k in TABLE], frame_rows(rows, SWEEP_COMPARE_FIELDS),
                             table_stream(output))
         emit(text, output)
