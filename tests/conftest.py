@@ -36,6 +36,10 @@ def _port_open(port: int) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    # Files marked slow first (stable: otherwise in collection order): spread over the xdist
+    # processes (README: -n 3 --dist loadfile) they start early and the quick files fill in
+    # behind them, instead of one slow file left running alone at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     skips = {
         "gpu": (_gpu_present, "needs an NVIDIA GPU"),
         "redis": (lambda: _port_open(6379), "needs Redis on 127.0.0.1:6379"),

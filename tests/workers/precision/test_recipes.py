@@ -19,6 +19,8 @@ from tests.real_models import by_key, text_images
 from workers.precision.int8 import NothingQuantized, quantize_int8
 from workers.precision.recipes import recipe
 
+pytestmark = pytest.mark.slow  # real models quantized and calibrated (tens of seconds each)
+
 
 @pytest.fixture(scope="module")
 def cls_model() -> Path:

@@ -15,6 +15,8 @@ import yaml
 
 from farm.store import open_store
 
+pytestmark = pytest.mark.slow  # TensorRT-RTX engine builds on the CPU (a minute each)
+
 PROFILES = {
     "det": [{"name": "square", "inputs": {"x": {"min": [1, 3, 32, 32], "opt": [1, 3, 64, 64], "max": [1, 3, 96, 96]}}},
             {"name": "wide", "inputs": {"x": {"min": [1, 3, 32, 64], "opt": [1, 3, 32, 128], "max": [1, 3, 64, 160]}}}],
