@@ -96,8 +96,16 @@ def interval(values, statistic: str = "mean", quantile: float | None = None) -> 
         return [value, value]
     rng = np.random.default_rng(0)
     picks = rng.integers(0, data.size, size=(BOOTSTRAP, data.size))
-    stats = [_statistic(data[row], statistic, quantile) for row in picks]
+    stats = _statistics(data[picks], statistic, quantile)  # one row per resample, all at once
     return [float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))]
+
+
+def _statistics(rows: np.ndarray, statistic: str, quantile: float | None) -> np.ndarray:
+    """``_statistic`` of every row of a 2-D array (vectorised: a loop over 1,000
+    resamples cost 13-95 ms per interval, on every job's accuracy check)."""
+    if statistic == "quantile":
+        return np.quantile(rows, quantile if quantile is not None else 0.95, axis=1)
+    return {"mean": np.mean, "median": np.median, "max": np.max, "min": np.min}[statistic](rows, axis=1)
 
 
 def summary(values, statistic: str = "mean", quantile: float | None = None) -> dict:
