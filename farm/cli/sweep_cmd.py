@@ -32,7 +32,8 @@ def submit_cmd(force, fmt, **spec_args):
         click.echo(to_json({"sweep_id": submission.sweep_id, "jobs": submission.jobs, "queued": submission.queued,
                             "reused": submission.reused, "unsupported": submission.unsupported,
                             "skipped": list(submission.skipped), "conversion": submission.conversion,
-                            "search": spec.search.strategy if spec.search is not None else None}))
+                            "search": spec.search.strategy if spec.search is not None else None,
+                            "notes": list(submission.notes)}))  # the lines the table form says on stderr
         return
     if spec.search is not None:
         say(f"search {spec.search.strategy} over {submission.jobs} configurations, first step: {submission.queued} "
