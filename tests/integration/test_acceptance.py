@@ -35,7 +35,12 @@ def test_three_workers_drain_a_sweep_while_one_is_killed(redis_server, pg_url, s
     rerun = next(j for j in jobs if j.id == victim_job)
     assert rerun.worker != victim and rerun.attempts == 2, (rerun.worker, rerun.attempts)
     workers = {j.worker.split("-")[2] for j in jobs}  # farm-cpu-<instance>-<pid>@host
-    assert workers == {"a", "b", "c"}, workers  # every worker of the class did some jobs
+    assert {"a", "c"} <= workers, workers  # the sweep was shared, not drained by one worker
+    # b's launcher restarted its killed worker. On a loaded machine it may come back only after a and c
+    # took the last jobs (seen in CI under two busy loops), so "b did a job too" is no invariant; being
+    # live again is.
+    wait_for(lambda: any(d.uuid.endswith("-b") and d.worker != victim for d in farmdb.live_devices()), 90,
+             what="b's restarted worker live")
     from farm.store import open_store
 
     store = open_store()
