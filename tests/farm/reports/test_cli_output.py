@@ -185,7 +185,7 @@ def test_submit_resume_cancel_json(farm_home, models_dir):
                                 "p:images=1x3x32x32/2x3x32x32/2x3x32x32", "--format", "json").stdout)
     sweep = submit.pop("sweep_id")
     assert submit == {"jobs": 2, "queued": 2, "reused": 0, "unsupported": 0, "skipped": [], "search": None,
-                      "conversion": None}
+                      "conversion": None, "notes": []}
     resumed = json.loads(_invoke("sweep", "resume", sweep, "--format", "json").stdout)
     assert resumed["sweep_id"] == sweep and set(resumed) == {"sweep_id", "enqueued", "requeued", "quarantined",
                                                              "resent"}

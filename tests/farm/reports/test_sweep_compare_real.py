@@ -77,8 +77,19 @@ def test_compare_real_sweeps(farm_home, tmp_path):
     assert tie.exit_code == 0, tie.output
     assert row["verdict"] == "tied" and row["job_id_a"] != row["job_id_b"]  # re-measured, not reused
 
-    worse = runner.invoke(cli, ["compare", base, slow, "--min-change", MIN_CHANGE, "--fail-on-regression", "10"],
-                          catch_exceptions=False)
+    # The slow build is a clear slowdown, but base and slow are measured one after the other: a load
+    # change between them (another test's workers, CI neighbours) can narrow the interval below the
+    # bar. As for the tie, a pair that does not clear it is measured again, both, back to back.
+    for _ in range(3):
+        worse = runner.invoke(cli, ["compare", base, slow, "--min-change", MIN_CHANGE, "--fail-on-regression",
+                                    "10"], catch_exceptions=False)
+        if worse.exit_code == 1:
+            break
+        base = _submit(tmp_path, "det-a", FAST, force=True)
+        slow = _submit(tmp_path, "det-slow", SLOW, force=True)
+        with LocalWorkers("cpu") as workers:
+            for sweep in (base, slow):
+                wait_for_sweep(sweep, workers, SweepProgress(io.StringIO()))
     assert worse.exit_code == 1, worse.output
     assert "regression: 1 configurations significantly slower by more than 10 %" in worse.stderr
     table = worse.stdout.splitlines()
