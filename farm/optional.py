@@ -23,6 +23,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "torch": ("torch", "torch"),
     "onnx2torch": ("onnx2torch", "torch"),
     "tensorrt": ("tensorrt", "tensorrt"),
+    "torch_tensorrt": ("torch-tensorrt", "torch-tensorrt"),
     "tensorrt_rtx": ("tensorrt-rtx", "tensorrt-rtx"),
     "tensorrt_rtx_bindings": ("tensorrt-rtx", "tensorrt-rtx"),
     "cuda": ("cuda-python", "cuda"),

@@ -39,6 +39,7 @@ from pathlib import Path
 from farm.errors import UserError
 
 PLATFORMS = {"tensorrt": ("platform", "tensorrt_plan", "plan"), "tensorrt-rtx": ("platform", "tensorrt_plan", "plan"),
+             "torch-tensorrt": ("platform", "tensorrt_plan", "plan"),
              "onnxruntime": ("platform", "onnxruntime_onnx", "onnx"), "torch": ("backend", "python", "cache")}
 DATA_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "float64": "TYPE_FP64",
               "int8": "TYPE_INT8", "int16": "TYPE_INT16", "int32": "TYPE_INT32", "int64": "TYPE_INT64",
@@ -74,6 +75,11 @@ class ClassWinner:
     @property
     def filename(self) -> str:
         return f"model_{_safe(self.device_class)}.{PLATFORMS[self.backend][2]}"
+
+
+def _is_plan(backend: str) -> bool:
+    """A TensorRT engine (plan): one profile per instance, one file per compute capability."""
+    return PLATFORMS[backend][1] == "tensorrt_plan"
 
 
 def _safe(text: str) -> str:
@@ -141,7 +147,7 @@ def config_text(name: str, winners: list[ClassWinner], ins: list[Tensor], outs: 
     text += "".join(_tensor_text("input", t) for t in ins) + "".join(_tensor_text("output", t) for t in outs)
     if own or len(picked) == 1:
         text += f'default_model_filename: "{picked[0].filename}"\n'
-    if backend in ("tensorrt", "tensorrt-rtx") and not own:
+    if _is_plan(backend) and not own:
         for cc, winner in sorted(by_capability(picked).items()):
             text += f'cc_model_filenames {{ key: "{cc}" value: "{winner.filename}" }}\n'
     if batched:
@@ -150,7 +156,7 @@ def config_text(name: str, winners: list[ClassWinner], ins: list[Tensor], outs: 
                  f"  max_queue_delay_microseconds: {delay}\n}}\n")
     kind = "KIND_GPU" if picked[0].kind == "gpu" else "KIND_CPU"
     count = min(w.instances for w in picked)
-    profile = '\n  profile: [ "0" ]' if backend in ("tensorrt", "tensorrt-rtx") else ""
+    profile = '\n  profile: [ "0" ]' if _is_plan(backend) else ""
     text += f"instance_group [\n {{\n  count: {count}\n  kind: {kind}{profile}\n }}\n]\n"
     if backend == "torch":
         text += ('parameters { key: "farm_artifact" value: { string_value: "'

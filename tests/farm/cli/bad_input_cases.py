@@ -133,6 +133,11 @@ SPEC_CASES = {
     "model custom op": (["run", "--model", "models/custom.onnx", "--profile", X, "--backend", "onnxruntime"],
                         "Error: backend onnxruntime cannot take custom.onnx on cpu: node 0 (unnamed) "
                         "com.example::Frobnicate is a custom operator, which onnxruntime has no kernel for"),
+    "torch-tensorrt on an ONNX model": ([*SUBMIT, "--model", "models/det.onnx", "--profile", GOOD, "--backend",
+                                         "torch-tensorrt", "--device", "gpu.nvidia-h100-80gb-hbm3"],
+                                        "Error: backend torch-tensorrt cannot take det.onnx on gpu: torch-tensorrt "
+                                        "builds engines from torch.export programs (.pt2), and this model was given "
+                                        "as ONNX; the tensorrt backend builds from ONNX"),
     "model dangling node": ([*SUBMIT, "--model", "models/dangling.onnx", "--profile", X],
                             "Error: models/dangling.onnx: input 'ghost' of node 0 (Add) is produced by no node"),
     "model without outputs": ([*SUBMIT, "--model", "models/no_outputs.onnx", "--profile", X],

@@ -14,6 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[4]
 TARGETS = ["workers/backends/tensorrt_family", "workers/backends/tensorrt", "workers/backends/tensorrt_rtx",
+           "workers/backends/torch_tensorrt",
            "workers/precision/prepared.py", "workers/precision/float16.py", "workers/artifact_index.py",
            "workers/timing/cuda.py", "workers/timing/layers.py"]
 

@@ -1,0 +1,1 @@
+"""Torch-TensorRT: a TensorRT engine built from the user's torch.export program."""
