@@ -66,7 +66,8 @@ def _check_backends_take(plans, model) -> None:
         seen.add((plan.backend, kind))
         reason = backend_config(plan.backend).refuses_model(model, kind, plan.config.get("build") or {})
         if reason:
-            raise SpecError(f"backend {plan.backend} cannot take {model.path.name} on {kind}: {reason}; drop it "
+            name = (model.source or {}).get("name") or model.path.name  # the user's file, not its conversion
+            raise SpecError(f"backend {plan.backend} cannot take {name} on {kind}: {reason}; drop it "
                             f"from the sweep's backends or change the model")
 
 

@@ -120,3 +120,31 @@ def test_the_torch_backend_reads_the_program_itself(build_model, conversion_home
     native = backend_model_path("torch", onnx_model, store, cache)
     assert native.suffix == ".pt2" and hash_file(native) == hash_file(built.path) == source["sha256"]
     assert backend_model_path("onnxruntime", onnx_model, store, cache) == onnx_model.path
+
+
+def test_torch_tensorrt_takes_a_pt2_for_a_gpu_class_and_refuses_other_formats(build_model, tmp_path,
+                                                                                 shared_conversions):
+    """Submit routes a .pt2 to the torch-tensorrt backend beside tensorrt (the
+    engine from the program and the engine from its ONNX, side by side; GPU
+    workers measure them) and refuses the backend, in one line, for a model
+    it cannot read natively."""
+    home = home_with(shared_conversions, tmp_path / "home")
+    pt2 = build_model("torch-encoder")
+    gpu = "gpu.nvidia-h100-80gb-hbm3"
+    submitted = farm(["sweep", "submit", "--model", str(pt2.path), "--backend", "torch-tensorrt", "--backend",
+                      "tensorrt", "--precision", "fp16", "--batch", "2", "--device", gpu, "--format", "json"],
+                     home, tmp_path)
+    answer = json.loads(submitted.stdout)
+    assert (answer["jobs"], answer["queued"], answer["unsupported"]) == (2, 2, 0), answer
+    with sqlite3.connect(home / "farm.db") as db:
+        assert sorted(db.execute("select backend, precision, device_class from jobs").fetchall()) == [
+            ("tensorrt", "fp16", gpu), ("torch-tensorrt", "fp16", gpu)]
+
+    keras = build_model("keras-cnn")
+    refused = farm(["sweep", "submit", "--model", str(keras.path), "--backend", "torch-tensorrt", "--device", gpu],
+                   home, tmp_path, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"Error: backend torch-tensorrt cannot take {keras.path.name} on gpu: torch-tensorrt builds engines from "
+        "torch.export programs (.pt2), and this model was given as keras; the tensorrt backend builds from ONNX; drop "
+        "it from the sweep's backends or change the model")

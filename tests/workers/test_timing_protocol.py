@@ -34,7 +34,7 @@ def test_the_docs_name_a_default_for_every_backend():
     assert set(documented_sync()) >= set(backend_names())
 
 
-@pytest.mark.parametrize("backend", ["tensorrt", "tensorrt-rtx"])
+@pytest.mark.parametrize("backend", ["tensorrt", "tensorrt-rtx", "torch-tensorrt"])
 def test_tensorrt_family_default_sync_is_the_documented_one(backend):
     """trtexec 11's defaults, then the harness: what a TensorRT-family job is timed with."""
     from workers.backends.tensorrt_family.measure_settings import trtexec_defaults
