@@ -160,9 +160,13 @@ def test_workers_do_not_drain_the_queue_while_the_database_is_down(redis_server,
     seen = []
     for _ in range(10):
         time.sleep(0.5)
-        seen.append((client.llen(queue), client.hlen("unacked")))
+        seen.append(tuple(client.pipeline(transaction=True).llen(queue).hlen("unacked").execute()))  # one instant
     pg_cluster.start()
-    assert all(ready >= 8 and ready + unacked == 10 for ready, unacked in seen), seen
+    # No worker takes more than its one message: at least 8 stay ready. A message being fetched is briefly
+    # in neither list (kombu's Redis transport pops it with BRPOP, then records it in 'unacked' in a second
+    # command; a loaded worker can sit between the two: seen once at load 6), so the pair sums to 8-10;
+    # that none is lost is checked below (every job runs once, every message is acked).
+    assert all(ready >= 8 and 8 <= ready + unacked <= 10 for ready, unacked in seen), seen
     wait_for(lambda: farmdb.finished(sweep), 120, interval=0.5, what="the sweep to finish")
     assert max(j.attempts for j in _one_result_each(sweep, 10)) == 1
     assert "the message goes back to the broker" in farm.log("a") + farm.log("b")
