@@ -103,6 +103,15 @@ class BackendConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+def highest_level(build: dict[str, Any] | None, knob: str, default: int = 3, top: int = 5) -> dict[str, Any] | None:
+    """``build`` with ``knob`` (a builder optimization level, ``default``
+    when unset) raised to ``top``; None when it already is: the tuned build
+    of backends whose expensive build is TensorRT's highest level."""
+    if (build or {}).get(knob, default) >= top:
+        return None
+    return {**(build or {}), knob: top}
+
+
 def _extra_entry_points(value: str) -> dict[str, metadata.EntryPoint]:
     """FARM_EXTRA_BACKENDS="name=module:ConfigClass,...": backends that are
     importable but not installed as a distribution (tests, local plugins

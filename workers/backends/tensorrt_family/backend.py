@@ -88,8 +88,8 @@ class TensorRTFamilyBackend(Backend):
         metadata = engine_metadata(self.flavor, version, built, ctx.device, inspection,
                                    {"sha256": ctx.model.sha256, "precision": ctx.precision,
                                     "prepared": prepared.info.get("key")})
-        info.update(_summary(metadata))
-        extras = {"engine-metadata": _write_json(ctx.workdir / "engine-metadata.json", metadata)}
+        info.update(engine_summary(metadata))
+        extras = {"engine-metadata": write_json(ctx.workdir / "engine-metadata.json", metadata)}
         if prepared.kind:
             extras[prepared.kind] = prepared.path
         return BuildResult(artifact=engine_path, build_s=build_s, info=info, extra_artifacts=extras,
@@ -112,7 +112,7 @@ def shape_tensor_values(ctx: JobContext) -> dict[str, list[int]]:
             if array.ndim <= 1 and array.dtype.kind in "iu"}
 
 
-def _summary(metadata: dict) -> dict:
+def engine_summary(metadata: dict) -> dict:
     """The metadata fields worth having in the job row (the full JSON,
     layers included, is the engine-metadata artifact)."""
     layers = metadata["layers"]
@@ -126,6 +126,6 @@ def _summary(metadata: dict) -> dict:
     }
 
 
-def _write_json(path: Path, data: dict) -> Path:
+def write_json(path: Path, data: dict) -> Path:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
     return path

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.backends import BackendConfig
+from farm.backends import BackendConfig, highest_level
 from farm.knobs import knob
 
 
@@ -39,6 +39,4 @@ class TensorRTFamilyConfig(BackendConfig):
     @classmethod
     def tuned_build(cls, build: dict) -> dict | None:
         # Level 5 times every tactic TensorRT has (builds several times longer than the default 3).
-        if (build or {}).get("builder_optimization_level", 3) >= 5:
-            return None
-        return {**(build or {}), "builder_optimization_level": 5}
+        return highest_level(build, "builder_optimization_level")

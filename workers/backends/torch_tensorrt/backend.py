@@ -12,13 +12,13 @@ Not yet run by the project (config.verified says why).
 from __future__ import annotations
 
 import inspect
-import json
 import time
 from pathlib import Path
 from typing import Any, cast
 
 from farm.errors import BackendUnsupported
 from workers.backends.base import Backend, BuildResult, JobContext, Runner
+from workers.backends.tensorrt_family.backend import ENGINE_MEDIA_TYPE, engine_summary, write_json
 from workers.backends.tensorrt_family.builder import BuiltEngine, io_tensors
 from workers.backends.tensorrt_family.capabilities import TENSORRT
 from workers.backends.tensorrt_family.io_plan import describe_engine
@@ -27,7 +27,6 @@ from workers.backends.tensorrt_family.metadata import engine_metadata, inspect_e
 from workers.backends.torch_tensorrt import program as programs
 from workers.backends.torch_tensorrt.config import TorchTensorRTConfig
 
-ENGINE_MEDIA_TYPE = "application/x-tensorrt-engine"
 ROUTE = "torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine"
 
 
@@ -94,19 +93,16 @@ class TorchTensorRTBackend(Backend):
         engine_path.write_bytes(serialized)
         lib = import_library(TENSORRT)
         version = library_version(lib)
-        built, inspection = _describe(lib, serialized, ctx, options, ranges, dropped, torch_tensorrt.__version__)
+        built, inspection = _describe(lib, serialized, options, ranges, dropped, torch_tensorrt.__version__)
         metadata = engine_metadata(TENSORRT, version, built, ctx.device, inspection,
                                    {"sha256": ctx.model.sha256, "precision": ctx.precision,
                                     "source_format": "torch.export (.pt2)", "route": ROUTE})
         info = {"build": self.config.resolved(), "resolved": built.settings, "prepare_s": prepare_s,
                 "engine_build_s": end - engine_start, "source_format": "torch.export (.pt2)",
-                "native_program": True, "library": "tensorrt", "library_version": version,
-                "runs_on": metadata["runs_on"], "built_on": metadata["built_on"], "inputs": built.inputs,
-                "outputs": built.outputs, "profiles": built.settings["profiles"], "engine_bytes": len(serialized)}
-        metadata_path = ctx.workdir / "engine-metadata.json"
-        metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
-        return BuildResult(artifact=engine_path, build_s=end - start, info=info,
-                           extra_artifacts={"engine-metadata": metadata_path}, media_type=ENGINE_MEDIA_TYPE)
+                "native_program": True, **engine_summary(metadata)}
+        extras = {"engine-metadata": write_json(ctx.workdir / "engine-metadata.json", metadata)}
+        return BuildResult(artifact=engine_path, build_s=end - start, info=info, extra_artifacts=extras,
+                           media_type=ENGINE_MEDIA_TYPE)
 
     def load(self, artifact: Path, ctx: JobContext) -> Runner:
         import torch_tensorrt  # noqa: F401 - registers Torch-TensorRT's TensorRT plugins before deserializing
@@ -131,7 +127,7 @@ def _accepted(function: Any, options: dict[str, Any]) -> tuple[dict[str, Any], l
     return {k: v for k, v in options.items() if k in parameters}, dropped
 
 
-def _describe(lib: Any, serialized: bytes, ctx: JobContext, options: dict, ranges: list, dropped: list[str],
+def _describe(lib: Any, serialized: bytes, options: dict, ranges: list, dropped: list[str],
               version: str) -> tuple[BuiltEngine, dict]:
     """What was built, read back from the engine (deserialized once on this GPU)."""
     runtime = lib.Runtime(logger_for(lib))

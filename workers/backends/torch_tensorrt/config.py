@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.backends import BackendConfig
+from farm.backends import BackendConfig, highest_level
 from farm.knobs import knob
 
 
@@ -23,7 +23,7 @@ class TorchTensorRTConfig(BackendConfig):
     requires = ("torch_tensorrt", "tensorrt", "torch")
     # The engine's kernels are TensorRT's and its graph is torch's lowering: both versions make the result.
     environment_libraries = ("tensorrt|tensorrt-cu12|tensorrt-cu13", "torch")
-    # Strongly typed (Torch-TensorRT 2.10+ has no precision flags): fp16/bf16 cast the program itself.
+    # Strongly typed (torch-tensorrt 2.14's engine path takes no precision flags): fp16/bf16 cast the program.
     precisions = ("fp32", "fp16", "bf16")
     device_kinds = ("gpu",)
     native_formats = ("torch.export",)  # it reads the .pt2 only; a model given as ONNX is refused at submit
@@ -51,6 +51,4 @@ class TorchTensorRTConfig(BackendConfig):
 
     @classmethod
     def tuned_build(cls, build: dict) -> dict | None:
-        if (build or {}).get("optimization_level", 3) >= 5:
-            return None
-        return {**(build or {}), "optimization_level": 5}
+        return highest_level(build, "optimization_level")  # TensorRT's builder level, as for tensorrt
